@@ -1,0 +1,397 @@
+/*  qkv_msg.c - encoder and strict decoder of the replication messages.
+
+    msgpack-c trusts declared lengths: a 5-byte header can announce fifty
+    million elements and make msgpack_unpack allocate gigabytes before it
+    notices the bytes are missing. So every frame is first walked by
+    s_prescan, which checks each declared count against the bytes left and
+    bounds the nesting depth; only a frame that is exactly one well-formed
+    object reaches msgpack_unpack, whose allocations are then bounded by a
+    small multiple of the frame size. The object tree is then checked field
+    by field against the message layout (see PROTOCOL.md).
+*/
+#include "qkv_msg.h"
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QKV_MAX_DEPTH 8 /* deepest legal message nests 3 levels */
+
+/*  =====================================================================
+    Entries */
+
+qkv_entry_t *qkv_entry_new(qkv_op_t op, uint64_t term, const void *key,
+                           size_t key_len, const void *value,
+                           size_t value_len) {
+    if (key_len > UINT32_MAX || value_len > UINT32_MAX)
+        return NULL;
+    qkv_entry_t *self = malloc(sizeof(*self) + key_len + value_len);
+    if (!self)
+        return NULL;
+    self->index = 0;
+    self->term = term;
+    self->key_len = (uint32_t)key_len;
+    self->value_len = (uint32_t)value_len;
+    self->op = (uint8_t)op;
+    if (key_len)
+        memcpy(self->data, key, key_len);
+    if (value_len)
+        memcpy(self->data + key_len, value, value_len);
+    return self;
+}
+
+size_t qkv_entry_wire_size(const qkv_entry_t *entry) {
+    /* fixarray + uint64 term + op + two str32 headers */
+    return 1 + 9 + 1 + 5 + 5 + entry->key_len + entry->value_len;
+}
+
+/*  =====================================================================
+    Encoder */
+
+struct qkv_encoder_t {
+    msgpack_sbuffer buffer; /* the frame being built */
+    msgpack_packer packer;  /* writes into buffer */
+    bool failed;            /* an allocation failed while building */
+};
+
+qkv_encoder_t *qkv_encoder_new(void) {
+    qkv_encoder_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    msgpack_sbuffer_init(&self->buffer);
+    msgpack_packer_init(&self->packer, &self->buffer, msgpack_sbuffer_write);
+    return self;
+}
+
+void qkv_encoder_destroy(qkv_encoder_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    msgpack_sbuffer_destroy(&(*self_p)->buffer);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+static void s_reset(qkv_encoder_t *self) {
+    msgpack_sbuffer_clear(&self->buffer);
+    self->failed = false;
+}
+
+static void s_check(qkv_encoder_t *self, int rc) {
+    if (rc != 0)
+        self->failed = true;
+}
+
+void qkv_encoder_append_begin(qkv_encoder_t *self, uint64_t repl_id,
+                              uint64_t prev_index, uint64_t commit_index,
+                              size_t entry_count) {
+    msgpack_packer *pk = &self->packer;
+    s_reset(self);
+    s_check(self, msgpack_pack_array(pk, 5));
+    s_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
+    s_check(self, msgpack_pack_uint64(pk, repl_id));
+    s_check(self, msgpack_pack_uint64(pk, prev_index));
+    s_check(self, msgpack_pack_uint64(pk, commit_index));
+    s_check(self, msgpack_pack_array(pk, entry_count));
+}
+
+void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
+    msgpack_packer *pk = &self->packer;
+    s_check(self, msgpack_pack_array(pk, 4));
+    s_check(self, msgpack_pack_uint64(pk, entry->term));
+    s_check(self, msgpack_pack_uint8(pk, entry->op));
+    s_check(self, msgpack_pack_str_with_body(pk, entry->data, entry->key_len));
+    s_check(self, msgpack_pack_str_with_body(pk, entry->data + entry->key_len,
+                                             entry->value_len));
+}
+
+void qkv_encoder_ack(qkv_encoder_t *self, uint64_t repl_id,
+                     uint64_t last_index) {
+    msgpack_packer *pk = &self->packer;
+    s_reset(self);
+    s_check(self, msgpack_pack_array(pk, 3));
+    s_check(self, msgpack_pack_uint8(pk, QKV_MSG_ACK));
+    s_check(self, msgpack_pack_uint64(pk, repl_id));
+    s_check(self, msgpack_pack_uint64(pk, last_index));
+}
+
+const void *qkv_encoder_data(const qkv_encoder_t *self, size_t *size) {
+    if (self->failed) {
+        *size = 0;
+        return NULL;
+    }
+    *size = self->buffer.size;
+    return self->buffer.data;
+}
+
+/*  =====================================================================
+    Prescan: structural validation before msgpack-c sees the bytes */
+
+static uint64_t s_be(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Skips one object starting at p. Returns the byte after it, or NULL when
+   the bytes are not one well-formed object within the depth limit. */
+static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth) {
+    if (p >= end || depth > QKV_MAX_DEPTH)
+        return NULL;
+    uint8_t c = *p++;
+    size_t left = (size_t)(end - p);
+    uint64_t n = 0; /* payload bytes, or element count */
+    int items = 0;  /* 0 payload, 1 array, 2 map */
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return p;
+    if ((c & 0xf0) == 0x80) {
+        n = c & 0x0f;
+        items = 2;
+    } else if ((c & 0xf0) == 0x90) {
+        n = c & 0x0f;
+        items = 1;
+    } else if ((c & 0xe0) == 0xa0) {
+        n = c & 0x1f;
+    } else {
+        int hdr = 0;    /* bytes of length that follow c */
+        int fixed = -1; /* payload size when fixed */
+        switch (c) {
+        case 0xc4:
+        case 0xd9:
+            hdr = 1;
+            break; /* bin8 str8 */
+        case 0xc5:
+        case 0xda:
+            hdr = 2;
+            break; /* bin16 str16 */
+        case 0xc6:
+        case 0xdb:
+            hdr = 4;
+            break; /* bin32 str32 */
+        case 0xc7:
+            hdr = 1;
+            fixed = -2;
+            break; /* ext8 */
+        case 0xc8:
+            hdr = 2;
+            fixed = -2;
+            break; /* ext16 */
+        case 0xc9:
+            hdr = 4;
+            fixed = -2;
+            break; /* ext32 */
+        case 0xca:
+            fixed = 4;
+            break; /* float32 */
+        case 0xcb:
+            fixed = 8;
+            break; /* float64 */
+        case 0xcc:
+        case 0xd0:
+            fixed = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            fixed = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            fixed = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            fixed = 8;
+            break;
+        case 0xd4:
+            fixed = 2;
+            break; /* fixext1..16 */
+        case 0xd5:
+            fixed = 3;
+            break;
+        case 0xd6:
+            fixed = 5;
+            break;
+        case 0xd7:
+            fixed = 9;
+            break;
+        case 0xd8:
+            fixed = 17;
+            break;
+        case 0xdc:
+            hdr = 2;
+            items = 1;
+            break; /* array16 */
+        case 0xdd:
+            hdr = 4;
+            items = 1;
+            break; /* array32 */
+        case 0xde:
+            hdr = 2;
+            items = 2;
+            break; /* map16 */
+        case 0xdf:
+            hdr = 4;
+            items = 2;
+            break; /* map32 */
+        default:
+            return NULL; /* 0xc1 */
+        }
+        if (fixed >= 0 && hdr == 0) {
+            n = (uint64_t)fixed;
+        } else {
+            if (left < (size_t)hdr)
+                return NULL;
+            n = s_be(p, hdr);
+            p += hdr;
+            left -= (size_t)hdr;
+            if (fixed == -2)
+                n += 1; /* ext type byte */
+        }
+    }
+    if (items == 0) {
+        if (n > left)
+            return NULL;
+        return p + n;
+    }
+    /* each element takes at least one byte: refuse impossible counts */
+    if (n > left || (items == 2 && n > left / 2))
+        return NULL;
+    for (uint64_t i = 0; i < n * (uint64_t)items; i++) {
+        p = s_skip(p, end, depth + 1);
+        if (!p)
+            return NULL;
+    }
+    return p;
+}
+
+/*  =====================================================================
+    Decoder */
+
+struct qkv_decoder_t {
+    qkv_decoder_limits_t limits; /* enforced on every frame */
+    msgpack_zone zone;           /* object tree of the last frame */
+    qkv_msg_t msg;               /* the last decoded message */
+    qkv_entry_view_t *entries;   /* views into the last frame */
+    size_t entries_cap;          /* slots allocated in entries */
+};
+
+qkv_decoder_t *qkv_decoder_new(const qkv_decoder_limits_t *limits) {
+    qkv_decoder_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->limits = *limits;
+    if (!msgpack_zone_init(&self->zone, 64 * 1024)) {
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+void qkv_decoder_destroy(qkv_decoder_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    qkv_decoder_t *self = *self_p;
+    msgpack_zone_destroy(&self->zone);
+    free(self->entries);
+    free(self);
+    *self_p = NULL;
+}
+
+static bool s_uint(const msgpack_object *o, uint64_t *v) {
+    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return false;
+    *v = o->via.u64;
+    return true;
+}
+
+static bool s_str(const msgpack_object *o, size_t max, const char **s,
+                  uint32_t *len) {
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
+        return false;
+    *s = o->via.str.ptr;
+    *len = o->via.str.size;
+    return true;
+}
+
+static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
+                    qkv_entry_view_t *view) {
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+        return false;
+    const msgpack_object *f = o->via.array.ptr;
+    uint64_t op;
+    if (!s_uint(&f[0], &view->term) || !s_uint(&f[1], &op))
+        return false;
+    if (op < QKV_OP_PUT || op > QKV_OP_RESET)
+        return false;
+    view->op = (uint8_t)op;
+    return s_str(&f[2], self->limits.max_key_bytes, &view->key,
+                 &view->key_len) &&
+           s_str(&f[3], self->limits.max_value_bytes, &view->value,
+                 &view->value_len);
+}
+
+/* Returns 0, QKV_MALFORMED or -1 (out of memory). */
+static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
+    qkv_msg_t *msg = &self->msg;
+    if (!s_uint(&f[1], &msg->repl_id) || !s_uint(&f[2], &msg->prev_index) ||
+        !s_uint(&f[3], &msg->commit_index) || f[4].type != MSGPACK_OBJECT_ARRAY)
+        return QKV_MALFORMED;
+    size_t n = f[4].via.array.size;
+    if (msg->prev_index > UINT64_MAX - n)
+        return QKV_MALFORMED;
+    if (n > self->entries_cap) {
+        qkv_entry_view_t *grown = realloc(self->entries, n * sizeof(*grown));
+        if (!grown)
+            return -1;
+        self->entries = grown;
+        self->entries_cap = n;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!s_entry(self, &f[4].via.array.ptr[i], &self->entries[i]))
+            return QKV_MALFORMED;
+    msg->entry_count = n;
+    msg->entries = self->entries;
+    return 0;
+}
+
+int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
+                       const qkv_msg_t **msg_p) {
+    const uint8_t *begin = data, *end = begin + size;
+    if (size == 0 || size > self->limits.max_frame_bytes)
+        return QKV_MALFORMED;
+    if (s_skip(begin, end, 0) != end)
+        return QKV_MALFORMED;
+
+    msgpack_zone_clear(&self->zone);
+    msgpack_object root;
+    size_t off = 0;
+    msgpack_unpack_return rc =
+        msgpack_unpack(data, size, &off, &self->zone, &root);
+    /* msgpack-c reports too deep a nesting as NOMEM: any failure here is
+       the frame's fault, since the prescan bounded what it may allocate */
+    if (rc != MSGPACK_UNPACK_SUCCESS || off != size)
+        return QKV_MALFORMED;
+
+    memset(&self->msg, 0, sizeof(self->msg));
+    if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1)
+        return QKV_MALFORMED;
+    const msgpack_object *f = root.via.array.ptr;
+    size_t count = root.via.array.size;
+    uint64_t type;
+    if (!s_uint(&f[0], &type))
+        return QKV_MALFORMED;
+    int rcode = QKV_MALFORMED;
+    if (type == QKV_MSG_APPEND && count == 5) {
+        rcode = s_append(self, f);
+    } else if (type == QKV_MSG_ACK && count == 3 &&
+               s_uint(&f[1], &self->msg.repl_id) &&
+               s_uint(&f[2], &self->msg.last_index)) {
+        rcode = 0;
+    }
+    if (rcode != 0)
+        return rcode;
+    self->msg.type = (int)type;
+    *msg_p = &self->msg;
+    return 0;
+}
