@@ -1,0 +1,50 @@
+/*  qkv_config.h - the node's settings: environment variables and flags
+    (flags win), every value checked before the node starts.
+*/
+#ifndef QKV_CONFIG_H
+#define QKV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef enum { QKV_ROLE_LEADER = 0, QKV_ROLE_FOLLOWER = 1 } qkv_role_t;
+
+#define QKV_MAX_FOLLOWERS 64
+
+typedef struct {
+    qkv_role_t role;                    /* ROLE */
+    char node_id[128];                  /* NODE_ID, default ROLE-PORT */
+    int port;                           /* PORT, HTTP */
+    char bind[64];                      /* BIND, address of every listener */
+    int repl_port;                      /* REPL_PORT, follower's ROUTER */
+    char *followers[QKV_MAX_FOLLOWERS]; /* FOLLOWERS, owned strings */
+    size_t follower_count;              /* entries used in followers[] */
+    int write_quorum;           /* WRITE_QUORUM, follower acks per commit */
+    int64_t min_delay_us;       /* MIN_DELAY_MS / MIN_DELAY */
+    int64_t max_delay_us;       /* MAX_DELAY_MS / MAX_DELAY */
+    int replication_timeout_ms; /* REPLICATION_TIMEOUT_MS, write deadline */
+    int heartbeat_ms;           /* HEARTBEAT_MS */
+    char leader_url[1024];      /* LEADER_URL, follower: 307 target; "" unset */
+    int http_threads;           /* HTTP_THREADS */
+    size_t max_key_bytes;       /* MAX_KEY_BYTES */
+    size_t max_value_bytes;     /* MAX_VALUE_BYTES */
+} qkv_config_t;
+
+/* Looks up an environment variable; returns NULL when unset. */
+typedef const char *(qkv_getenv_fn)(const char *name);
+
+/* Fills cfg from getenv (NULL: no environment) and then argv (argv[0] is
+   the program name). Returns 0 when the node may start, 1 when --help was
+   asked for, -1 on a bad setting with a message naming it in err. cfg must
+   be released with qkv_config_clear whatever the result. */
+int qkv_config_parse(qkv_config_t *cfg, int argc, char *const *argv,
+                     qkv_getenv_fn *getenv_fn, char *err, size_t err_size);
+
+/* Prints every setting with its variable, flag and default. */
+void qkv_config_usage(FILE *out);
+
+/* Frees what cfg owns and zeroes it. */
+void qkv_config_clear(qkv_config_t *cfg);
+
+#endif

@@ -1,0 +1,65 @@
+/*  main.c - the qkv-node program: reads the settings, starts the node and
+    its REST gateway, and stops both cleanly on SIGINT or SIGTERM.
+*/
+#include "qkv_config.h"
+#include "qkv_gateway.h"
+#include "qkv_node.h"
+#include "qkv_util.h"
+
+#include <czmq.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *s_getenv(const char *name) {
+    return getenv(name);
+}
+
+int main(int argc, char *argv[]) {
+    qkv_config_t cfg;
+    char err[512];
+    int rc = qkv_config_parse(&cfg, argc, argv, s_getenv, err, sizeof(err));
+    if (rc != 0) {
+        if (rc == 1)
+            qkv_config_usage(stdout);
+        else
+            fprintf(stderr, "qkv-node: %s\n", err);
+        qkv_config_clear(&cfg);
+        return rc == 1 ? 0 : 2;
+    }
+    qkv_log_set_id(cfg.node_id);
+
+    /* Signals are taken by sigwait below: block them before any thread
+       starts, and keep czmq from installing its own handlers. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    zsys_handler_set(NULL);
+
+    qkv_node_t *node = qkv_node_new(&cfg, err, sizeof(err));
+    qkv_gateway_t *gateway =
+        node ? qkv_gateway_new(node, err, sizeof(err)) : NULL;
+    if (!gateway) {
+        qkv_error("cannot start: %s", err);
+        qkv_node_destroy(&node);
+        qkv_config_clear(&cfg);
+        return 1;
+    }
+    if (cfg.role == QKV_ROLE_FOLLOWER)
+        qkv_info("follower: http://%s:%d, replication tcp://%s:%d", cfg.bind,
+                 cfg.port, cfg.bind, cfg.repl_port);
+    else
+        qkv_info("leader: http://%s:%d", cfg.bind, cfg.port);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    qkv_info("signal %d: stopping", sig);
+    qkv_node_stop(node);
+    qkv_gateway_destroy(&gateway);
+    qkv_node_destroy(&node);
+    qkv_config_clear(&cfg);
+    zsys_shutdown();
+    return 0;
+}

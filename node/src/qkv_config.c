@@ -1,0 +1,408 @@
+/*  qkv_config.c - settings from the environment and flags.
+
+    Each setting has an environment variable and a flag; a flag wins over
+    the variable. Raw strings are gathered first, then every one is checked
+    and converted, so a bad value stops the node with a message naming the
+    setting before anything starts.
+*/
+#include "qkv_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Every setting, in the order --help lists them. */
+typedef enum {
+    S_ROLE,
+    S_NODE_ID,
+    S_PORT,
+    S_BIND,
+    S_REPL_PORT,
+    S_FOLLOWERS,
+    S_WRITE_QUORUM,
+    S_MIN_DELAY_MS,
+    S_MAX_DELAY_MS,
+    S_MIN_DELAY,
+    S_MAX_DELAY,
+    S_REPLICATION_TIMEOUT_MS,
+    S_HEARTBEAT_MS,
+    S_LEADER_URL,
+    S_HTTP_THREADS,
+    S_MAX_KEY_BYTES,
+    S_MAX_VALUE_BYTES,
+    S_COUNT
+} s_setting_t;
+
+typedef struct {
+    const char *var;  /* environment variable */
+    const char *flag; /* long flag without the dashes */
+    const char *dflt; /* default as --help shows it */
+    const char *help; /* one line */
+} s_spec_t;
+
+static const s_spec_t s_specs[S_COUNT] = {
+    {"ROLE", "role", "leader", "leader or follower"},
+    {"NODE_ID", "node-id", "ROLE-PORT", "name in logs, /health, follower_id"},
+    {"PORT", "port", "8000", "HTTP port"},
+    {"BIND", "bind", "127.0.0.1", "IPv4 address of every listener"},
+    {"REPL_PORT", "repl-port", "9000", "follower: replication port"},
+    {"FOLLOWERS", "followers", "(none)",
+     "leader: comma-separated tcp://HOST:PORT"},
+    {"WRITE_QUORUM", "write-quorum", "1, or 0 without followers",
+     "follower acks needed to commit (0..followers)"},
+    {"MIN_DELAY_MS", "min-delay-ms", "0", "simulated link delay, low bound"},
+    {"MAX_DELAY_MS", "max-delay-ms", "0", "simulated link delay, high bound"},
+    {"MIN_DELAY", "min-delay", "-", "MIN_DELAY_MS in seconds (decimals)"},
+    {"MAX_DELAY", "max-delay", "-", "MAX_DELAY_MS in seconds (decimals)"},
+    {"REPLICATION_TIMEOUT_MS", "replication-timeout-ms", "5000",
+     "write deadline"},
+    {"HEARTBEAT_MS", "heartbeat-ms", "100", "heartbeat period"},
+    {"LEADER_URL", "leader-url", "(none)", "follower: where 307s point"},
+    {"HTTP_THREADS", "http-threads", "64", "HTTP worker threads"},
+    {"MAX_KEY_BYTES", "max-key-bytes", "4096", "larger key: 413"},
+    {"MAX_VALUE_BYTES", "max-value-bytes", "1048576", "larger value: 413"},
+};
+
+#define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
+
+void qkv_config_usage(FILE *out) {
+    fprintf(out, "usage: qkv-node [--flag value | --flag=value]...\n"
+                 "Every setting is an environment variable or a flag; "
+                 "flags win.\n\n");
+    for (int i = 0; i < S_COUNT; i++)
+        fprintf(out, "  --%-24s %-24s %s (default: %s)\n", s_specs[i].flag,
+                s_specs[i].var, s_specs[i].help, s_specs[i].dflt);
+    fprintf(out, "  --%-24s %-24s %s\n", "help", "", "this text");
+}
+
+void qkv_config_clear(qkv_config_t *cfg) {
+    for (size_t i = 0; i < cfg->follower_count; i++)
+        free(cfg->followers[i]);
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+/*  =====================================================================
+    Checking one value */
+
+static int s_fail(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_fail(char *err, size_t err_size, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* Parses a whole decimal integer in [lo, hi]. */
+static bool s_int(const char *s, long long lo, long long hi, long long *out) {
+    if (!s || !*s || isspace((unsigned char)*s))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Parses non-negative decimal seconds (digits, optional fraction of up to
+   six places) into microseconds, at most S_MAX_DELAY_US. */
+static bool s_seconds(const char *s, int64_t *us) {
+    int64_t whole = 0, frac = 0;
+    int places = 0;
+    const char *p = s;
+    if (!isdigit((unsigned char)*p) && *p != '.')
+        return false;
+    for (; isdigit((unsigned char)*p); p++) {
+        whole = whole * 10 + (*p - '0');
+        if (whole > S_MAX_DELAY_US / 1000000)
+            return false;
+    }
+    if (*p == '.') {
+        for (p++; isdigit((unsigned char)*p); p++) {
+            if (++places > 6)
+                return false;
+            frac = frac * 10 + (*p - '0');
+        }
+        if (places == 0 && p - s == 1)
+            return false; /* a lone "." */
+    }
+    if (*p)
+        return false;
+    while (places++ < 6)
+        frac *= 10;
+    *us = whole * 1000000 + frac;
+    return *us <= S_MAX_DELAY_US;
+}
+
+static bool s_host_char(char c) {
+    return isalnum((unsigned char)c) || c == '.' || c == '-' || c == '_';
+}
+
+/* Checks tcp://HOST:PORT. */
+static bool s_endpoint(const char *s) {
+    if (strncmp(s, "tcp://", 6) != 0)
+        return false;
+    const char *host = s + 6, *colon = strrchr(host, ':');
+    if (!colon || colon == host || colon - host > 253)
+        return false;
+    for (const char *p = host; p < colon; p++)
+        if (!s_host_char(*p))
+            return false;
+    long long port;
+    return s_int(colon + 1, 1, 65535, &port);
+}
+
+static int s_followers(qkv_config_t *cfg, const char *raw, char *err,
+                       size_t err_size) {
+    const char *p = raw;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[300];
+        if (len == 0 || len >= sizeof(item))
+            return s_fail(err, err_size,
+                          "FOLLOWERS: empty or too long entry in '%s'", raw);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (!s_endpoint(item))
+            return s_fail(err, err_size,
+                          "FOLLOWERS: '%s' is not tcp://HOST:PORT", item);
+        if (cfg->follower_count == QKV_MAX_FOLLOWERS)
+            return s_fail(err, err_size, "FOLLOWERS: more than %d followers",
+                          QKV_MAX_FOLLOWERS);
+        for (size_t i = 0; i < cfg->follower_count; i++)
+            if (strcmp(cfg->followers[i], item) == 0)
+                return s_fail(err, err_size, "FOLLOWERS: '%s' listed twice",
+                              item);
+        cfg->followers[cfg->follower_count] = strdup(item);
+        if (!cfg->followers[cfg->follower_count])
+            return s_fail(err, err_size, "FOLLOWERS: out of memory");
+        cfg->follower_count++;
+        p += len;
+        if (*p == ',' && *++p == '\0')
+            return s_fail(err, err_size, "FOLLOWERS: trailing comma");
+    }
+    return 0;
+}
+
+/*  =====================================================================
+    Gathering raw strings */
+
+typedef struct {
+    const char *env[S_COUNT];  /* from the environment */
+    const char *flag[S_COUNT]; /* from argv */
+} s_raw_t;
+
+static const char *s_value(const s_raw_t *raw, s_setting_t s) {
+    return raw->flag[s] ? raw->flag[s] : raw->env[s];
+}
+
+static int s_gather(s_raw_t *raw, int argc, char *const *argv,
+                    qkv_getenv_fn *getenv_fn, char *err, size_t err_size) {
+    for (int s = 0; s < S_COUNT; s++) {
+        const char *v = getenv_fn ? getenv_fn(s_specs[s].var) : NULL;
+        raw->env[s] = v && *v ? v : NULL; /* empty = unset */
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+            return 1;
+        if (strncmp(arg, "--", 2) != 0)
+            return s_fail(err, err_size, "unexpected argument '%s'", arg);
+        const char *name = arg + 2, *eq = strchr(name, '=');
+        size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        int s;
+        for (s = 0; s < S_COUNT; s++)
+            if (strlen(s_specs[s].flag) == len &&
+                strncmp(s_specs[s].flag, name, len) == 0)
+                break;
+        if (s == S_COUNT)
+            return s_fail(err, err_size, "unknown flag '%s' (see --help)", arg);
+        if (eq)
+            raw->flag[s] = eq + 1;
+        else if (i + 1 < argc)
+            raw->flag[s] = argv[++i];
+        else
+            return s_fail(err, err_size, "%s (--%s): missing value",
+                          s_specs[s].var, s_specs[s].flag);
+    }
+    return 0;
+}
+
+/*  =====================================================================
+    Converting */
+
+static int s_int_setting(const s_raw_t *raw, s_setting_t s, long long lo,
+                         long long hi, long long dflt, long long *out,
+                         char *err, size_t err_size) {
+    const char *v = s_value(raw, s);
+    if (!v) {
+        *out = dflt;
+        return 0;
+    }
+    if (!s_int(v, lo, hi, out))
+        return s_fail(err, err_size,
+                      "%s (--%s): '%s' is not a whole number in %lld..%lld",
+                      s_specs[s].var, s_specs[s].flag, v, lo, hi);
+    return 0;
+}
+
+/* One delay bound: the _MS form or the seconds form, never both from the
+   same source; a flag of either form overrides the environment. */
+static int s_delay(const s_raw_t *raw, s_setting_t ms, s_setting_t secs,
+                   int64_t *us, char *err, size_t err_size) {
+    const char *const *src = raw->flag;
+    if (!raw->flag[ms] && !raw->flag[secs])
+        src = raw->env;
+    if (src[ms] && src[secs])
+        return s_fail(err, err_size, "%s and %s both given: use one",
+                      s_specs[ms].var, s_specs[secs].var);
+    *us = 0;
+    if (src[ms]) {
+        long long v;
+        if (!s_int(src[ms], 0, S_MAX_DELAY_US / 1000, &v))
+            return s_fail(err, err_size,
+                          "%s (--%s): '%s' is not a whole number of "
+                          "milliseconds in 0..%lld",
+                          s_specs[ms].var, s_specs[ms].flag, src[ms],
+                          S_MAX_DELAY_US / 1000);
+        *us = v * 1000;
+    } else if (src[secs] && !s_seconds(src[secs], us)) {
+        return s_fail(err, err_size,
+                      "%s (--%s): '%s' is not a number of seconds in "
+                      "0..3600 (at most 6 decimals)",
+                      s_specs[secs].var, s_specs[secs].flag, src[secs]);
+    }
+    return 0;
+}
+
+static int s_text(const char *v, const char *var, char *out, size_t size,
+                  char *err, size_t err_size) {
+    if (!*v)
+        return s_fail(err, err_size, "%s: empty", var);
+    if (strlen(v) >= size)
+        return s_fail(err, err_size, "%s: longer than %zu bytes", var,
+                      size - 1);
+    for (const char *p = v; *p; p++)
+        if (!isgraph((unsigned char)*p))
+            return s_fail(err, err_size,
+                          "%s: '%s' has a space or control character", var, v);
+    strcpy(out, v);
+    return 0;
+}
+
+static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
+                     size_t es) {
+    const char *v = s_value(raw, S_ROLE);
+    if (!v || strcmp(v, "leader") == 0)
+        cfg->role = QKV_ROLE_LEADER;
+    else if (strcmp(v, "follower") == 0)
+        cfg->role = QKV_ROLE_FOLLOWER;
+    else
+        return s_fail(err, es, "ROLE (--role): '%s' is not leader or follower",
+                      v);
+
+    long long n;
+    if (s_int_setting(raw, S_PORT, 1, 65535, 8000, &n, err, es))
+        return -1;
+    cfg->port = (int)n;
+    if (s_int_setting(raw, S_REPL_PORT, 1, 65535, 9000, &n, err, es))
+        return -1;
+    cfg->repl_port = (int)n;
+    if (s_int_setting(raw, S_REPLICATION_TIMEOUT_MS, 1, 3600 * 1000, 5000, &n,
+                      err, es))
+        return -1;
+    cfg->replication_timeout_ms = (int)n;
+    if (s_int_setting(raw, S_HEARTBEAT_MS, 1, 60 * 1000, 100, &n, err, es))
+        return -1;
+    cfg->heartbeat_ms = (int)n;
+    if (s_int_setting(raw, S_HTTP_THREADS, 1, 1024, 64, &n, err, es))
+        return -1;
+    cfg->http_threads = (int)n;
+    if (s_int_setting(raw, S_MAX_KEY_BYTES, 1, 1 << 20, 4096, &n, err, es))
+        return -1;
+    cfg->max_key_bytes = (size_t)n;
+    if (s_int_setting(raw, S_MAX_VALUE_BYTES, 1, 64 << 20, 1 << 20, &n, err,
+                      es))
+        return -1;
+    cfg->max_value_bytes = (size_t)n;
+
+    v = s_value(raw, S_BIND);
+    struct in_addr addr;
+    if (v && inet_pton(AF_INET, v, &addr) != 1)
+        return s_fail(err, es, "BIND (--bind): '%s' is not an IPv4 address", v);
+    snprintf(cfg->bind, sizeof(cfg->bind), "%s", v ? v : "127.0.0.1");
+
+    if (s_delay(raw, S_MIN_DELAY_MS, S_MIN_DELAY, &cfg->min_delay_us, err,
+                es) ||
+        s_delay(raw, S_MAX_DELAY_MS, S_MAX_DELAY, &cfg->max_delay_us, err, es))
+        return -1;
+    if (cfg->min_delay_us > cfg->max_delay_us)
+        return s_fail(err, es,
+                      "MIN_DELAY_MS (%lld ms) is above MAX_DELAY_MS (%lld ms)",
+                      (long long)(cfg->min_delay_us / 1000),
+                      (long long)(cfg->max_delay_us / 1000));
+
+    v = s_value(raw, S_FOLLOWERS);
+    if (v && s_followers(cfg, v, err, es))
+        return -1;
+    if (cfg->role == QKV_ROLE_FOLLOWER && cfg->follower_count)
+        return s_fail(err, es,
+                      "FOLLOWERS is a leader setting; this node's "
+                      "ROLE is follower");
+    long long dq = cfg->follower_count ? 1 : 0;
+    if (s_int_setting(raw, S_WRITE_QUORUM, 0, QKV_MAX_FOLLOWERS, dq, &n, err,
+                      es))
+        return -1;
+    cfg->write_quorum = (int)n;
+    if (cfg->role == QKV_ROLE_LEADER &&
+        (size_t)cfg->write_quorum > cfg->follower_count)
+        return s_fail(err, es,
+                      "WRITE_QUORUM (--write-quorum): %d is more than the %zu "
+                      "configured followers",
+                      cfg->write_quorum, cfg->follower_count);
+
+    v = s_value(raw, S_LEADER_URL);
+    if (v) {
+        if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return s_fail(err, es,
+                          "LEADER_URL (--leader-url): '%s' is not an http:// "
+                          "or https:// URL",
+                          v);
+        if (s_text(v, "LEADER_URL (--leader-url)", cfg->leader_url,
+                   sizeof(cfg->leader_url), err, es))
+            return -1;
+        size_t len = strlen(cfg->leader_url);
+        while (len > 8 && cfg->leader_url[len - 1] == '/')
+            cfg->leader_url[--len] = '\0';
+    }
+
+    v = s_value(raw, S_NODE_ID);
+    if (v)
+        return s_text(v, "NODE_ID (--node-id)", cfg->node_id,
+                      sizeof(cfg->node_id), err, es);
+    snprintf(cfg->node_id, sizeof(cfg->node_id), "%s-%d",
+             cfg->role == QKV_ROLE_LEADER ? "leader" : "follower", cfg->port);
+    return 0;
+}
+
+int qkv_config_parse(qkv_config_t *cfg, int argc, char *const *argv,
+                     qkv_getenv_fn *getenv_fn, char *err, size_t err_size) {
+    memset(cfg, 0, sizeof(*cfg));
+    if (err_size)
+        err[0] = '\0';
+    s_raw_t raw;
+    memset(&raw, 0, sizeof(raw));
+    int rc = s_gather(&raw, argc, argv, getenv_fn, err, err_size);
+    if (rc != 0)
+        return rc;
+    return s_convert(cfg, &raw, err, err_size);
+}

@@ -1,0 +1,334 @@
+/*  qkv_node.c - the node facade: starts the store and the replication
+    actor, hands writes from any thread to the actor and waits for their
+    commit, and publishes status and metrics. See qkv_node.h.
+*/
+#include "qkv_node_priv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+const double qkv_latency_bounds_s[QKV_LATENCY_BUCKETS] = {
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+    0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   5.0};
+
+/*  =====================================================================
+    Waiters */
+
+/* Makes a waiter and records it for destroy (pool_mutex held). */
+static qkv_waiter_t *s_waiter_make(qkv_node_t *self) {
+    if (self->all_count == self->all_cap) {
+        size_t cap = self->all_cap * 2 + 64;
+        qkv_waiter_t **all = realloc(self->all, cap * sizeof(*all));
+        if (!all)
+            return NULL;
+        self->all = all;
+        self->all_cap = cap;
+    }
+    qkv_waiter_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&w->cond, &attr);
+    pthread_condattr_destroy(&attr);
+    pthread_mutex_init(&w->mutex, NULL);
+    self->all[self->all_count++] = w;
+    return w;
+}
+
+/* Takes a waiter from the pool (or makes one) with both references. */
+static qkv_waiter_t *s_waiter_get(qkv_node_t *self) {
+    pthread_mutex_lock(&self->pool_mutex);
+    qkv_waiter_t *w = self->pool;
+    if (w)
+        self->pool = w->next;
+    else
+        w = s_waiter_make(self);
+    pthread_mutex_unlock(&self->pool_mutex);
+    if (w) {
+        w->done = false;
+        w->status = QKV_WRITE_UNAVAILABLE;
+        w->index = 0;
+        w->seq = 0;
+        w->entry = NULL;
+        w->next = NULL;
+        atomic_store(&w->refs, 2);
+    }
+    return w;
+}
+
+void qkv_waiter_release(qkv_node_t *node, qkv_waiter_t *waiter) {
+    if (atomic_fetch_sub(&waiter->refs, 1) != 1)
+        return;
+    free(waiter->entry); /* never appended */
+    waiter->entry = NULL;
+    pthread_mutex_lock(&node->pool_mutex);
+    waiter->next = node->pool;
+    node->pool = waiter;
+    pthread_mutex_unlock(&node->pool_mutex);
+}
+
+void qkv_waiter_numbered(qkv_waiter_t *waiter, uint64_t index) {
+    pthread_mutex_lock(&waiter->mutex);
+    waiter->index = index;
+    pthread_mutex_unlock(&waiter->mutex);
+}
+
+void qkv_waiter_complete(qkv_node_t *node, qkv_waiter_t *waiter,
+                         qkv_write_status_t status, uint64_t seq) {
+    pthread_mutex_lock(&waiter->mutex);
+    waiter->done = true;
+    waiter->status = status;
+    waiter->seq = seq;
+    pthread_cond_signal(&waiter->cond);
+    pthread_mutex_unlock(&waiter->mutex);
+    qkv_waiter_release(node, waiter);
+}
+
+/*  =====================================================================
+    Inbox */
+
+/* Queues a waiter for the actor; returns -1 when the node is stopping. */
+static int s_inbox_push(qkv_node_t *self, qkv_waiter_t *w) {
+    pthread_mutex_lock(&self->inbox_mutex);
+    if (self->stopping) {
+        pthread_mutex_unlock(&self->inbox_mutex);
+        return -1;
+    }
+    bool was_empty = self->inbox_head == NULL;
+    if (was_empty)
+        self->inbox_head = w;
+    else
+        self->inbox_tail->next = w;
+    self->inbox_tail = w;
+    pthread_mutex_unlock(&self->inbox_mutex);
+    if (was_empty) {
+        uint64_t one = 1;
+        ssize_t rc = write(self->wake_fd, &one, sizeof(one));
+        (void)rc; /* an eventfd write fails only at overflow: already woken */
+    }
+    return 0;
+}
+
+qkv_waiter_t *qkv_node_inbox_take(qkv_node_t *node) {
+    uint64_t count;
+    ssize_t rc = read(node->wake_fd, &count, sizeof(count));
+    (void)rc; /* EAGAIN: nothing signalled since the last take */
+    pthread_mutex_lock(&node->inbox_mutex);
+    qkv_waiter_t *list = node->inbox_head;
+    node->inbox_head = node->inbox_tail = NULL;
+    pthread_mutex_unlock(&node->inbox_mutex);
+    return list;
+}
+
+qkv_waiter_t *qkv_node_inbox_close(qkv_node_t *node) {
+    pthread_mutex_lock(&node->inbox_mutex);
+    node->stopping = true;
+    qkv_waiter_t *list = node->inbox_head;
+    node->inbox_head = node->inbox_tail = NULL;
+    pthread_mutex_unlock(&node->inbox_mutex);
+    return list;
+}
+
+/*  =====================================================================
+    Writes */
+
+static void s_observe(qkv_node_t *self, int64_t us) {
+    double s = (double)us / 1e6;
+    int b = 0;
+    while (b < QKV_LATENCY_BUCKETS && s > qkv_latency_bounds_s[b])
+        b++;
+    atomic_fetch_add(&self->latency_le[b], 1);
+    atomic_fetch_add(&self->latency_sum_us, (uint64_t)us);
+}
+
+void qkv_node_write(qkv_node_t *self, qkv_op_t op, const char *key,
+                    size_t key_len, const char *value, size_t value_len,
+                    qkv_write_result_t *result) {
+    int64_t start = qkv_now_us();
+    memset(result, 0, sizeof(*result));
+    result->status = QKV_WRITE_UNAVAILABLE;
+    if (self->config.role != QKV_ROLE_LEADER) {
+        result->status = QKV_WRITE_NOT_LEADER;
+        return;
+    }
+    atomic_fetch_add(&self->writes, 1);
+    qkv_waiter_t *w = s_waiter_get(self);
+    if (!w)
+        return;
+    w->entry = qkv_entry_new(op, 0, key, key_len, value, value_len);
+    if (!w->entry || s_inbox_push(self, w) != 0) {
+        qkv_waiter_release(self, w); /* the actor's reference */
+        qkv_waiter_release(self, w);
+        return;
+    }
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    int64_t ns = deadline.tv_nsec +
+                 (int64_t)self->config.replication_timeout_ms * 1000000;
+    deadline.tv_sec += ns / 1000000000;
+    deadline.tv_nsec = ns % 1000000000;
+
+    pthread_mutex_lock(&w->mutex);
+    int rc = 0;
+    while (!w->done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cond, &w->mutex, &deadline);
+    result->status = w->done ? w->status : QKV_WRITE_TIMEOUT;
+    result->index = w->index;
+    result->seq = w->seq;
+    pthread_mutex_unlock(&w->mutex);
+    qkv_waiter_release(self, w);
+
+    result->latency_us = qkv_now_us() - start;
+    if (result->status == QKV_WRITE_COMMITTED) {
+        atomic_fetch_add(&self->commits, 1);
+        s_observe(self, result->latency_us);
+    } else if (result->status == QKV_WRITE_TIMEOUT) {
+        atomic_fetch_add(&self->timeouts, 1);
+    }
+}
+
+/*  =====================================================================
+    Status and metrics */
+
+void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...) {
+    pthread_mutex_lock(&node->error_mutex);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(node->error, sizeof(node->error), fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&node->error_mutex);
+    qkv_error("%s", node->error);
+}
+
+void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
+    memset(st, 0, sizeof(*st));
+    st->role = self->config.role;
+    uint64_t id = atomic_load(&self->repl_id);
+    if (id)
+        snprintf(st->replication_id, sizeof(st->replication_id), "%016llx",
+                 (unsigned long long)id);
+    st->last_index = atomic_load(&self->last_index);
+    st->commit_index = atomic_load(&self->commit_index);
+    st->applied_index = qkv_store_applied_index(self->store);
+    pthread_mutex_lock(&self->error_mutex);
+    memcpy(st->error, self->error, sizeof(st->error));
+    pthread_mutex_unlock(&self->error_mutex);
+
+    int64_t now = qkv_now_us();
+    int64_t alive_us = (int64_t)self->config.heartbeat_ms * 3000 + 100000;
+    st->follower_count = self->config.follower_count;
+    for (size_t i = 0; i < st->follower_count; i++) {
+        qkv_follower_status_t *f = &st->followers[i];
+        snprintf(f->id, sizeof(f->id), "follower%zu", i + 1);
+        snprintf(f->endpoint, sizeof(f->endpoint), "%s",
+                 self->config.followers[i]);
+        int64_t last = atomic_load(&self->followers[i].last_ack_us);
+        f->connected = last && now - last <= alive_us;
+        f->acked_index = atomic_load(&self->followers[i].acked_index);
+        f->lag = st->last_index > f->acked_index
+                     ? st->last_index - f->acked_index
+                     : 0;
+    }
+}
+
+void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
+    memset(m, 0, sizeof(*m));
+    m->writes = atomic_load(&self->writes);
+    m->commits = atomic_load(&self->commits);
+    m->timeouts = atomic_load(&self->timeouts);
+    m->bad_requests = atomic_load(&self->bad_requests);
+    m->malformed_frames = atomic_load(&self->malformed);
+    for (int b = 0; b <= QKV_LATENCY_BUCKETS; b++) {
+        m->latency_le[b] = atomic_load(&self->latency_le[b]);
+        m->latency_count += m->latency_le[b];
+    }
+    m->latency_sum_s = (double)atomic_load(&self->latency_sum_us) / 1e6;
+}
+
+void qkv_node_count_bad_request(qkv_node_t *self) {
+    atomic_fetch_add(&self->bad_requests, 1);
+}
+
+const qkv_config_t *qkv_node_config(const qkv_node_t *self) {
+    return &self->config;
+}
+
+qkv_store_t *qkv_node_store(qkv_node_t *self) {
+    return self->store;
+}
+
+/*  =====================================================================
+    Life cycle */
+
+static int s_copy_config(qkv_config_t *dst, const qkv_config_t *src) {
+    *dst = *src;
+    for (size_t i = 0; i < src->follower_count; i++)
+        dst->followers[i] = NULL;
+    for (size_t i = 0; i < src->follower_count; i++)
+        if (!(dst->followers[i] = strdup(src->followers[i])))
+            return -1;
+    return 0;
+}
+
+qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
+    qkv_node_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&self->inbox_mutex, NULL);
+    pthread_mutex_init(&self->pool_mutex, NULL);
+    pthread_mutex_init(&self->error_mutex, NULL);
+    self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    self->store = qkv_store_new();
+    if (s_copy_config(&self->config, cfg) != 0 || !self->store ||
+        self->wake_fd < 0) {
+        snprintf(err, err_size, "out of memory or file descriptors");
+        qkv_node_destroy(&self);
+        return NULL;
+    }
+    self->actor = zactor_new(qkv_repl_actor, self);
+    if (!self->actor || self->start_error[0]) {
+        snprintf(err, err_size, "%s",
+                 self->start_error[0] ? self->start_error
+                                      : "cannot start the replication actor");
+        qkv_node_destroy(&self);
+        return NULL;
+    }
+    return self;
+}
+
+void qkv_node_stop(qkv_node_t *self) {
+    zactor_destroy(&self->actor); /* answers and releases every waiter */
+}
+
+void qkv_node_destroy(qkv_node_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    qkv_node_t *self = *self_p;
+    qkv_node_stop(self);
+    for (size_t i = 0; i < self->all_count; i++) {
+        qkv_waiter_t *w = self->all[i];
+        free(w->entry);
+        pthread_cond_destroy(&w->cond);
+        pthread_mutex_destroy(&w->mutex);
+        free(w);
+    }
+    free(self->all);
+    qkv_store_destroy(&self->store);
+    if (self->wake_fd >= 0)
+        close(self->wake_fd);
+    pthread_mutex_destroy(&self->inbox_mutex);
+    pthread_mutex_destroy(&self->pool_mutex);
+    pthread_mutex_destroy(&self->error_mutex);
+    qkv_config_clear(&self->config);
+    free(self);
+    *self_p = NULL;
+}

@@ -1,0 +1,750 @@
+/*  qkv_repl.c - the replication actor: one thread that owns the log, every
+    replication socket and every timer of a node.
+
+    Design
+    ------
+    The leader numbers each write handed over by the HTTP workers, keeps it
+    in its log, and streams the log to every follower over one DEALER per
+    follower (fixed routing id, so a restarted leader is let back in by the
+    follower's ROUTER_HANDOVER). Each APPEND carries prev_index, a batch of
+    entries and the leader's commit index; an APPEND without entries is a
+    heartbeat. A follower keeps entries only when prev_index equals its last
+    index, and answers every APPEND it read in one go with one ACK holding
+    its last index.
+
+    A follower's match index is its latest ACK, which may go down (a
+    restarted follower answers 0). The commit index is the WRITE_QUORUM-th
+    highest match index (qkv_quorum.c), one number for every waiting writer
+    as with Redis's WAIT. The leader applies an entry to its store when it
+    commits and then answers its writer; followers apply when the commit
+    index they are sent covers an entry. Replication never stops at the
+    quorum: every follower is sent every entry.
+
+    Sending never blocks: DONTWAIT on every send, a byte window of unacked
+    entries per link, ZMQ_IMMEDIATE so nothing queues for an absent peer.
+    A link whose send fails, whose follower went back, or whose ACKs stop
+    advancing for a resend interval is rewound to its match index + 1, at
+    most once per resend interval. A restarted, empty follower is thus
+    refilled from index 1.
+
+    Simulated delay: every message to a follower waits in that link's FIFO
+    for a delay drawn uniformly from [MIN_DELAY, MAX_DELAY] (never before
+    the message ahead of it); the poll timeout wakes the actor when the
+    head is due. ACKs are not delayed. Nothing sleeps.
+*/
+#include "qkv_log.h"
+#include "qkv_node_priv.h"
+#include "qkv_quorum.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define QKV_BATCH_BYTES (1u << 20)   /* entries per APPEND, in bytes */
+#define QKV_WINDOW_BYTES (16u << 20) /* unacked entry bytes per link */
+#define QKV_LINK_HWM 100000          /* ZeroMQ queue, in messages */
+#define QKV_ACK_FRAME_MAX 256        /* an ACK is about 20 bytes */
+#define QKV_APPLY_CHUNK 256          /* entries applied per store lock */
+#define QKV_LEADER_ROUTING_ID "qkv-leader"
+/* largest APPEND: a full batch plus one entry of the largest legal size */
+#define QKV_FRAME_MAX                                                          \
+    ((size_t)QKV_BATCH_BYTES + (1u << 20) + (64u << 20) + 4096)
+
+/*  =====================================================================
+    State */
+
+typedef struct {
+    int64_t release_us; /* when it may go */
+    uint64_t end_index; /* last entry it carries; 0 for none */
+    zmq_msg_t msg;      /* the frame */
+} s_held_t;
+
+typedef struct {
+    zsock_t *sock;            /* DEALER to the follower */
+    void *handle;             /* its libzmq socket */
+    size_t id;                /* position in FOLLOWERS */
+    uint64_t match;           /* latest ACK's last_index */
+    uint64_t next_index;      /* next entry to send */
+    uint64_t released;        /* last entry handed to the socket */
+    uint64_t commit_sent;     /* commit index last sent */
+    int64_t last_queued_us;   /* last message queued or sent */
+    int64_t last_advance_us;  /* last ACK that raised match */
+    int64_t unacked_since_us; /* released entries await an ACK since */
+    int64_t last_rewind_us;   /* last rewind to match + 1 */
+    bool rewind_pending;      /* rewind at the next chance */
+    s_held_t *held;           /* delay FIFO, a ring */
+    size_t held_head, held_count, held_cap;
+} s_link_t;
+
+typedef struct {
+    uint64_t index;       /* entry the writer waits for */
+    qkv_waiter_t *waiter; /* its waiter, the actor's reference */
+} s_wait_t;
+
+typedef struct {
+    qkv_node_t *node;        /* the node we serve */
+    const qkv_config_t *cfg; /* its settings */
+    zsock_t *pipe;           /* actor pipe */
+    qkv_log_t *log;          /* the replicated log */
+    qkv_encoder_t *encoder;  /* reused for every frame */
+    qkv_decoder_t *decoder;  /* reused for every frame */
+    uint64_t repl_id;        /* leader: ours; follower: the leader's */
+    uint64_t commit_index;   /* highest index known committed */
+    uint64_t applied;        /* last index applied to the store */
+    bool broken;             /* cannot apply: stop acking */
+    uint64_t rng;            /* xorshift state for delays */
+    int64_t resend_us;       /* resend interval */
+    /* leader */
+    s_link_t links[QKV_MAX_FOLLOWERS];
+    size_t link_count;
+    uint64_t *cum; /* cum[i]: wire bytes of entries 1..i */
+    size_t cum_cap;
+    s_wait_t *waits; /* writers by index, a ring */
+    size_t wait_head, wait_count, wait_cap;
+    /* follower */
+    zsock_t *router; /* ROUTER the leader connects to */
+    void *router_handle;
+    zmq_msg_t peer; /* routing id of the last APPEND's sender */
+    bool have_peer;
+} s_actor_t;
+
+static uint64_t s_random(s_actor_t *self) {
+    uint64_t x = self->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return self->rng = x;
+}
+
+static void s_publish(s_actor_t *self) {
+    atomic_store(&self->node->last_index, qkv_log_last_index(self->log));
+    atomic_store(&self->node->commit_index, self->commit_index);
+}
+
+/*  =====================================================================
+    Applying committed entries */
+
+/* Applies entries up to target. Completes leader writers as their entries
+   apply. Returns 0, or -1 when the store ran out of memory. */
+static int s_apply(s_actor_t *self, uint64_t target) {
+    const qkv_entry_t *batch[QKV_APPLY_CHUNK];
+    uint64_t seqs[QKV_APPLY_CHUNK];
+    while (self->applied < target) {
+        uint64_t first = self->applied + 1;
+        size_t n = 0;
+        while (n < QKV_APPLY_CHUNK && first + n <= target)
+            batch[n] = qkv_log_get(self->log, first + n), n++;
+        size_t done = qkv_store_apply_many(self->node->store, batch, n, seqs);
+        self->applied += done;
+        while (self->wait_count) {
+            s_wait_t *w = &self->waits[self->wait_head];
+            if (w->index > self->applied)
+                break;
+            qkv_waiter_complete(self->node, w->waiter, QKV_WRITE_COMMITTED,
+                                seqs[w->index - first]);
+            self->wait_head = (self->wait_head + 1) % self->wait_cap;
+            self->wait_count--;
+        }
+        if (done < n)
+            return -1;
+    }
+    return 0;
+}
+
+/*  =====================================================================
+    Socket options, all set here */
+
+static void s_common_options(zsock_t *sock) {
+    zsock_set_linger(sock, 0);
+    zsock_set_sndhwm(sock, QKV_LINK_HWM);
+    zsock_set_rcvhwm(sock, QKV_LINK_HWM);
+    zsock_set_heartbeat_ivl(sock, 1000);
+    zsock_set_heartbeat_ttl(sock, 3000);
+    zsock_set_heartbeat_timeout(sock, 3000);
+    zsock_set_reconnect_ivl(sock, 100);
+    zsock_set_reconnect_ivl_max(sock, 1000);
+}
+
+static zsock_t *s_leader_socket(const char *endpoint) {
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    s_common_options(sock);
+    zsock_set_identity(sock, QKV_LEADER_ROUTING_ID);
+    zsock_set_immediate(sock, 1);
+    zsock_set_maxmsgsize(sock, QKV_ACK_FRAME_MAX);
+    if (zsock_connect(sock, "%s", endpoint) != 0)
+        zsock_destroy(&sock);
+    return sock;
+}
+
+static zsock_t *s_follower_socket(const qkv_config_t *cfg) {
+    zsock_t *sock = zsock_new(ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    s_common_options(sock);
+    zsock_set_router_handover(sock, 1);
+    zsock_set_router_mandatory(sock, 1);
+    zsock_set_maxmsgsize(sock, (int64_t)QKV_FRAME_MAX);
+    if (zsock_bind(sock, "tcp://%s:%d", cfg->bind, cfg->repl_port) < 0)
+        zsock_destroy(&sock);
+    return sock;
+}
+
+/*  =====================================================================
+    Leader: links */
+
+/* Bytes of entries sent to the link and not yet acknowledged. */
+static uint64_t s_unacked_bytes(const s_actor_t *self, const s_link_t *link) {
+    uint64_t sent = link->next_index - 1;
+    return sent > link->match ? self->cum[sent] - self->cum[link->match] : 0;
+}
+
+static void s_rewind(s_actor_t *self, s_link_t *link, int64_t now) {
+    (void)self;
+    link->next_index = link->match + 1;
+    link->released = link->match;
+    link->unacked_since_us = 0;
+    link->rewind_pending = false;
+    link->last_rewind_us = now;
+}
+
+/* A message reached the socket. */
+static void s_released(s_link_t *link, uint64_t end_index, int64_t now) {
+    if (end_index > link->released)
+        link->released = end_index;
+    if (!link->unacked_since_us && link->released > link->match)
+        link->unacked_since_us = now;
+}
+
+/* Sends a message now; on a full or absent peer drops it and asks for a
+   rewind. */
+static void s_send_now(s_link_t *link, zmq_msg_t *msg, uint64_t end_index,
+                       int64_t now) {
+    if (zmq_msg_send(msg, link->handle, ZMQ_DONTWAIT) >= 0) {
+        s_released(link, end_index, now);
+        return;
+    }
+    zmq_msg_close(msg);
+    link->rewind_pending = true;
+}
+
+static int s_hold(s_actor_t *self, s_link_t *link, zmq_msg_t *msg,
+                  uint64_t end_index, int64_t now) {
+    if (link->held_count == link->held_cap) {
+        size_t cap = link->held_cap ? link->held_cap * 2 : 64;
+        s_held_t *held = malloc(cap * sizeof(*held));
+        if (!held)
+            return -1;
+        for (size_t i = 0; i < link->held_count; i++)
+            held[i] = link->held[(link->held_head + i) % link->held_cap];
+        free(link->held);
+        link->held = held;
+        link->held_head = 0;
+        link->held_cap = cap;
+    }
+    const qkv_config_t *cfg = self->cfg;
+    int64_t span = cfg->max_delay_us - cfg->min_delay_us;
+    int64_t release =
+        now + cfg->min_delay_us +
+        (span ? (int64_t)(s_random(self) % (uint64_t)(span + 1)) : 0);
+    if (link->held_count) {
+        size_t tail = (link->held_head + link->held_count - 1) % link->held_cap;
+        if (link->held[tail].release_us > release)
+            release = link->held[tail].release_us; /* FIFO per link */
+    }
+    s_held_t *h =
+        &link->held[(link->held_head + link->held_count++) % link->held_cap];
+    h->release_us = release;
+    h->end_index = end_index;
+    zmq_msg_move(&h->msg, msg);
+    return 0;
+}
+
+/* Queues the encoder's frame to the link, through the delay FIFO when a
+   delay is configured. Returns 0, or -1 when the frame was dropped. */
+static int s_link_send(s_actor_t *self, s_link_t *link, uint64_t end_index,
+                       int64_t now) {
+    size_t size;
+    const void *data = qkv_encoder_data(self->encoder, &size);
+    zmq_msg_t msg;
+    if (!data || zmq_msg_init_size(&msg, size) != 0)
+        return -1;
+    memcpy(zmq_msg_data(&msg), data, size);
+    link->last_queued_us = now;
+    link->commit_sent = self->commit_index;
+    if (self->cfg->max_delay_us == 0 && link->held_count == 0) {
+        s_send_now(link, &msg, end_index, now);
+        return link->rewind_pending ? -1 : 0;
+    }
+    if (s_hold(self, link, &msg, end_index, now) != 0) {
+        zmq_msg_close(&msg);
+        link->rewind_pending = true;
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends the link what it has not been sent, within its window. */
+static void s_link_pump(s_actor_t *self, s_link_t *link, int64_t now) {
+    uint64_t last = qkv_log_last_index(self->log);
+    while (link->next_index <= last && !link->rewind_pending &&
+           s_unacked_bytes(self, link) < QKV_WINDOW_BYTES) {
+        uint64_t start = link->next_index, end = start;
+        while (end < last &&
+               self->cum[end + 1] - self->cum[start - 1] <= QKV_BATCH_BYTES)
+            end++;
+        qkv_encoder_append_begin(self->encoder, self->repl_id, start - 1,
+                                 self->commit_index, end - start + 1);
+        for (uint64_t i = start; i <= end; i++)
+            qkv_encoder_add_entry(self->encoder, qkv_log_get(self->log, i));
+        if (s_link_send(self, link, end, now) != 0)
+            return;
+        link->next_index = end + 1;
+    }
+}
+
+/* An APPEND without entries: heartbeat, or news of the commit index. */
+static void s_link_heartbeat(s_actor_t *self, s_link_t *link, int64_t now) {
+    qkv_encoder_append_begin(self->encoder, self->repl_id, link->next_index - 1,
+                             self->commit_index, 0);
+    s_link_send(self, link, 0, now);
+}
+
+/* Releases the held messages that are due. */
+static void s_link_release(s_link_t *link, int64_t now) {
+    while (link->held_count && link->held[link->held_head].release_us <= now) {
+        s_held_t *h = &link->held[link->held_head];
+        link->held_head = (link->held_head + 1) % link->held_cap;
+        link->held_count--;
+        s_send_now(link, &h->msg, h->end_index, now);
+    }
+}
+
+/* Rewinds a link that asked for it or whose ACKs stalled, at most once per
+   resend interval. */
+static void s_link_check(s_actor_t *self, s_link_t *link, int64_t now) {
+    bool stalled = link->unacked_since_us &&
+                   now - link->unacked_since_us > self->resend_us &&
+                   now - link->last_advance_us > self->resend_us;
+    if ((link->rewind_pending || stalled) &&
+        now - link->last_rewind_us >= self->resend_us)
+        s_rewind(self, link, now);
+}
+
+/*  =====================================================================
+    Leader: events */
+
+static int s_grow_cum(s_actor_t *self, uint64_t index) {
+    if (index < self->cum_cap)
+        return 0;
+    size_t cap = self->cum_cap ? self->cum_cap * 2 : 4096;
+    while (cap <= index)
+        cap *= 2;
+    uint64_t *cum = realloc(self->cum, cap * sizeof(*cum));
+    if (!cum)
+        return -1;
+    self->cum = cum;
+    self->cum_cap = cap;
+    return 0;
+}
+
+/* Makes room for one more waiting writer. */
+static int s_wait_reserve(s_actor_t *self) {
+    if (self->wait_count < self->wait_cap)
+        return 0;
+    size_t cap = self->wait_cap ? self->wait_cap * 2 : 256;
+    s_wait_t *waits = malloc(cap * sizeof(*waits));
+    if (!waits)
+        return -1;
+    for (size_t i = 0; i < self->wait_count; i++)
+        waits[i] = self->waits[(self->wait_head + i) % self->wait_cap];
+    free(self->waits);
+    self->waits = waits;
+    self->wait_head = 0;
+    self->wait_cap = cap;
+    return 0;
+}
+
+/* Numbers and logs one write; returns -1 when out of memory. */
+static int s_leader_append(s_actor_t *self, qkv_waiter_t *w) {
+    uint64_t index = qkv_log_last_index(self->log) + 1;
+    size_t wire = qkv_entry_wire_size(w->entry);
+    if (s_wait_reserve(self) != 0 || s_grow_cum(self, index) != 0)
+        return -1;
+    w->entry->term = self->repl_id;
+    qkv_entry_t *entry = w->entry;
+    if (!qkv_log_append(self->log, &entry))
+        return -1;
+    w->entry = NULL; /* the log has it */
+    self->cum[index] = self->cum[index - 1] + wire;
+    qkv_waiter_numbered(w, index);
+    self->waits[(self->wait_head + self->wait_count++) % self->wait_cap] =
+        (s_wait_t){index, w};
+    return 0;
+}
+
+/* Numbers and logs every write in the inbox. */
+static void s_leader_take_writes(s_actor_t *self) {
+    qkv_waiter_t *w = qkv_node_inbox_take(self->node);
+    while (w) {
+        qkv_waiter_t *next = w->next;
+        if (s_leader_append(self, w) != 0)
+            qkv_waiter_complete(self->node, w, QKV_WRITE_UNAVAILABLE, 0);
+        w = next;
+    }
+}
+
+static void s_leader_ack(s_actor_t *self, s_link_t *link, const qkv_msg_t *m,
+                         int64_t now) {
+    if (m->type != QKV_MSG_ACK || m->repl_id != self->repl_id ||
+        m->last_index > qkv_log_last_index(self->log)) {
+        atomic_fetch_add(&self->node->malformed, 1);
+        return;
+    }
+    uint64_t before = link->match;
+    link->match = m->last_index;
+    if (link->match > before) {
+        link->last_advance_us = now;
+        link->unacked_since_us = link->match >= link->released ? 0 : now;
+    } else if (link->match < before) {
+        link->rewind_pending = true; /* it went back: restarted */
+    }
+    if (link->next_index <= link->match)
+        link->next_index = link->match + 1;
+    if (link->released < link->match)
+        link->released = link->match;
+    qkv_follower_pub_t *pub = &self->node->followers[link->id];
+    atomic_store(&pub->acked_index, link->match);
+    atomic_store(&pub->last_ack_us, now);
+}
+
+/* Reads every ACK waiting on a link. */
+static void s_leader_read(s_actor_t *self, s_link_t *link, int64_t now) {
+    for (;;) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, link->handle, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        const qkv_msg_t *m;
+        bool more = zmq_msg_more(&msg);
+        if (!more && qkv_decoder_decode(self->decoder, zmq_msg_data(&msg),
+                                        zmq_msg_size(&msg), &m) == 0)
+            s_leader_ack(self, link, m, now);
+        else
+            atomic_fetch_add(&self->node->malformed, 1);
+        zmq_msg_close(&msg);
+    }
+}
+
+static void s_leader_commit(s_actor_t *self) {
+    uint64_t match[QKV_MAX_FOLLOWERS];
+    for (size_t i = 0; i < self->link_count; i++)
+        match[i] = self->links[i].match;
+    self->commit_index = qkv_quorum_commit_index(
+        match, self->link_count, (size_t)self->cfg->write_quorum,
+        qkv_log_last_index(self->log), self->commit_index);
+    if (self->applied < self->commit_index && s_apply(self, self->commit_index))
+        qkv_node_set_error(self->node, "out of memory applying index %llu",
+                           (unsigned long long)self->applied + 1);
+}
+
+/* Everything the leader does after an event: commit, send, heartbeat. */
+static void s_leader_flush(s_actor_t *self, int64_t now) {
+    s_leader_commit(self);
+    int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_link_t *link = &self->links[i];
+        s_link_release(link, now);
+        s_link_check(self, link, now);
+        s_link_pump(self, link, now);
+        if (link->commit_sent < self->commit_index ||
+            now - link->last_queued_us >= hb)
+            s_link_heartbeat(self, link, now);
+    }
+    s_publish(self);
+}
+
+/*  =====================================================================
+    Follower */
+
+static void s_follower_new_leader(s_actor_t *self, uint64_t repl_id) {
+    if (self->repl_id)
+        qkv_info("new replication id %016llx: dropping state of %016llx",
+                 (unsigned long long)repl_id,
+                 (unsigned long long)self->repl_id);
+    else
+        qkv_info("following replication id %016llx",
+                 (unsigned long long)repl_id);
+    qkv_log_clear(self->log);
+    qkv_store_clear(self->node->store);
+    self->repl_id = repl_id;
+    self->commit_index = 0;
+    self->applied = 0;
+    self->broken = false;
+    atomic_store(&self->node->repl_id, repl_id);
+}
+
+static void s_follower_append(s_actor_t *self, const qkv_msg_t *m) {
+    if (m->repl_id != self->repl_id)
+        s_follower_new_leader(self, m->repl_id);
+    if (self->broken)
+        return;
+    uint64_t last = qkv_log_last_index(self->log);
+    if (m->prev_index <= last && m->prev_index + m->entry_count > last) {
+        for (size_t i = last - m->prev_index; i < m->entry_count; i++) {
+            const qkv_entry_view_t *v = &m->entries[i];
+            qkv_entry_t *e = qkv_entry_new(v->op, v->term, v->key, v->key_len,
+                                           v->value, v->value_len);
+            if (!e || !qkv_log_append(self->log, &e)) {
+                free(e);
+                self->broken = true;
+                qkv_node_set_error(self->node,
+                                   "out of memory holding index %llu: not "
+                                   "acking",
+                                   (unsigned long long)m->prev_index + i + 1);
+                return;
+            }
+        }
+        last = qkv_log_last_index(self->log);
+    }
+    if (m->commit_index > self->commit_index)
+        self->commit_index = m->commit_index;
+    uint64_t target = self->commit_index < last ? self->commit_index : last;
+    if (s_apply(self, target) != 0) {
+        self->broken = true;
+        qkv_node_set_error(self->node,
+                           "out of memory applying index %llu: not acking",
+                           (unsigned long long)self->applied + 1);
+    }
+    qkv_log_forget(self->log, self->applied); /* the store holds them now */
+}
+
+/* Reads one routing id + payload message; returns 1 when one was
+   handled, 0 when nothing is waiting. */
+static int s_follower_read_one(s_actor_t *self) {
+    zmq_msg_t id, body;
+    zmq_msg_init(&id);
+    if (zmq_msg_recv(&id, self->router_handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        return 0;
+    }
+    zmq_msg_init(&body);
+    bool well_framed = zmq_msg_more(&id) &&
+                       zmq_msg_recv(&body, self->router_handle, 0) >= 0 &&
+                       !zmq_msg_more(&body);
+    while (zmq_msg_more(&body) &&
+           zmq_msg_recv(&body, self->router_handle, 0) >= 0)
+        ; /* drop the rest of a message with too many frames */
+    const qkv_msg_t *m;
+    if (well_framed &&
+        qkv_decoder_decode(self->decoder, zmq_msg_data(&body),
+                           zmq_msg_size(&body), &m) == 0 &&
+        m->type == QKV_MSG_APPEND) {
+        s_follower_append(self, m);
+        zmq_msg_copy(&self->peer, &id);
+        self->have_peer = true;
+    } else {
+        atomic_fetch_add(&self->node->malformed, 1);
+    }
+    zmq_msg_close(&body);
+    zmq_msg_close(&id);
+    return 1;
+}
+
+/* Reads what is waiting (bounded, so the pipe stays served) and answers
+   with one ACK. */
+static void s_follower_read(s_actor_t *self) {
+    int n = 0;
+    while (n < 1024 && s_follower_read_one(self))
+        n++;
+    if (!n || !self->have_peer || self->broken)
+        return;
+    qkv_encoder_ack(self->encoder, self->repl_id,
+                    qkv_log_last_index(self->log));
+    size_t size;
+    const void *data = qkv_encoder_data(self->encoder, &size);
+    zmq_msg_t id;
+    zmq_msg_init(&id);
+    zmq_msg_copy(&id, &self->peer);
+    if (!data || zmq_msg_send(&id, self->router_handle,
+                              ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id); /* leader gone: it will ask again */
+    } else {
+        zmq_send(self->router_handle, data, size, ZMQ_DONTWAIT);
+    }
+    s_publish(self);
+}
+
+/*  =====================================================================
+    The actor */
+
+static int s_start(s_actor_t *self) {
+    qkv_node_t *node = self->node;
+    const qkv_config_t *cfg = self->cfg;
+    qkv_decoder_limits_t limits = {QKV_FRAME_MAX, 1u << 20, 64u << 20};
+    self->log = qkv_log_new();
+    self->encoder = qkv_encoder_new();
+    self->decoder = qkv_decoder_new(&limits);
+    zmq_msg_init(&self->peer);
+    if (!self->log || !self->encoder || !self->decoder ||
+        s_grow_cum(self, 1) != 0) {
+        snprintf(node->start_error, sizeof(node->start_error),
+                 "out of memory starting replication");
+        return -1;
+    }
+    self->cum[0] = 0;
+    while (getrandom(&self->rng, sizeof(self->rng), 0) != sizeof(self->rng))
+        ;
+    self->rng |= 1;
+    int64_t hb = (int64_t)cfg->heartbeat_ms * 1000;
+    self->resend_us = hb > 100000 ? hb : 100000;
+    if (cfg->role == QKV_ROLE_FOLLOWER) {
+        self->router = s_follower_socket(cfg);
+        if (!self->router) {
+            snprintf(node->start_error, sizeof(node->start_error),
+                     "REPL_PORT: cannot bind tcp://%s:%d: %s", cfg->bind,
+                     cfg->repl_port, zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        self->router_handle = zsock_resolve(self->router);
+        return 0;
+    }
+    do
+        self->repl_id = s_random(self);
+    while (!self->repl_id);
+    atomic_store(&node->repl_id, self->repl_id);
+    qkv_info("leader with replication id %016llx, %zu followers, quorum %d",
+             (unsigned long long)self->repl_id, cfg->follower_count,
+             cfg->write_quorum);
+    for (size_t i = 0; i < cfg->follower_count; i++) {
+        s_link_t *link = &self->links[i];
+        link->id = i;
+        link->next_index = 1;
+        link->sock = s_leader_socket(cfg->followers[i]);
+        if (!link->sock) {
+            snprintf(node->start_error, sizeof(node->start_error),
+                     "FOLLOWERS: cannot connect to %s: %s", cfg->followers[i],
+                     zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        link->handle = zsock_resolve(link->sock);
+        self->link_count++;
+    }
+    return 0;
+}
+
+static void s_stop(s_actor_t *self) {
+    qkv_waiter_t *w = qkv_node_inbox_close(self->node);
+    while (w) {
+        qkv_waiter_t *next = w->next;
+        qkv_waiter_complete(self->node, w, QKV_WRITE_UNAVAILABLE, 0);
+        w = next;
+    }
+    while (self->wait_count) {
+        s_wait_t *sw = &self->waits[self->wait_head];
+        qkv_waiter_complete(self->node, sw->waiter, QKV_WRITE_UNAVAILABLE, 0);
+        self->wait_head = (self->wait_head + 1) % self->wait_cap;
+        self->wait_count--;
+    }
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_link_t *link = &self->links[i];
+        while (link->held_count) {
+            zmq_msg_close(&link->held[link->held_head].msg);
+            link->held_head = (link->held_head + 1) % link->held_cap;
+            link->held_count--;
+        }
+        free(link->held);
+        zsock_destroy(&link->sock);
+    }
+    zsock_destroy(&self->router);
+    zmq_msg_close(&self->peer);
+    free(self->waits);
+    free(self->cum);
+    qkv_log_destroy(&self->log);
+    qkv_encoder_destroy(&self->encoder);
+    qkv_decoder_destroy(&self->decoder);
+}
+
+/* Milliseconds until the next timer: heartbeat or a held message. */
+static long s_timeout_ms(s_actor_t *self, int64_t now) {
+    if (self->cfg->role == QKV_ROLE_FOLLOWER)
+        return -1;
+    int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
+    int64_t due = now + hb;
+    for (size_t i = 0; i < self->link_count; i++) {
+        s_link_t *link = &self->links[i];
+        int64_t t = link->last_queued_us + hb;
+        if (link->held_count && link->held[link->held_head].release_us < t)
+            t = link->held[link->held_head].release_us;
+        if ((link->rewind_pending || link->unacked_since_us) &&
+            link->last_rewind_us + self->resend_us < t)
+            t = link->last_rewind_us + self->resend_us;
+        if (t < due)
+            due = t;
+    }
+    return due <= now ? 0 : (long)((due - now + 999) / 1000);
+}
+
+void qkv_repl_actor(zsock_t *pipe, void *args) {
+    s_actor_t *self = calloc(1, sizeof(*self));
+    qkv_node_t *node = args;
+    if (!self) {
+        snprintf(node->start_error, sizeof(node->start_error),
+                 "out of memory starting replication");
+        zsock_signal(pipe, 1);
+        return;
+    }
+    self->node = node;
+    self->cfg = &node->config;
+    self->pipe = pipe;
+    if (s_start(self) != 0) {
+        s_stop(self);
+        free(self);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    zmq_pollitem_t items[2 + QKV_MAX_FOLLOWERS];
+    size_t count = 0;
+    items[count++] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
+    if (self->router) {
+        items[count++] =
+            (zmq_pollitem_t){self->router_handle, 0, ZMQ_POLLIN, 0};
+    } else {
+        items[count++] = (zmq_pollitem_t){NULL, node->wake_fd, ZMQ_POLLIN, 0};
+        for (size_t i = 0; i < self->link_count; i++)
+            items[count++] =
+                (zmq_pollitem_t){self->links[i].handle, 0, ZMQ_POLLIN, 0};
+    }
+    zsock_signal(pipe, 0);
+
+    for (;;) {
+        long timeout = s_timeout_ms(self, qkv_now_us());
+        if (zmq_poll(items, (int)count, timeout) < 0 && zmq_errno() != EINTR)
+            break;
+        if (items[0].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv(pipe);
+            bool term = !command || streq(command, "$TERM");
+            zstr_free(&command);
+            if (term)
+                break;
+        }
+        int64_t now = qkv_now_us();
+        if (self->router) {
+            if (items[1].revents & ZMQ_POLLIN)
+                s_follower_read(self);
+            continue;
+        }
+        if (items[1].revents & ZMQ_POLLIN)
+            s_leader_take_writes(self);
+        for (size_t i = 0; i < self->link_count; i++)
+            if (items[2 + i].revents & ZMQ_POLLIN)
+                s_leader_read(self, &self->links[i], now);
+        s_leader_flush(self, now);
+    }
+    s_stop(self);
+    free(self);
+}

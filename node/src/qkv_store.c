@@ -1,0 +1,436 @@
+/*  qkv_store.c - the key-value state: a hash table over stable positions.
+
+    Keys live in items, one allocation each (header, key, value), reached
+    through pos[], an array of item pointers whose slots never move. The
+    hash table maps a key to its position (open addressing, linear probing,
+    backward-shift deletion, positions stored as uint32 + 1). Because an
+    item keeps its position while it lives, a dump that walks pos[] in
+    order visits each key at most once however the table grows.
+
+    While a dump is open, a deleted key is not removed: its item stays in
+    place marked dead (value dropped), so re-creating the key revives the
+    same position instead of adding a second one. The last dump to close
+    sweeps the dead items away.
+*/
+#include "qkv_store.h"
+
+#include <malloc.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t index; /* entry that last wrote the key */
+    uint64_t seq;   /* times written since created; 0 = dead */
+    uint32_t hash;  /* of the key */
+    uint32_t key_len;
+    uint32_t value_len;
+    char data[]; /* key, then value */
+} s_item_t;
+
+struct qkv_store_t {
+    pthread_rwlock_t lock;  /* writer-preferring; guards all below */
+    s_item_t **pos;         /* items by position; NULL = free */
+    uint32_t pos_used;      /* high-water mark of positions */
+    uint32_t pos_cap;       /* slots allocated in pos */
+    uint32_t *free_pos;     /* stack of free positions; pos_cap slots */
+    uint32_t free_count;    /* entries on free_pos */
+    uint32_t *table;        /* position + 1 per slot; 0 = empty */
+    size_t table_mask;      /* slots - 1 (power of two) */
+    size_t table_used;      /* occupied slots (live and dead items) */
+    size_t live;            /* keys visible to readers */
+    size_t dead;            /* dead items kept for open dumps */
+    int cursors;            /* dumps open */
+    uint64_t applied_index; /* last entry applied */
+};
+
+struct qkv_store_cursor_t {
+    qkv_store_t *store; /* the store being dumped */
+    uint32_t next;      /* next position to visit */
+};
+
+/*  =====================================================================
+    Hashing and the table */
+
+static uint32_t s_hash(const char *key, size_t len) {
+    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)key[i];
+        h *= 0x100000001b3ULL;
+    }
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+static s_item_t *s_at(const qkv_store_t *self, size_t slot) {
+    return self->pos[self->table[slot] - 1];
+}
+
+/* Slot holding key, or the empty slot where it would go. */
+static size_t s_find(const qkv_store_t *self, const char *key, size_t len,
+                     uint32_t hash) {
+    size_t slot = hash & self->table_mask;
+    while (self->table[slot]) {
+        s_item_t *item = s_at(self, slot);
+        if (item->hash == hash && item->key_len == len &&
+            memcmp(item->data, key, len) == 0)
+            return slot;
+        slot = (slot + 1) & self->table_mask;
+    }
+    return slot;
+}
+
+static int s_grow_table(qkv_store_t *self) {
+    size_t slots = (self->table_mask + 1) * 2;
+    uint32_t *table = calloc(slots, sizeof(*table));
+    if (!table)
+        return -1;
+    for (size_t i = 0; i <= self->table_mask; i++) {
+        if (!self->table[i])
+            continue;
+        size_t slot = s_at(self, i)->hash & (slots - 1);
+        while (table[slot])
+            slot = (slot + 1) & (slots - 1);
+        table[slot] = self->table[i];
+    }
+    free(self->table);
+    self->table = table;
+    self->table_mask = slots - 1;
+    return 0;
+}
+
+/* Removes the table slot, shifting later members of its run back. */
+static void s_unlink_slot(qkv_store_t *self, size_t hole) {
+    size_t slot = hole;
+    for (;;) {
+        slot = (slot + 1) & self->table_mask;
+        if (!self->table[slot])
+            break;
+        size_t home = s_at(self, slot)->hash & self->table_mask;
+        /* move back unless its home lies cyclically in (hole, slot] */
+        bool stays = hole <= slot ? (home > hole && home <= slot)
+                                  : (home > hole || home <= slot);
+        if (!stays) {
+            self->table[hole] = self->table[slot];
+            hole = slot;
+        }
+    }
+    self->table[hole] = 0;
+    self->table_used--;
+}
+
+/*  =====================================================================
+    Positions */
+
+static int s_take_pos(qkv_store_t *self, uint32_t *out) {
+    if (self->free_count) {
+        *out = self->free_pos[--self->free_count];
+        return 0;
+    }
+    if (self->pos_used == UINT32_MAX - 1)
+        return -1;
+    if (self->pos_used == self->pos_cap) {
+        /* free_pos grows with pos, so releasing a position never fails */
+        uint32_t cap = self->pos_cap ? self->pos_cap * 2 : 1024;
+        uint32_t *fp = realloc(self->free_pos, cap * sizeof(*fp));
+        if (!fp)
+            return -1;
+        self->free_pos = fp;
+        s_item_t **pos = realloc(self->pos, cap * sizeof(*pos));
+        if (!pos)
+            return -1;
+        self->pos = pos;
+        self->pos_cap = cap;
+    }
+    *out = self->pos_used++;
+    return 0;
+}
+
+static void s_release_pos(qkv_store_t *self, uint32_t p) {
+    self->pos[p] = NULL;
+    self->free_pos[self->free_count++] = p;
+}
+
+/*  =====================================================================
+    Life cycle */
+
+qkv_store_t *qkv_store_new(void) {
+    qkv_store_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->table_mask = 1023;
+    self->table = calloc(self->table_mask + 1, sizeof(*self->table));
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+    pthread_rwlockattr_setkind_np(&attr,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    int rc = pthread_rwlock_init(&self->lock, &attr);
+    pthread_rwlockattr_destroy(&attr);
+    if (!self->table || rc != 0) {
+        free(self->table);
+        free(self);
+        return NULL;
+    }
+    return self;
+}
+
+static void s_free_all(qkv_store_t *self) {
+    for (uint32_t p = 0; p < self->pos_used; p++)
+        free(self->pos[p]);
+    self->pos_used = 0;
+    self->free_count = 0;
+    memset(self->table, 0, (self->table_mask + 1) * sizeof(*self->table));
+    self->table_used = 0;
+    self->live = 0;
+    self->dead = 0;
+}
+
+void qkv_store_destroy(qkv_store_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    qkv_store_t *self = *self_p;
+    s_free_all(self);
+    pthread_rwlock_destroy(&self->lock);
+    free(self->pos);
+    free(self->free_pos);
+    free(self->table);
+    free(self);
+    *self_p = NULL;
+}
+
+/*  =====================================================================
+    Writing (caller holds the write lock) */
+
+/* Removes every item, or marks each dead while a dump is open. */
+static void s_reset(qkv_store_t *self) {
+    if (!self->cursors) {
+        s_free_all(self);
+        return;
+    }
+    for (uint32_t p = 0; p < self->pos_used; p++) {
+        s_item_t *item = self->pos[p];
+        if (item && item->seq) {
+            item->seq = 0;
+            item->value_len = 0;
+            self->live--;
+            self->dead++;
+        }
+    }
+}
+
+static void s_delete(qkv_store_t *self, const qkv_entry_t *e) {
+    uint32_t hash = s_hash(e->data, e->key_len);
+    size_t slot = s_find(self, e->data, e->key_len, hash);
+    if (!self->table[slot] || !s_at(self, slot)->seq)
+        return;
+    s_item_t *item = s_at(self, slot);
+    self->live--;
+    if (self->cursors) {
+        item->seq = 0; /* dead: keeps its place for the open dumps */
+        item->value_len = 0;
+        self->dead++;
+        return;
+    }
+    uint32_t p = self->table[slot] - 1;
+    s_unlink_slot(self, slot);
+    free(item);
+    s_release_pos(self, p);
+}
+
+static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
+    const char *key = e->data, *value = e->data + e->key_len;
+    uint32_t hash = s_hash(key, e->key_len);
+    if ((self->table_used + 1) * 4 > (self->table_mask + 1) * 3 &&
+        s_grow_table(self) != 0)
+        return -1;
+    size_t slot = s_find(self, key, e->key_len, hash);
+    size_t size = sizeof(s_item_t) + e->key_len + e->value_len;
+    if (self->table[slot]) {
+        uint32_t p = self->table[slot] - 1;
+        s_item_t *item = self->pos[p];
+        if (item->value_len != e->value_len) {
+            item = realloc(item, size);
+            if (!item)
+                return -1;
+            self->pos[p] = item;
+        }
+        if (!item->seq) {
+            self->dead--;
+            self->live++;
+        }
+        item->seq++;
+        item->index = e->index;
+        item->value_len = e->value_len;
+        memcpy(item->data + e->key_len, value, e->value_len);
+        *seq = item->seq;
+        return 0;
+    }
+    uint32_t p;
+    s_item_t *item = malloc(size);
+    if (!item || s_take_pos(self, &p) != 0) {
+        free(item);
+        return -1;
+    }
+    item->index = e->index;
+    item->seq = 1;
+    item->hash = hash;
+    item->key_len = e->key_len;
+    item->value_len = e->value_len;
+    memcpy(item->data, key, e->key_len + e->value_len);
+    self->pos[p] = item;
+    self->table[slot] = p + 1;
+    self->table_used++;
+    self->live++;
+    *seq = 1;
+    return 0;
+}
+
+static int s_apply(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
+    *seq = 0;
+    int rc = 0;
+    if (e->op == QKV_OP_PUT)
+        rc = s_put(self, e, seq);
+    else if (e->op == QKV_OP_DELETE)
+        s_delete(self, e);
+    else if (e->op == QKV_OP_RESET)
+        s_reset(self);
+    if (rc == 0)
+        self->applied_index = e->index;
+    return rc;
+}
+
+size_t qkv_store_apply_many(qkv_store_t *self,
+                            const qkv_entry_t *const *entries, size_t count,
+                            uint64_t *seqs) {
+    size_t done = 0;
+    pthread_rwlock_wrlock(&self->lock);
+    while (done < count && s_apply(self, entries[done], &seqs[done]) == 0)
+        done++;
+    pthread_rwlock_unlock(&self->lock);
+    return done;
+}
+
+int qkv_store_apply(qkv_store_t *self, const qkv_entry_t *entry,
+                    uint64_t *seq) {
+    return qkv_store_apply_many(self, &entry, 1, seq) == 1 ? 0 : -1;
+}
+
+void qkv_store_clear(qkv_store_t *self) {
+    pthread_rwlock_wrlock(&self->lock);
+    s_reset(self);
+    self->applied_index = 0;
+    pthread_rwlock_unlock(&self->lock);
+}
+
+/*  =====================================================================
+    Reading */
+
+int qkv_store_get(qkv_store_t *self, const char *key, size_t key_len,
+                  qkv_buf_t *value, uint64_t *seq, uint64_t *index) {
+    uint32_t hash = s_hash(key, key_len);
+    int rc = 0;
+    pthread_rwlock_rdlock(&self->lock);
+    size_t slot = s_find(self, key, key_len, hash);
+    if (self->table[slot] && s_at(self, slot)->seq) {
+        const s_item_t *item = s_at(self, slot);
+        qkv_buf_reset(value);
+        rc = qkv_buf_append(value, item->data + item->key_len,
+                            item->value_len) == 0
+                 ? 1
+                 : -1;
+        *seq = item->seq;
+        *index = item->index;
+    }
+    pthread_rwlock_unlock(&self->lock);
+    return rc;
+}
+
+size_t qkv_store_count(qkv_store_t *self) {
+    pthread_rwlock_rdlock(&self->lock);
+    size_t n = self->live;
+    pthread_rwlock_unlock(&self->lock);
+    return n;
+}
+
+uint64_t qkv_store_applied_index(qkv_store_t *self) {
+    pthread_rwlock_rdlock(&self->lock);
+    uint64_t i = self->applied_index;
+    pthread_rwlock_unlock(&self->lock);
+    return i;
+}
+
+size_t qkv_store_overhead_bytes(qkv_store_t *self) {
+    pthread_rwlock_rdlock(&self->lock);
+    size_t bytes = sizeof(*self) +
+                   (self->table_mask + 1) * sizeof(*self->table) +
+                   (size_t)self->pos_cap * sizeof(*self->pos) +
+                   (size_t)self->pos_cap * sizeof(*self->free_pos);
+    for (uint32_t p = 0; p < self->pos_used; p++) {
+        const s_item_t *item = self->pos[p];
+        if (item) /* the allocator's block, minus the payload */
+            bytes += malloc_usable_size((void *)item) + sizeof(size_t) -
+                     item->key_len - item->value_len;
+    }
+    pthread_rwlock_unlock(&self->lock);
+    return bytes;
+}
+
+/*  =====================================================================
+    Dumps */
+
+qkv_store_cursor_t *qkv_store_cursor_new(qkv_store_t *self,
+                                         uint64_t *applied_index,
+                                         size_t *count) {
+    qkv_store_cursor_t *cursor = calloc(1, sizeof(*cursor));
+    if (!cursor)
+        return NULL;
+    cursor->store = self;
+    pthread_rwlock_wrlock(&self->lock);
+    self->cursors++;
+    *applied_index = self->applied_index;
+    *count = self->live;
+    pthread_rwlock_unlock(&self->lock);
+    return cursor;
+}
+
+size_t qkv_store_cursor_next(qkv_store_cursor_t *self, size_t max_keys,
+                             qkv_store_visit_fn *visit, void *arg) {
+    qkv_store_t *store = self->store;
+    size_t visited = 0;
+    pthread_rwlock_rdlock(&store->lock);
+    while (visited < max_keys && self->next < store->pos_used) {
+        const s_item_t *item = store->pos[self->next++];
+        if (!item || !item->seq)
+            continue;
+        visit(arg, item->data, item->key_len, item->data + item->key_len,
+              item->value_len, item->seq, item->index);
+        visited++;
+    }
+    pthread_rwlock_unlock(&store->lock);
+    return visited;
+}
+
+/* Removes the dead items left by dumps (write lock held, no cursor). */
+static void s_sweep(qkv_store_t *self) {
+    for (uint32_t p = 0; p < self->pos_used && self->dead; p++) {
+        s_item_t *item = self->pos[p];
+        if (!item || item->seq)
+            continue;
+        size_t slot = s_find(self, item->data, item->key_len, item->hash);
+        s_unlink_slot(self, slot);
+        free(item);
+        s_release_pos(self, p);
+        self->dead--;
+    }
+}
+
+void qkv_store_cursor_destroy(qkv_store_cursor_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    qkv_store_t *store = (*self_p)->store;
+    pthread_rwlock_wrlock(&store->lock);
+    if (--store->cursors == 0 && store->dead)
+        s_sweep(store);
+    pthread_rwlock_unlock(&store->lock);
+    free(*self_p);
+    *self_p = NULL;
+}
