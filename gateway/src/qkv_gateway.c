@@ -1,0 +1,1262 @@
+/*  qkv_gateway.c - the REST API of a node (DESIGN.md, "The REST API"),
+    served by civetweb: JSON in (jansson), JSON out (qkv_json), Prometheus
+    text for /metrics.
+
+    Threads: civetweb's workers run every handler. Each worker owns a few
+    growable buffers (made in init_thread, freed in exit_thread) so a
+    request normally allocates nothing but jansson's parse tree. Writes are
+    handed to the node (qkv_node_write blocks until commit or deadline);
+    reads copy out of the store; /dump visits a bounded batch of keys per
+    call, formats them under the store's read lock and sends them after the
+    call returns. No lock is held across I/O.
+
+    Responses: status line, headers and (small) body go out in one write,
+    always with Content-Type and Content-Length, except /dump which is
+    chunked. Keep-alive follows civetweb's own rule (client's Connection
+    header, else HTTP/1.1); when we must close (a body too large or chunked
+    to skip, a failed read) we say "Connection: close" and tell civetweb.
+    Errors civetweb raises itself (malformed requests, ...) come back
+    through its http_error callback and get the same JSON error body.
+*/
+#include "qkv_gateway.h"
+#include "qkv_json.h"
+
+#include <civetweb.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+//  ---------------------------------------------------------------------
+//  Limits and settings
+
+#define S_DUMP_MAX_KEYS 256           /* keys per cursor call, at most */
+#define S_DUMP_SOFT_BYTES (128 << 10) /* a chunk is sent past this size */
+#define S_DUMP_HARD_BYTES (64 << 20)  /* worst case for one batch */
+#define S_KEEP_BYTES (256 << 10)      /* larger worker buffers are freed */
+#define S_IO_STEP (1 << 20)           /* bytes per mg_read / mg_write */
+#define S_SPLIT_BYTES (64 << 10)      /* larger bodies: header written apart */
+#define S_MIN_REQUEST_SIZE 16384      /* civetweb's request line + headers */
+#define S_MAX_REQUEST_SIZE (1 << 20)
+#define S_KEEP_ALIVE_MS "5000"       /* idle time between two requests */
+#define S_REQUEST_TIMEOUT_MS "10000" /* per read or write of one request */
+
+#define S_JSON "application/json"
+#define S_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+
+//  ---------------------------------------------------------------------
+//  Structures
+
+struct qkv_gateway_t {
+    qkv_node_t *node;        /* not owned; outlives us */
+    const qkv_config_t *cfg; /* the node's settings */
+    struct mg_context *ctx;  /* civetweb server, NULL until started */
+    size_t max_body;         /* largest write body read */
+    size_t key_size;         /* GET key buffer: longest key + 1 */
+    size_t dump_max_keys;    /* keys per dump batch, worst case bound */
+    size_t max_request_size; /* civetweb's request line + headers */
+    char leader_url[1024];   /* LEADER_URL without trailing '/' */
+    pthread_mutex_t mutex;   /* guards the two fields below */
+    bool started;            /* mg_start returned */
+    char start_error[256];   /* first message civetweb logged at start */
+};
+
+//  One civetweb worker thread's buffers, reused by every request it serves
+typedef struct {
+    qkv_buf_t out;   /* response body being built */
+    qkv_buf_t head;  /* status line and headers (+ small body) */
+    qkv_buf_t aux;   /* extra header lines */
+    qkv_buf_t body;  /* request body */
+    qkv_buf_t value; /* value copied out of the store */
+    char *key;       /* GET key, key_size bytes */
+    size_t key_size;
+    qkv_node_status_t status; /* too big for a worker's stack frame */
+} s_worker_t;
+
+typedef struct s_route s_route_t;
+
+//  One request being answered
+typedef struct {
+    qkv_gateway_t *gw;
+    struct mg_connection *conn;
+    const struct mg_request_info *ri;
+    s_worker_t *w;               /* NULL when the thread has no buffers */
+    qkv_buf_t *out, *head, *aux; /* the worker's, or the spares below */
+    qkv_buf_t spare[3];          /* buffers when w is NULL; freed at the end */
+    const s_route_t *route;      /* the route matched, or NULL */
+    bool head_only;              /* HEAD request: send no body */
+    bool close;                  /* close the connection after the answer */
+} s_req_t;
+
+typedef int(s_route_fn)(s_req_t *req);
+
+//  A route: exact path and the one method it answers
+struct s_route {
+    const char *path;
+    const char *method;
+    s_route_fn *fn;
+    bool leader_only; /* a write: followers redirect */
+    bool reads_body;  /* fn reads the body itself */
+};
+
+static int s_handle_write(s_req_t *req);
+static int s_handle_reset(s_req_t *req);
+static int s_handle_get(s_req_t *req);
+static int s_handle_dump(s_req_t *req);
+static int s_handle_health(s_req_t *req);
+static int s_handle_metrics(s_req_t *req);
+
+static const s_route_t s_routes[] = {
+    {"/put", "POST", s_handle_write, true, true},
+    {"/write", "POST", s_handle_write, true, true},
+    {"/reset", "POST", s_handle_reset, true, false},
+    {"/get", "GET", s_handle_get, false, false},
+    {"/read", "GET", s_handle_get, false, false},
+    {"/dump", "GET", s_handle_dump, false, false},
+    {"/health", "GET", s_handle_health, false, false},
+    {"/metrics", "GET", s_handle_metrics, false, false},
+};
+#define S_ROUTE_COUNT (sizeof s_routes / sizeof s_routes[0])
+
+//  ---------------------------------------------------------------------
+//  Small helpers
+
+static size_t s_sat_add(size_t a, size_t b) {
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t s_sat_mul(size_t a, size_t b) {
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+//  Empties a buffer and forgets an earlier allocation failure, so one
+//  failed request does not poison the worker's buffer for the next.
+
+static void s_buf_clear(qkv_buf_t *buf) {
+    qkv_buf_reset(buf);
+    buf->failed = 0;
+}
+
+static const char *s_role_name(qkv_role_t role) {
+    return role == QKV_ROLE_FOLLOWER ? "follower" : "leader";
+}
+
+//  True when the comma-separated header value lists token (any case).
+
+static bool s_has_token(const char *value, const char *token) {
+    size_t token_len = strlen(token);
+    while (*value) {
+        while (*value == ' ' || *value == '\t' || *value == ',')
+            value++;
+        size_t len = strcspn(value, ",");
+        size_t trimmed = len;
+        while (trimmed > 0 &&
+               (value[trimmed - 1] == ' ' || value[trimmed - 1] == '\t'))
+            trimmed--;
+        if (trimmed == token_len && strncasecmp(value, token, trimmed) == 0)
+            return true;
+        value += len;
+    }
+    return false;
+}
+
+//  Appends bytes for a header value, percent-encoding every byte that is
+//  not visible ASCII, so nothing from a request can break the header.
+
+static void s_append_header_safe(qkv_buf_t *buf, const char *s, size_t len) {
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c > 0x20 && c < 0x7F)
+            qkv_buf_append(buf, &s[i], 1);
+        else {
+            char esc[3] = {'%', hex[c >> 4], hex[c & 0x0F]};
+            qkv_buf_append(buf, esc, 3);
+        }
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Worker threads
+
+static void *s_on_thread_start(const struct mg_context *ctx, int thread_type) {
+    if (thread_type != 1)
+        return NULL; /* master and timer threads serve no requests */
+    qkv_gateway_t *gw = mg_get_user_data(ctx);
+    s_worker_t *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->key_size = gw->key_size;
+    w->key = malloc(w->key_size);
+    if (w->key == NULL) {
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void s_on_thread_stop(const struct mg_context *ctx, int thread_type,
+                             void *ptr) {
+    (void)ctx;
+    (void)thread_type;
+    s_worker_t *w = ptr;
+    if (w == NULL)
+        return;
+    qkv_buf_free(&w->out);
+    qkv_buf_free(&w->head);
+    qkv_buf_free(&w->aux);
+    qkv_buf_free(&w->body);
+    qkv_buf_free(&w->value);
+    free(w->key);
+    free(w);
+}
+
+//  ---------------------------------------------------------------------
+//  Requests
+
+static void s_req_init(s_req_t *req, struct mg_connection *conn) {
+    memset(req, 0, sizeof *req);
+    req->conn = conn;
+    req->ri = mg_get_request_info(conn);
+    req->gw = mg_get_user_data(mg_get_context(conn));
+    req->w = mg_get_thread_pointer(conn);
+    req->out = req->w ? &req->w->out : &req->spare[0];
+    req->head = req->w ? &req->w->head : &req->spare[1];
+    req->aux = req->w ? &req->w->aux : &req->spare[2];
+    s_buf_clear(req->out);
+    s_buf_clear(req->head);
+    s_buf_clear(req->aux);
+    const char *method = req->ri ? req->ri->request_method : NULL;
+    req->head_only = method != NULL && strcmp(method, "HEAD") == 0;
+}
+
+//  Frees the spares and any worker buffer that grew past S_KEEP_BYTES, so
+//  one huge request does not pin memory in every thread it ran on.
+
+static void s_req_done(s_req_t *req) {
+    for (size_t i = 0; i < 3; i++)
+        qkv_buf_free(&req->spare[i]);
+    s_worker_t *w = req->w;
+    if (w == NULL)
+        return;
+    qkv_buf_t *bufs[] = {&w->out, &w->head, &w->aux, &w->body, &w->value};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (bufs[i]->cap > S_KEEP_BYTES)
+            qkv_buf_free(bufs[i]);
+}
+
+//  Decides whether the connection stays open after this answer, by
+//  civetweb's own rule (keep-alive is enabled in our options): the client's
+//  Connection header when it sent one, else yes for HTTP/1.1 only. When
+//  not, civetweb is told too, so the header and what happens agree.
+
+static bool s_keep_alive(s_req_t *req) {
+    bool keep = !req->close;
+    if (keep) {
+        const char *value = mg_get_header(req->conn, "Connection");
+        const char *version = req->ri ? req->ri->http_version : NULL;
+        if (value != NULL)
+            keep = s_has_token(value, "keep-alive");
+        else
+            keep = version != NULL && strcmp(version, "1.1") == 0;
+    }
+    if (!keep)
+        mg_disable_connection_keep_alive(req->conn);
+    return keep;
+}
+
+//  ---------------------------------------------------------------------
+//  Responses
+
+static const char *s_status_text(int status) {
+    switch (status) {
+    case 200:
+        return "OK";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 414:
+        return "URI Too Long";
+    case 421:
+        return "Misdirected Request";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return status < 500 ? "Bad Request" : "Error";
+    }
+}
+
+static int s_write_all(struct mg_connection *conn, const char *data,
+                       size_t len) {
+    while (len > 0) {
+        size_t step = len < S_IO_STEP ? len : S_IO_STEP;
+        if (mg_write(conn, data, step) != (int)step)
+            return -1;
+        data += step;
+        len -= step;
+    }
+    return 0;
+}
+
+//  Last resort when a response could not be built: a fixed 503.
+
+static int s_send_oom(s_req_t *req) {
+    static const char body[] = "{\"ok\":false,\"status\":\"unavailable\","
+                               "\"message\":\"out of memory\"}";
+    mg_disable_connection_keep_alive(req->conn);
+    mg_printf(req->conn,
+              "HTTP/1.1 503 Service Unavailable\r\n"
+              "Content-Type: " S_JSON "\r\n"
+              "Content-Length: %zu\r\n"
+              "Connection: close\r\n\r\n%s",
+              sizeof body - 1, req->head_only ? "" : body);
+    return 503;
+}
+
+//  Sends a whole response: status line, Content-Type, Content-Length,
+//  Connection, the extra header lines in req->aux, then body (not for
+//  HEAD). Small bodies go out in the same write as the headers. Returns
+//  status (for civetweb's access log).
+
+static int s_send(s_req_t *req, int status, const char *type,
+                  const qkv_buf_t *body) {
+    qkv_buf_t *head = req->head;
+    size_t len = body->failed ? 0 : body->size;
+    bool keep = s_keep_alive(req);
+
+    if (body->failed || req->aux->failed)
+        return s_send_oom(req);
+    s_buf_clear(head);
+    qkv_buf_printf(head,
+                   "HTTP/1.1 %d %s\r\n"
+                   "Content-Type: %s\r\n"
+                   "Content-Length: %zu\r\n"
+                   "Cache-Control: no-store\r\n"
+                   "Connection: %s\r\n",
+                   status, s_status_text(status), type, len,
+                   keep ? "keep-alive" : "close");
+    if (req->aux->size > 0)
+        qkv_buf_append(head, req->aux->data, req->aux->size);
+    qkv_buf_append(head, "\r\n", 2);
+    bool joined = !req->head_only && len > 0 && len < S_SPLIT_BYTES;
+    if (joined)
+        qkv_buf_append(head, body->data, len);
+    if (head->failed)
+        return s_send_oom(req);
+    int rc = s_write_all(req->conn, head->data, head->size);
+    if (rc == 0 && !joined && !req->head_only && len > 0)
+        rc = s_write_all(req->conn, body->data, len);
+    if (rc != 0)
+        mg_disable_connection_keep_alive(req->conn);
+    return status;
+}
+
+//  JSON bodies: begin with "{", add members to req->out, end and send.
+
+static void s_json_begin(s_req_t *req) {
+    s_buf_clear(req->out);
+    qkv_json_char(req->out, '{');
+}
+
+static int s_json_end(s_req_t *req, int status) {
+    qkv_json_char(req->out, '}');
+    return s_send(req, status, S_JSON, req->out);
+}
+
+//  Starts an error body {"ok":false,"status":code,"message":message}; the
+//  caller may add members before s_json_end.
+
+static void s_error_begin(s_req_t *req, const char *code, const char *message) {
+    s_json_begin(req);
+    qkv_json_member_bool(req->out, "ok", false);
+    qkv_json_member_cstr(req->out, "status", code);
+    qkv_json_member_cstr(req->out, "message", message);
+}
+
+static int s_error(s_req_t *req, int status, const char *code,
+                   const char *message) {
+    s_error_begin(req, code, message);
+    return s_json_end(req, status);
+}
+
+//  Answers a request refused as invalid (400, 404, 405, 413) and counts
+//  it for /metrics.
+
+static int s_refuse(s_req_t *req, int status, const char *code, const char *fmt,
+                    ...) __attribute__((format(printf, 4, 5)));
+
+static int s_refuse(s_req_t *req, int status, const char *code, const char *fmt,
+                    ...) {
+    char message[512];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    if (req->gw != NULL)
+        qkv_node_count_bad_request(req->gw->node);
+    return s_error(req, status, code, message);
+}
+
+//  A write or reset reached a follower: 307 to LEADER_URL + path + query
+//  when it is set, else 421.
+
+static int s_not_leader(s_req_t *req) {
+    const s_route_t *route = req->route;
+    const qkv_gateway_t *gw = req->gw;
+    const char *query = req->ri->query_string;
+
+    if (gw->leader_url[0] == '\0') {
+        return s_error(req, 421, "not_leader",
+                       "this node is a follower and LEADER_URL is not set; "
+                       "send writes to the leader");
+    }
+    s_error_begin(req, "not_leader",
+                  "this node is a follower; send writes to the leader");
+    qkv_json_member_cstr(req->out, "leader", gw->cfg->leader_url);
+    qkv_buf_append(req->aux, "Location: ", 10);
+    s_append_header_safe(req->aux, gw->leader_url, strlen(gw->leader_url));
+    s_append_header_safe(req->aux, route->path, strlen(route->path));
+    if (query != NULL && query[0] != '\0') {
+        qkv_buf_append(req->aux, "?", 1);
+        s_append_header_safe(req->aux, query, strlen(query));
+    }
+    qkv_buf_append(req->aux, "\r\n", 2);
+    return s_json_end(req, 307);
+}
+
+//  ---------------------------------------------------------------------
+//  Request bodies
+
+//  Reads exactly len bytes into data; -1 when the client stops short.
+
+static int s_read_exact(struct mg_connection *conn, char *data, size_t len) {
+    while (len > 0) {
+        size_t step = len < S_IO_STEP ? len : S_IO_STEP;
+        int n = mg_read(conn, data, step);
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+//  Consumes a body the route does not use so the connection can carry the
+//  next request. A chunked body, one larger than max_body, or one that
+//  cannot be read is not skipped: the connection closes instead.
+
+static void s_skip_body(s_req_t *req) {
+    long long len = req->ri->content_length;
+    char scratch[8192];
+
+    if (mg_get_header(req->conn, "Transfer-Encoding") != NULL) {
+        req->close = true;
+        return;
+    }
+    if (len <= 0)
+        return;
+    if ((unsigned long long)len > req->gw->max_body) {
+        req->close = true;
+        return;
+    }
+    while (len > 0) {
+        size_t step =
+            len < (long long)sizeof scratch ? (size_t)len : sizeof scratch;
+        if (s_read_exact(req->conn, scratch, step) != 0) {
+            req->close = true;
+            return;
+        }
+        len -= (long long)step;
+    }
+}
+
+//  Reads a write's body into the worker's body buffer (NUL-terminated).
+//  Returns 0, or the status of the error it answered.
+
+static int s_read_body(s_req_t *req) {
+    long long len = req->ri->content_length;
+    qkv_buf_t *body = &req->w->body;
+    size_t max_body = req->gw->max_body;
+
+    if (mg_get_header(req->conn, "Transfer-Encoding") != NULL) {
+        req->close = true;
+        return s_refuse(req, 400, "bad_request",
+                        "Content-Length required (no Transfer-Encoding)");
+    }
+    if (len < 0)
+        return s_refuse(req, 400, "bad_request", "Content-Length required");
+    if ((unsigned long long)len > max_body) {
+        req->close = true;
+        return s_refuse(req, 413, "too_large",
+                        "body is %lld bytes; the limit is %zu", len, max_body);
+    }
+    s_buf_clear(body);
+    if (qkv_buf_reserve(body, (size_t)len + 1) != 0) {
+        req->close = true;
+        return s_error(req, 503, "unavailable", "out of memory");
+    }
+    if (s_read_exact(req->conn, body->data, (size_t)len) != 0) {
+        req->close = true;
+        return s_refuse(req, 400, "bad_request", "request body incomplete");
+    }
+    body->size = (size_t)len;
+    body->data[len] = '\0';
+    return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  POST /put, POST /write, POST /reset
+
+typedef struct {
+    const char *key;
+    size_t key_len;
+    const char *value;
+    size_t value_len;
+} s_kv_t;
+
+//  Checks that member name of root is a JSON string; answers 400 if not.
+
+static int s_string_member(s_req_t *req, json_t *root, const char *name,
+                           json_t **str) {
+    *str = json_object_get(root, name);
+    if (*str == NULL)
+        return s_refuse(req, 400, "bad_request",
+                        "missing \"%s\"; expected {\"key\": string, "
+                        "\"value\": string}",
+                        name);
+    if (!json_is_string(*str))
+        return s_refuse(req, 400, "bad_request", "\"%s\" must be a JSON string",
+                        name);
+    return 0;
+}
+
+//  Parses and checks {"key": K, "value": V} from the body. On success
+//  fills kv (pointing into *root, which the caller must decref) and
+//  returns 0; otherwise answers and returns the status.
+
+static int s_parse_write(s_req_t *req, json_t **root, s_kv_t *kv) {
+    const qkv_config_t *cfg = req->gw->cfg;
+    qkv_buf_t *body = &req->w->body;
+    json_error_t jerr;
+    json_t *key, *value;
+    int rc;
+
+    if (body->size == 0)
+        return s_refuse(req, 400, "bad_request",
+                        "empty body; expected {\"key\": string, "
+                        "\"value\": string}");
+    *root = json_loadb(body->data, body->size,
+                       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (*root == NULL)
+        return s_refuse(req, 400, "bad_request",
+                        "malformed JSON at line %d, column %d: %s", jerr.line,
+                        jerr.column, jerr.text);
+    if (!json_is_object(*root))
+        return s_refuse(req, 400, "bad_request", "body must be a JSON object");
+    if ((rc = s_string_member(req, *root, "key", &key)) != 0)
+        return rc;
+    if ((rc = s_string_member(req, *root, "value", &value)) != 0)
+        return rc;
+    kv->key = json_string_value(key);
+    kv->key_len = json_string_length(key);
+    kv->value = json_string_value(value);
+    kv->value_len = json_string_length(value);
+    if (kv->key_len == 0)
+        return s_refuse(req, 400, "bad_request", "key must not be empty");
+    if (kv->key_len > cfg->max_key_bytes)
+        return s_refuse(req, 413, "too_large",
+                        "key is %zu bytes; the limit is %zu (MAX_KEY_BYTES)",
+                        kv->key_len, cfg->max_key_bytes);
+    if (kv->value_len > cfg->max_value_bytes)
+        return s_refuse(
+            req, 413, "too_large",
+            "value is %zu bytes; the limit is %zu (MAX_VALUE_BYTES)",
+            kv->value_len, cfg->max_value_bytes);
+    return 0;
+}
+
+//  Answers a write's result; kv is NULL for a reset.
+
+static int s_write_answer(s_req_t *req, const s_kv_t *kv,
+                          const qkv_write_result_t *r) {
+    const qkv_config_t *cfg = req->gw->cfg;
+    char message[256];
+
+    if (r->status == QKV_WRITE_COMMITTED) {
+        s_json_begin(req);
+        qkv_json_member_bool(req->out, "ok", true);
+        qkv_json_member_cstr(req->out, "status", "success");
+        if (kv != NULL) {
+            qkv_json_member_str(req->out, "key", kv->key, kv->key_len);
+            qkv_json_member_u64(req->out, "seq", r->seq);
+        }
+        qkv_json_member_u64(req->out, "index", r->index);
+        qkv_json_member_seconds(req->out, "latency", r->latency_us);
+        qkv_json_member_cstr(req->out, "message",
+                             kv ? "write committed" : "store reset");
+        return s_json_end(req, 200);
+    }
+    if (r->status == QKV_WRITE_TIMEOUT) {
+        snprintf(message, sizeof message,
+                 "not confirmed by %d follower(s) within %d ms; the entry "
+                 "stays in the log and commits when they answer",
+                 cfg->write_quorum, cfg->replication_timeout_ms);
+        s_error_begin(req, "quorum_not_reached", message);
+    } else
+        s_error_begin(req, "unavailable",
+                      "not written: the node is out of memory or stopping");
+    if (kv != NULL)
+        qkv_json_member_str(req->out, "key", kv->key, kv->key_len);
+    qkv_json_member_u64(req->out, "index", r->index);
+    return s_json_end(req, 503);
+}
+
+static int s_handle_write(s_req_t *req) {
+    json_t *root = NULL;
+    s_kv_t kv = {NULL, 0, NULL, 0};
+    qkv_write_result_t result;
+    int rc = s_read_body(req);
+
+    if (rc == 0)
+        rc = s_parse_write(req, &root, &kv);
+    if (rc == 0) {
+        memset(&result, 0, sizeof result);
+        qkv_node_write(req->gw->node, QKV_OP_PUT, kv.key, kv.key_len, kv.value,
+                       kv.value_len, &result);
+        if (result.status == QKV_WRITE_NOT_LEADER)
+            rc = s_not_leader(req);
+        else
+            rc = s_write_answer(req, &kv, &result);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static int s_handle_reset(s_req_t *req) {
+    qkv_write_result_t result;
+
+    memset(&result, 0, sizeof result);
+    qkv_node_write(req->gw->node, QKV_OP_RESET, "", 0, "", 0, &result);
+    if (result.status == QKV_WRITE_NOT_LEADER)
+        return s_not_leader(req);
+    return s_write_answer(req, NULL, &result);
+}
+
+//  ---------------------------------------------------------------------
+//  GET /get?key=K, GET /read?key=K
+
+static int s_handle_get(s_req_t *req) {
+    qkv_gateway_t *gw = req->gw;
+    s_worker_t *w = req->w;
+    const char *query = req->ri->query_string;
+    uint64_t seq = 0, index = 0;
+
+    //  The buffer holds max_key_bytes + 1, so -2 (too small) means longer
+    int len = -1;
+    if (query != NULL)
+        len = mg_get_var2(query, strlen(query), "key", w->key, w->key_size, 0);
+    if (len == -1)
+        return s_refuse(req, 400, "bad_request",
+                        "missing key parameter: use ?key=K");
+    if (len < 0)
+        return s_refuse(req, 413, "too_large",
+                        "key is longer than %zu bytes (MAX_KEY_BYTES)",
+                        gw->cfg->max_key_bytes);
+    if (len == 0)
+        return s_refuse(req, 400, "bad_request", "key must not be empty");
+
+    s_buf_clear(&w->value);
+    int found = qkv_store_get(qkv_node_store(gw->node), w->key, (size_t)len,
+                              &w->value, &seq, &index);
+    if (found < 0 || w->value.failed)
+        return s_error(req, 503, "unavailable", "out of memory");
+    if (found == 0) {
+        s_error_begin(req, "not_found", "key not found");
+        qkv_json_member_str(req->out, "key", w->key, (size_t)len);
+        return s_json_end(req, 404);
+    }
+    s_json_begin(req);
+    qkv_json_member_str(req->out, "key", w->key, (size_t)len);
+    qkv_json_member_str(req->out, "value", w->value.data, w->value.size);
+    qkv_json_member_u64(req->out, "seq", seq);
+    qkv_json_member_u64(req->out, "index", index);
+    if (gw->cfg->role == QKV_ROLE_FOLLOWER)
+        qkv_json_member_cstr(req->out, "follower_id", gw->cfg->node_id);
+    return s_json_end(req, 200);
+}
+
+//  ---------------------------------------------------------------------
+//  GET /dump
+//
+//  {"entries": {K: {"value": V, "seq": N}, ...}, "count": N, "role": R,
+//   "applied_index": I}, sent chunked (HTTP/1.0: raw, then close). Each
+//  cursor call (one hold of the store's read lock) visits a batch of keys
+//  small enough that its text stays near S_DUMP_SOFT_BYTES for the
+//  entries seen so far and can never pass S_DUMP_HARD_BYTES for the
+//  largest entries the limits allow; batches are gathered into one chunk
+//  until it passes S_DUMP_SOFT_BYTES. count is the number of entries
+//  sent, so it is written after them.
+
+typedef struct {
+    qkv_buf_t *out; /* JSON text not sent yet */
+    size_t emitted; /* entries formatted so far */
+    size_t largest; /* most bytes one entry took */
+} s_dump_t;
+
+//  Runs under the store's read lock: format only.
+
+static void s_dump_visit(void *arg, const char *key, size_t key_len,
+                         const char *value, size_t value_len, uint64_t seq,
+                         uint64_t index) {
+    (void)index;
+    s_dump_t *dump = arg;
+    size_t before = dump->out->size;
+
+    if (dump->emitted > 0)
+        qkv_json_char(dump->out, ',');
+    qkv_json_string(dump->out, key, key_len);
+    qkv_json_char(dump->out, ':');
+    qkv_json_char(dump->out, '{');
+    qkv_json_member_str(dump->out, "value", value, value_len);
+    qkv_json_member_u64(dump->out, "seq", seq);
+    qkv_json_char(dump->out, '}');
+    dump->emitted++;
+    if (dump->out->size - before > dump->largest)
+        dump->largest = dump->out->size - before;
+}
+
+static size_t s_dump_batch(const qkv_gateway_t *gw, const s_dump_t *dump) {
+    size_t keys = gw->dump_max_keys;
+    if (dump->largest > 0 && S_DUMP_SOFT_BYTES / dump->largest < keys)
+        keys = S_DUMP_SOFT_BYTES / dump->largest;
+    return keys > 0 ? keys : 1;
+}
+
+//  Sends one piece of the body; -1 when the client is gone.
+
+static int s_dump_send(s_req_t *req, bool chunked, const qkv_buf_t *buf) {
+    if (buf->failed)
+        return -1;
+    if (buf->size == 0)
+        return 0; /* an empty chunk would end the body */
+    if (!chunked)
+        return s_write_all(req->conn, buf->data, buf->size);
+    if (buf->size > UINT32_MAX)
+        return -1;
+    int sent = mg_send_chunk(req->conn, buf->data, (unsigned)buf->size);
+    return sent > 0 ? 0 : -1;
+}
+
+static int s_dump_headers(s_req_t *req, bool chunked) {
+    bool keep = chunked && s_keep_alive(req);
+    if (!chunked)
+        mg_disable_connection_keep_alive(req->conn);
+    int rc = mg_printf(req->conn,
+                       "HTTP/1.1 200 OK\r\n"
+                       "Content-Type: " S_JSON "\r\n"
+                       "%s"
+                       "Cache-Control: no-store\r\n"
+                       "Connection: %s\r\n\r\n",
+                       chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                       keep ? "keep-alive" : "close");
+    return rc > 0 ? 0 : -1;
+}
+
+//  Streams every batch, then the closing members. Returns -1 when the
+//  body could not be completed (the connection must then close).
+
+static int s_dump_stream(s_req_t *req, qkv_store_cursor_t *cursor, bool chunked,
+                         uint64_t applied_index) {
+    const qkv_gateway_t *gw = req->gw;
+    s_dump_t dump = {req->out, 0, 0};
+
+    s_buf_clear(req->out);
+    qkv_buf_append(req->out, "{\"entries\":{", 12);
+    while (qkv_store_cursor_next(cursor, s_dump_batch(gw, &dump), s_dump_visit,
+                                 &dump) > 0) {
+        if (req->out->failed)
+            return -1;
+        if (req->out->size < S_DUMP_SOFT_BYTES)
+            continue;
+        if (s_dump_send(req, chunked, req->out) != 0)
+            return -1;
+        s_buf_clear(req->out);
+    }
+    qkv_json_char(req->out, '}');
+    qkv_json_member_u64(req->out, "count", dump.emitted);
+    qkv_json_member_cstr(req->out, "role", s_role_name(gw->cfg->role));
+    qkv_json_member_u64(req->out, "applied_index", applied_index);
+    qkv_json_char(req->out, '}');
+    if (s_dump_send(req, chunked, req->out) != 0)
+        return -1;
+    if (chunked && mg_send_chunk(req->conn, "", 0) <= 0)
+        return -1;
+    return 0;
+}
+
+static int s_handle_dump(s_req_t *req) {
+    const char *version = req->ri->http_version;
+    bool chunked = version != NULL && strcmp(version, "1.0") != 0;
+    uint64_t applied_index = 0;
+    size_t count = 0;
+
+    qkv_store_cursor_t *cursor = qkv_store_cursor_new(
+        qkv_node_store(req->gw->node), &applied_index, &count);
+    if (cursor == NULL)
+        return s_error(req, 503, "unavailable", "out of memory");
+    int rc = s_dump_headers(req, chunked);
+    if (rc == 0)
+        rc = s_dump_stream(req, cursor, chunked, applied_index);
+    qkv_store_cursor_destroy(&cursor);
+    if (rc != 0)
+        mg_disable_connection_keep_alive(req->conn); /* body is cut short */
+    return 200;
+}
+
+//  ---------------------------------------------------------------------
+//  GET /health
+
+static void s_health_followers(qkv_buf_t *out, const qkv_node_status_t *st) {
+    size_t count = st->follower_count;
+    if (count > QKV_MAX_FOLLOWERS)
+        count = QKV_MAX_FOLLOWERS;
+    qkv_json_name(out, "followers");
+    qkv_json_char(out, '[');
+    for (size_t i = 0; i < count; i++) {
+        const qkv_follower_status_t *f = &st->followers[i];
+        qkv_json_sep(out);
+        qkv_json_char(out, '{');
+        qkv_json_member_str(out, "id", f->id, strnlen(f->id, sizeof f->id));
+        qkv_json_member_str(out, "endpoint", f->endpoint,
+                            strnlen(f->endpoint, sizeof f->endpoint));
+        qkv_json_member_bool(out, "connected", f->connected);
+        qkv_json_member_u64(out, "acked_index", f->acked_index);
+        qkv_json_member_u64(out, "lag", f->lag);
+        qkv_json_char(out, '}');
+    }
+    qkv_json_char(out, ']');
+}
+
+static int s_handle_health(s_req_t *req) {
+    const qkv_config_t *cfg = req->gw->cfg;
+    qkv_node_status_t *st = &req->w->status;
+    qkv_buf_t *out = req->out;
+
+    memset(st, 0, sizeof *st);
+    qkv_node_status(req->gw->node, st);
+    size_t error_len = strnlen(st->error, sizeof st->error);
+    s_json_begin(req);
+    qkv_json_member_cstr(out, "status", error_len > 0 ? "degraded" : "ok");
+    qkv_json_member_cstr(out, "role", s_role_name(st->role));
+    qkv_json_member_cstr(out, "id", cfg->node_id);
+    qkv_json_member_str(out, "replication_id", st->replication_id,
+                        strnlen(st->replication_id, sizeof st->replication_id));
+    qkv_json_member_u64(out, "last_index", st->last_index);
+    qkv_json_member_u64(out, "commit_index", st->commit_index);
+    qkv_json_member_u64(out, "applied_index", st->applied_index);
+    if (error_len > 0)
+        qkv_json_member_str(out, "error", st->error, error_len);
+    if (st->role == QKV_ROLE_LEADER)
+        s_health_followers(out, st);
+    return s_json_end(req, 200);
+}
+
+//  ---------------------------------------------------------------------
+//  GET /metrics (Prometheus text format 0.0.4)
+
+static void s_metric_head(qkv_buf_t *out, const char *name, const char *type,
+                          const char *help) {
+    qkv_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void s_metric(qkv_buf_t *out, const char *name, const char *type,
+                     const char *help, uint64_t value) {
+    s_metric_head(out, name, type, help);
+    qkv_buf_printf(out, "%s %" PRIu64 "\n", name, value);
+}
+
+//  Appends a label value escaped as the text format wants.
+
+static void s_label_value(qkv_buf_t *out, const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\')
+            qkv_buf_append(out, "\\\\", 2);
+        else if (s[i] == '"')
+            qkv_buf_append(out, "\\\"", 2);
+        else if (s[i] == '\n')
+            qkv_buf_append(out, "\\n", 2);
+        else
+            qkv_buf_append(out, &s[i], 1);
+    }
+}
+
+//  One gauge family with a sample per follower; which picks the field.
+
+enum { S_ACKED, S_LAG, S_CONNECTED };
+
+static void s_metric_followers(qkv_buf_t *out, const qkv_node_status_t *st,
+                               const char *name, const char *help, int which) {
+    size_t count = st->follower_count;
+    if (count > QKV_MAX_FOLLOWERS)
+        count = QKV_MAX_FOLLOWERS;
+    s_metric_head(out, name, "gauge", help);
+    for (size_t i = 0; i < count; i++) {
+        const qkv_follower_status_t *f = &st->followers[i];
+        uint64_t value = which == S_ACKED ? f->acked_index
+                         : which == S_LAG ? f->lag
+                                          : (uint64_t)f->connected;
+        qkv_buf_printf(out, "%s{follower=\"", name);
+        s_label_value(out, f->id, strnlen(f->id, sizeof f->id));
+        qkv_buf_append(out, "\",endpoint=\"", 12);
+        s_label_value(out, f->endpoint,
+                      strnlen(f->endpoint, sizeof f->endpoint));
+        qkv_buf_printf(out, "\"} %" PRIu64 "\n", value);
+    }
+}
+
+//  The histogram: the node counts per bucket, Prometheus wants running
+//  totals. _count is the +Inf total so the two always agree.
+
+static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
+    const char *name = "qkv_write_latency_seconds";
+    uint64_t total = 0;
+
+    s_metric_head(out, name, "histogram",
+                  "Time from submitting a write to its answer.");
+    for (size_t i = 0; i < QKV_LATENCY_BUCKETS; i++) {
+        total += m->latency_le[i];
+        qkv_buf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
+                       qkv_latency_bounds_s[i], total);
+    }
+    total += m->latency_le[QKV_LATENCY_BUCKETS];
+    qkv_buf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, total);
+    qkv_buf_printf(out, "%s_sum %.9g\n", name, m->latency_sum_s);
+    qkv_buf_printf(out, "%s_count %" PRIu64 "\n", name, total);
+}
+
+static void s_metric_info(qkv_buf_t *out, const qkv_config_t *cfg,
+                          const qkv_node_status_t *st) {
+    s_metric_head(out, "qkv_node_info", "gauge",
+                  "Always 1; labels name the node, its role and its "
+                  "replication id.");
+    qkv_buf_append(out, "qkv_node_info{id=\"", 18);
+    s_label_value(out, cfg->node_id,
+                  strnlen(cfg->node_id, sizeof cfg->node_id));
+    qkv_buf_printf(out, "\",role=\"%s\",replication_id=\"",
+                   s_role_name(st->role));
+    s_label_value(out, st->replication_id,
+                  strnlen(st->replication_id, sizeof st->replication_id));
+    qkv_buf_append(out, "\"} 1\n", 5);
+}
+
+static int s_handle_metrics(s_req_t *req) {
+    qkv_node_t *node = req->gw->node;
+    qkv_store_t *store = qkv_node_store(node);
+    qkv_node_status_t *st = &req->w->status;
+    qkv_buf_t *out = req->out;
+    qkv_metrics_t m;
+
+    memset(&m, 0, sizeof m);
+    memset(st, 0, sizeof *st);
+    qkv_node_metrics(node, &m);
+    qkv_node_status(node, st);
+    s_metric_info(out, req->gw->cfg, st);
+    s_metric(out, "qkv_writes_total", "counter", "Writes submitted to the log.",
+             m.writes);
+    s_metric(out, "qkv_commits_total", "counter", "Writes answered committed.",
+             m.commits);
+    s_metric(out, "qkv_quorum_timeouts_total", "counter",
+             "Writes answered 503: not confirmed in time.", m.timeouts);
+    s_metric(out, "qkv_bad_requests_total", "counter",
+             "Requests refused as invalid.", m.bad_requests);
+    s_metric(out, "qkv_malformed_frames_total", "counter",
+             "Replication frames dropped as malformed.", m.malformed_frames);
+    s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
+             st->last_index);
+    s_metric(out, "qkv_commit_index", "gauge",
+             "Leader's commit index as this node knows it.", st->commit_index);
+    s_metric(out, "qkv_applied_index", "gauge",
+             "Last log entry applied to the store.", st->applied_index);
+    s_metric(out, "qkv_keys", "gauge", "Keys in the store.",
+             qkv_store_count(store));
+    s_metric(out, "qkv_store_overhead_bytes", "gauge",
+             "Bytes the store holds beyond keys and values (estimate).",
+             qkv_store_overhead_bytes(store));
+    s_metric_followers(out, st, "qkv_follower_acked_index",
+                       "Last index each follower acknowledged.", S_ACKED);
+    s_metric_followers(out, st, "qkv_follower_lag",
+                       "Leader's last index minus the follower's.", S_LAG);
+    s_metric_followers(out, st, "qkv_follower_connected",
+                       "1 when the follower acked recently.", S_CONNECTED);
+    s_metric_latency(out, &m);
+    return s_send(req, 200, S_PROMETHEUS, out);
+}
+
+//  ---------------------------------------------------------------------
+//  Dispatch
+
+static const s_route_t *s_route_find(const char *path) {
+    if (path == NULL)
+        return NULL;
+    for (size_t i = 0; i < S_ROUTE_COUNT; i++)
+        if (strcmp(s_routes[i].path, path) == 0)
+            return &s_routes[i];
+    return NULL;
+}
+
+static int s_dispatch(s_req_t *req) {
+    const char *method = req->ri->request_method;
+    const char *path = req->ri->local_uri;
+    const s_route_t *route = s_route_find(path);
+
+    req->route = route;
+    if (req->w == NULL) {
+        req->close = true;
+        return s_error(req, 503, "unavailable", "out of memory");
+    }
+    if (route == NULL) {
+        s_skip_body(req);
+        return s_refuse(req, 404, "not_found", "no route %s %.256s",
+                        method ? method : "?", path ? path : "?");
+    }
+    if (method == NULL || strcmp(method, route->method) != 0) {
+        s_skip_body(req);
+        qkv_buf_printf(req->aux, "Allow: %s\r\n", route->method);
+        return s_refuse(req, 405, "method_not_allowed", "%s takes %s only",
+                        route->path, route->method);
+    }
+    if (route->leader_only && req->gw->cfg->role == QKV_ROLE_FOLLOWER) {
+        s_skip_body(req); /* before answering, as the body is unused */
+        return s_not_leader(req);
+    }
+    if (!route->reads_body)
+        s_skip_body(req);
+    return route->fn(req);
+}
+
+//  The one request handler, registered for every route and for "/" (all
+//  other paths); it matches paths exactly itself.
+
+static int s_on_request(struct mg_connection *conn, void *cbdata) {
+    (void)cbdata;
+    s_req_t req;
+    s_req_init(&req, conn);
+    int status = s_dispatch(&req);
+    s_req_done(&req);
+    return status;
+}
+
+//  Errors civetweb answers itself (malformed request, headers too large,
+//  ...): the same JSON body as ours, and the connection closes.
+
+static const char *s_error_code(int status) {
+    if (status == 404)
+        return "not_found";
+    if (status == 405)
+        return "method_not_allowed";
+    if (status == 413 || status == 414 || status == 431)
+        return "too_large";
+    return status < 500 ? "bad_request" : "unavailable";
+}
+
+static int s_on_http_error(struct mg_connection *conn, int status,
+                           const char *errmsg) {
+    s_req_t req;
+    s_req_init(&req, conn);
+    req.close = true;
+    if (status == 411) {
+        status = 400; /* a bad Content-Length; 411 is not in our API */
+        errmsg = "invalid Content-Length";
+    }
+    if (req.gw != NULL && status >= 400 && status < 500)
+        qkv_node_count_bad_request(req.gw->node);
+    s_error(&req, status, s_error_code(status),
+            errmsg && errmsg[0] ? errmsg : s_status_text(status));
+    s_req_done(&req);
+    return 0; /* handled */
+}
+
+//  civetweb's own log lines go to ours. While it starts they are kept
+//  instead (the first is why mg_start failed) for qkv_gateway_new's err.
+
+static int s_on_log(const struct mg_connection *conn, const char *message) {
+    qkv_gateway_t *gw = NULL;
+    bool started = true;
+    if (conn != NULL && mg_get_context(conn) != NULL)
+        gw = mg_get_user_data(mg_get_context(conn));
+    if (gw != NULL) {
+        pthread_mutex_lock(&gw->mutex);
+        started = gw->started;
+        if (!started && gw->start_error[0] == '\0')
+            snprintf(gw->start_error, sizeof gw->start_error, "%s", message);
+        pthread_mutex_unlock(&gw->mutex);
+    }
+    if (started)
+        qkv_warn("http: %s", message);
+    return 1;
+}
+
+//  ---------------------------------------------------------------------
+//  Construction
+
+//  mg_init_library(0) answers the features it set up, which for 0 is 0
+//  whether it worked or not; a real failure (no thread-local key) makes
+//  mg_start fail later with its own message, so the answer is not kept.
+
+static pthread_once_t s_library_once = PTHREAD_ONCE_INIT;
+
+static void s_library_init(void) {
+    mg_init_library(0);
+}
+
+//  Derives the limits the handlers use from the node's settings.
+
+static void s_set_limits(qkv_gateway_t *self) {
+    const qkv_config_t *cfg = self->cfg;
+    size_t pair = s_sat_add(cfg->max_key_bytes, cfg->max_value_bytes);
+
+    self->max_body = s_sat_add(s_sat_mul(6, pair), 4096);
+
+    //  Room for the longest key percent-encoded, plus headers
+    size_t request = s_sat_add(s_sat_mul(3, cfg->max_key_bytes), 8192);
+    if (request < S_MIN_REQUEST_SIZE)
+        request = S_MIN_REQUEST_SIZE;
+    if (request > S_MAX_REQUEST_SIZE)
+        request = S_MAX_REQUEST_SIZE;
+    self->max_request_size = request;
+
+    //  A decoded key is never longer than the request that carried it
+    size_t key = cfg->max_key_bytes < request ? cfg->max_key_bytes : request;
+    self->key_size = key + 1;
+
+    //  Escaping can take 6 bytes per input byte
+    size_t worst = s_sat_add(s_sat_mul(6, pair), 64);
+    size_t keys = S_DUMP_HARD_BYTES / worst;
+    if (keys < 1)
+        keys = 1;
+    if (keys > S_DUMP_MAX_KEYS)
+        keys = S_DUMP_MAX_KEYS;
+    self->dump_max_keys = keys;
+
+    snprintf(self->leader_url, sizeof self->leader_url, "%s", cfg->leader_url);
+    size_t len = strlen(self->leader_url);
+    while (len > 0 && self->leader_url[len - 1] == '/')
+        self->leader_url[--len] = '\0';
+}
+
+//  Starts civetweb; the reason for a failure goes to err.
+
+static int s_start(qkv_gateway_t *self, char *err, size_t err_size) {
+    const qkv_config_t *cfg = self->cfg;
+    char ports[128], threads[16], request_size[24];
+
+    if (strchr(cfg->bind, ':') != NULL) /* an IPv6 address */
+        snprintf(ports, sizeof ports, "[%s]:%d", cfg->bind, cfg->port);
+    else
+        snprintf(ports, sizeof ports, "%s:%d", cfg->bind, cfg->port);
+    snprintf(threads, sizeof threads, "%d", cfg->http_threads);
+    snprintf(request_size, sizeof request_size, "%zu", self->max_request_size);
+    const char *options[] = {"listening_ports",
+                             ports,
+                             "num_threads",
+                             threads,
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             S_KEEP_ALIVE_MS,
+                             "request_timeout_ms",
+                             S_REQUEST_TIMEOUT_MS,
+                             "tcp_nodelay",
+                             "1",
+                             "max_request_size",
+                             request_size,
+                             "access_control_allow_methods",
+                             "", /* OPTIONS reaches us: 405, no CORS */
+                             "access_control_allow_origin",
+                             "",
+                             NULL};
+    struct mg_callbacks callbacks;
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.init_thread = s_on_thread_start;
+    callbacks.exit_thread = s_on_thread_stop;
+    callbacks.http_error = s_on_http_error;
+    callbacks.log_message = s_on_log;
+
+    char text[256] = "";
+    unsigned code = 0;
+    struct mg_error_data error = {&code, text, sizeof text};
+    struct mg_init_data init = {&callbacks, self, options};
+    self->ctx = mg_start2(&init, &error);
+
+    pthread_mutex_lock(&self->mutex);
+    self->started = true;
+    pthread_mutex_unlock(&self->mutex);
+    if (self->ctx != NULL)
+        return 0;
+    if (self->start_error[0] != '\0')
+        snprintf(err, err_size, "HTTP server: %s", self->start_error);
+    else
+        snprintf(err, err_size, "HTTP server on %s: %s", ports,
+                 text[0] ? text : "civetweb failed to start");
+    return -1;
+}
+
+qkv_gateway_t *qkv_gateway_new(qkv_node_t *node, char *err, size_t err_size) {
+    const qkv_config_t *cfg = qkv_node_config(node);
+
+    pthread_once(&s_library_once, s_library_init);
+    if (cfg->http_threads < 1 || cfg->port < 1 || cfg->port > 65535) {
+        snprintf(err, err_size, "bad HTTP_THREADS or PORT");
+        return NULL;
+    }
+    qkv_gateway_t *self = calloc(1, sizeof *self);
+    if (self == NULL) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    self->node = node;
+    self->cfg = cfg;
+    pthread_mutex_init(&self->mutex, NULL);
+    s_set_limits(self);
+    if (s_start(self, err, err_size) != 0) {
+        qkv_gateway_destroy(&self);
+        return NULL;
+    }
+    for (size_t i = 0; i < S_ROUTE_COUNT; i++)
+        mg_set_request_handler(self->ctx, s_routes[i].path, s_on_request, NULL);
+    mg_set_request_handler(self->ctx, "/", s_on_request, NULL);
+    qkv_info("http: listening on %s:%d with %d workers", cfg->bind, cfg->port,
+             cfg->http_threads);
+    return self;
+}
+
+void qkv_gateway_destroy(qkv_gateway_t **self_p) {
+    if (self_p == NULL || *self_p == NULL)
+        return;
+    qkv_gateway_t *self = *self_p;
+    if (self->ctx != NULL)
+        mg_stop(self->ctx); /* joins the workers */
+    pthread_mutex_destroy(&self->mutex);
+    free(self);
+    *self_p = NULL;
+}
