@@ -42,6 +42,7 @@ struct qkv_store_t {
     size_t dead;            /* dead items kept for open dumps */
     int cursors;            /* dumps open */
     uint64_t applied_index; /* last entry applied */
+    size_t item_overhead;   /* allocator bytes of items beyond payloads */
 };
 
 struct qkv_store_cursor_t {
@@ -118,6 +119,19 @@ static void s_unlink_slot(qkv_store_t *self, size_t hole) {
     self->table_used--;
 }
 
+/* Allocator bytes an item takes beyond its key and value: header, padding
+   and malloc's own word. Counted at each allocation and free. */
+static size_t s_overhead(const s_item_t *item, size_t key_len,
+                         size_t value_len) {
+    return malloc_usable_size((void *)item) + sizeof(size_t) - key_len -
+           value_len;
+}
+
+static void s_free_item(qkv_store_t *self, s_item_t *item) {
+    self->item_overhead -= s_overhead(item, item->key_len, item->value_len);
+    free(item);
+}
+
 /*  =====================================================================
     Positions */
 
@@ -176,6 +190,7 @@ qkv_store_t *qkv_store_new(void) {
 static void s_free_all(qkv_store_t *self) {
     for (uint32_t p = 0; p < self->pos_used; p++)
         free(self->pos[p]);
+    self->item_overhead = 0;
     self->pos_used = 0;
     self->free_count = 0;
     memset(self->table, 0, (self->table_mask + 1) * sizeof(*self->table));
@@ -210,7 +225,6 @@ static void s_reset(qkv_store_t *self) {
         s_item_t *item = self->pos[p];
         if (item && item->seq) {
             item->seq = 0;
-            item->value_len = 0;
             self->live--;
             self->dead++;
         }
@@ -225,14 +239,13 @@ static void s_delete(qkv_store_t *self, const qkv_entry_t *e) {
     s_item_t *item = s_at(self, slot);
     self->live--;
     if (self->cursors) {
-        item->seq = 0; /* dead: keeps its place for the open dumps */
-        item->value_len = 0;
+        item->seq = 0; /* dead: keeps its place (and bytes) for the dumps */
         self->dead++;
         return;
     }
     uint32_t p = self->table[slot] - 1;
     s_unlink_slot(self, slot);
-    free(item);
+    s_free_item(self, item);
     s_release_pos(self, p);
 }
 
@@ -248,10 +261,13 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
         uint32_t p = self->table[slot] - 1;
         s_item_t *item = self->pos[p];
         if (item->value_len != e->value_len) {
+            size_t before = s_overhead(item, item->key_len, item->value_len);
             item = realloc(item, size);
             if (!item)
                 return -1;
             self->pos[p] = item;
+            self->item_overhead +=
+                s_overhead(item, e->key_len, e->value_len) - before;
         }
         if (!item->seq) {
             self->dead--;
@@ -276,6 +292,7 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     item->key_len = e->key_len;
     item->value_len = e->value_len;
     memcpy(item->data, key, e->key_len + e->value_len);
+    self->item_overhead += s_overhead(item, e->key_len, e->value_len);
     self->pos[p] = item;
     self->table[slot] = p + 1;
     self->table_used++;
@@ -362,14 +379,9 @@ size_t qkv_store_overhead_bytes(qkv_store_t *self) {
     pthread_rwlock_rdlock(&self->lock);
     size_t bytes = sizeof(*self) +
                    (self->table_mask + 1) * sizeof(*self->table) +
-                   (size_t)self->pos_cap * sizeof(*self->pos) +
-                   (size_t)self->pos_cap * sizeof(*self->free_pos);
-    for (uint32_t p = 0; p < self->pos_used; p++) {
-        const s_item_t *item = self->pos[p];
-        if (item) /* the allocator's block, minus the payload */
-            bytes += malloc_usable_size((void *)item) + sizeof(size_t) -
-                     item->key_len - item->value_len;
-    }
+                   (size_t)self->pos_cap *
+                       (sizeof(*self->pos) + sizeof(*self->free_pos)) +
+                   self->item_overhead;
     pthread_rwlock_unlock(&self->lock);
     return bytes;
 }
@@ -417,7 +429,7 @@ static void s_sweep(qkv_store_t *self) {
             continue;
         size_t slot = s_find(self, item->data, item->key_len, item->hash);
         s_unlink_slot(self, slot);
-        free(item);
+        s_free_item(self, item);
         s_release_pos(self, p);
         self->dead--;
     }
