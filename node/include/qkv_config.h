@@ -29,6 +29,12 @@ typedef struct {
     int http_threads;           /* HTTP_THREADS */
     size_t max_key_bytes;       /* MAX_KEY_BYTES */
     size_t max_value_bytes;     /* MAX_VALUE_BYTES */
+    int client_port;            /* CLIENT_PORT, zmq-native clients */
+    char leader_endpoint[257];  /* LEADER_ENDPOINT, follower: the leader's
+                                   client endpoint; "" unset */
+    char client_advertise[257]; /* CLIENT_ADVERTISE, leader: the client
+                                   endpoint followers hand out; "" none */
+    size_t dedup_window;        /* DEDUP_WINDOW, idempotent writes kept */
 } qkv_config_t;
 
 /* Looks up an environment variable; returns NULL when unset. */

@@ -64,6 +64,11 @@ void qkv_node_write(qkv_node_t *self, qkv_op_t op, const char *key,
                     size_t key_len, const char *value, size_t value_len,
                     qkv_write_result_t *result);
 
+/* Read-your-writes: waits up to wait_ms for this node to have applied
+   index. Returns 0 once it has, -1 when the wait ended first. Blocks the
+   caller; thread-safe. */
+int qkv_node_wait_applied(qkv_node_t *self, uint64_t index, int wait_ms);
+
 /* One follower as the leader sees it. */
 typedef struct {
     char id[32];          /* follower<N>, N its place in FOLLOWERS from 1 */

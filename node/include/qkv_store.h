@@ -28,7 +28,9 @@ void qkv_store_destroy(qkv_store_t **self_p);
 
 /* Applies one committed entry in log order: PUT sets the key and bumps its
    seq, DELETE removes it, RESET empties the store; applied_index becomes
-   entry->index. Sets *seq to the key's new seq (0 for DELETE and RESET).
+   entry->index. Sets *seq to the key's new seq for PUT, to 1 for a
+   DELETE that removed a key and 0 for one that found none, to 0 for
+   RESET.
    Returns 0, or -1 when out of memory (nothing changed). */
 int qkv_store_apply(qkv_store_t *self, const qkv_entry_t *entry, uint64_t *seq);
 
@@ -73,6 +75,15 @@ size_t qkv_store_cursor_next(qkv_store_cursor_t *self, size_t max_keys,
                              qkv_store_visit_fn *visit, void *arg);
 /* Closes the dump and nulls *self_p; safe on NULL. */
 void qkv_store_cursor_destroy(qkv_store_cursor_t **self_p);
+
+/* A stateless walk for pulled dumps: visits keys from position *cursor
+   on (0 = the start), at most max_keys, and stops after the key that
+   brings the key and value bytes visited to max_bytes or more. Sets
+   *cursor to the position to go on from, 0 when the walk reached the end.
+   Returns the keys visited. Between calls keys may move: a key deleted
+   and re-created during a walk may be visited twice. */
+size_t qkv_store_scan(qkv_store_t *self, uint64_t *cursor, size_t max_keys,
+                      size_t max_bytes, qkv_store_visit_fn *visit, void *arg);
 
 /* Bytes the store holds beyond keys and values (table, headers, malloc's
    own overhead, estimated); for the memory benchmark and /metrics. */

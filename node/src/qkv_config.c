@@ -34,6 +34,10 @@ typedef enum {
     S_HTTP_THREADS,
     S_MAX_KEY_BYTES,
     S_MAX_VALUE_BYTES,
+    S_CLIENT_PORT,
+    S_LEADER_ENDPOINT,
+    S_CLIENT_ADVERTISE,
+    S_DEDUP_WINDOW,
     S_COUNT
 } s_setting_t;
 
@@ -65,6 +69,13 @@ static const s_spec_t s_specs[S_COUNT] = {
     {"HTTP_THREADS", "http-threads", "64", "HTTP worker threads"},
     {"MAX_KEY_BYTES", "max-key-bytes", "4096", "larger key: 413"},
     {"MAX_VALUE_BYTES", "max-value-bytes", "1048576", "larger value: 413"},
+    {"CLIENT_PORT", "client-port", "7000", "zmq-native client port"},
+    {"LEADER_ENDPOINT", "leader-endpoint", "(none)",
+     "follower: leader's tcp://HOST:PORT client endpoint for not_leader"},
+    {"CLIENT_ADVERTISE", "client-advertise", "tcp://BIND:CLIENT_PORT",
+     "leader: client endpoint followers hand out (none if BIND 0.0.0.0)"},
+    {"DEDUP_WINDOW", "dedup-window", "100000",
+     "idempotent writes the leader remembers"},
 };
 
 #define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
@@ -299,6 +310,18 @@ static int s_text(const char *v, const char *var, char *out, size_t size,
     return 0;
 }
 
+static int s_endpoint_setting(const s_raw_t *raw, s_setting_t s, char *out,
+                              size_t size, char *err, size_t es) {
+    const char *v = s_value(raw, s);
+    if (!v)
+        return 0;
+    if (!s_endpoint(v) || strlen(v) >= size)
+        return s_fail(err, es, "%s (--%s): '%s' is not tcp://HOST:PORT",
+                      s_specs[s].var, s_specs[s].flag, v);
+    strcpy(out, v);
+    return 0;
+}
+
 static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                      size_t es) {
     const char *v = s_value(raw, S_ROLE);
@@ -334,6 +357,13 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                       es))
         return -1;
     cfg->max_value_bytes = (size_t)n;
+
+    if (s_int_setting(raw, S_CLIENT_PORT, 1, 65535, 7000, &n, err, es))
+        return -1;
+    cfg->client_port = (int)n;
+    if (s_int_setting(raw, S_DEDUP_WINDOW, 1, 10000000, 100000, &n, err, es))
+        return -1;
+    cfg->dedup_window = (size_t)n;
 
     v = s_value(raw, S_BIND);
     struct in_addr addr;
@@ -384,6 +414,15 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
         while (len > 8 && cfg->leader_url[len - 1] == '/')
             cfg->leader_url[--len] = '\0';
     }
+
+    if (s_endpoint_setting(raw, S_LEADER_ENDPOINT, cfg->leader_endpoint,
+                           sizeof(cfg->leader_endpoint), err, es) ||
+        s_endpoint_setting(raw, S_CLIENT_ADVERTISE, cfg->client_advertise,
+                           sizeof(cfg->client_advertise), err, es))
+        return -1;
+    if (!s_value(raw, S_CLIENT_ADVERTISE) && strcmp(cfg->bind, "0.0.0.0") != 0)
+        snprintf(cfg->client_advertise, sizeof(cfg->client_advertise),
+                 "tcp://%s:%d", cfg->bind, cfg->client_port);
 
     v = s_value(raw, S_NODE_ID);
     if (v)

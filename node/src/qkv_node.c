@@ -195,6 +195,42 @@ void qkv_node_write(qkv_node_t *self, qkv_op_t op, const char *key,
 }
 
 /*  =====================================================================
+    Read-your-writes */
+
+/* A waiter registers before it checks the applied index, under the mutex
+   it sleeps on; the actor advances the index before it looks for waiters
+   and broadcasts under that mutex: no wake-up is lost. */
+int qkv_node_wait_applied(qkv_node_t *self, uint64_t index, int wait_ms) {
+    if (qkv_store_applied_index(self->store) >= index)
+        return 0;
+    if (wait_ms <= 0)
+        return -1;
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    int64_t ns = deadline.tv_nsec + (int64_t)wait_ms * 1000000;
+    deadline.tv_sec += ns / 1000000000;
+    deadline.tv_nsec = ns % 1000000000;
+    atomic_fetch_add(&self->applied_waiters, 1);
+    pthread_mutex_lock(&self->applied_mutex);
+    int rc = 0;
+    while (qkv_store_applied_index(self->store) < index && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&self->applied_cond, &self->applied_mutex,
+                                    &deadline);
+    bool ok = qkv_store_applied_index(self->store) >= index;
+    pthread_mutex_unlock(&self->applied_mutex);
+    atomic_fetch_sub(&self->applied_waiters, 1);
+    return ok ? 0 : -1;
+}
+
+void qkv_node_applied_advanced(qkv_node_t *node) {
+    if (atomic_load(&node->applied_waiters) == 0)
+        return;
+    pthread_mutex_lock(&node->applied_mutex);
+    pthread_cond_broadcast(&node->applied_cond);
+    pthread_mutex_unlock(&node->applied_mutex);
+}
+
+/*  =====================================================================
     Status and metrics */
 
 void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...) {
@@ -286,6 +322,12 @@ qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
     pthread_mutex_init(&self->inbox_mutex, NULL);
     pthread_mutex_init(&self->pool_mutex, NULL);
     pthread_mutex_init(&self->error_mutex, NULL);
+    pthread_mutex_init(&self->applied_mutex, NULL);
+    pthread_condattr_t cattr;
+    pthread_condattr_init(&cattr);
+    pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->applied_cond, &cattr);
+    pthread_condattr_destroy(&cattr);
     self->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     self->store = qkv_store_new();
     if (s_copy_config(&self->config, cfg) != 0 || !self->store ||
@@ -328,6 +370,8 @@ void qkv_node_destroy(qkv_node_t **self_p) {
     pthread_mutex_destroy(&self->inbox_mutex);
     pthread_mutex_destroy(&self->pool_mutex);
     pthread_mutex_destroy(&self->error_mutex);
+    pthread_mutex_destroy(&self->applied_mutex);
+    pthread_cond_destroy(&self->applied_cond);
     qkv_config_clear(&self->config);
     free(self);
     *self_p = NULL;

@@ -62,6 +62,11 @@ struct qkv_node_t {
     pthread_mutex_t error_mutex; /* guards error */
     char error[256];
 
+    /* read-your-writes waiters */
+    pthread_mutex_t applied_mutex; /* with applied_cond */
+    pthread_cond_t applied_cond;   /* broadcast when applied advances */
+    atomic_int applied_waiters;    /* threads in qkv_node_wait_applied */
+
     /* metrics */
     _Atomic uint64_t writes, commits, timeouts, bad_requests, malformed;
     _Atomic uint64_t latency_le[QKV_LATENCY_BUCKETS + 1];
@@ -84,6 +89,10 @@ void qkv_waiter_complete(qkv_node_t *node, qkv_waiter_t *waiter,
 
 /* Actor side: records the index given to a waiter's entry. */
 void qkv_waiter_numbered(qkv_waiter_t *waiter, uint64_t index);
+
+/* Actor side: the store's applied index advanced; wakes read-your-writes
+   waiters, if any. */
+void qkv_node_applied_advanced(qkv_node_t *node);
 
 /* Sets the node's health error (follower that cannot apply). */
 void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...)

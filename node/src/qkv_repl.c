@@ -32,8 +32,7 @@
     the message ahead of it); the poll timeout wakes the actor when the
     head is due. ACKs are not delayed. Nothing sleeps.
 */
-#include "qkv_log.h"
-#include "qkv_node_priv.h"
+#include "qkv_actor.h"
 #include "qkv_quorum.h"
 
 #include <errno.h>
@@ -54,62 +53,7 @@
 /*  =====================================================================
     State */
 
-typedef struct {
-    int64_t release_us; /* when it may go */
-    uint64_t end_index; /* last entry it carries; 0 for none */
-    zmq_msg_t msg;      /* the frame */
-} s_held_t;
-
-typedef struct {
-    zsock_t *sock;            /* DEALER to the follower */
-    void *handle;             /* its libzmq socket */
-    size_t id;                /* position in FOLLOWERS */
-    uint64_t match;           /* latest ACK's last_index */
-    uint64_t next_index;      /* next entry to send */
-    uint64_t released;        /* last entry handed to the socket */
-    uint64_t commit_sent;     /* commit index last sent */
-    int64_t last_queued_us;   /* last message queued or sent */
-    int64_t last_advance_us;  /* last ACK that raised match */
-    int64_t unacked_since_us; /* released entries await an ACK since */
-    int64_t last_rewind_us;   /* last rewind to match + 1 */
-    bool rewind_pending;      /* rewind at the next chance */
-    s_held_t *held;           /* delay FIFO, a ring */
-    size_t held_head, held_count, held_cap;
-} s_link_t;
-
-typedef struct {
-    uint64_t index;       /* entry the writer waits for */
-    qkv_waiter_t *waiter; /* its waiter, the actor's reference */
-} s_wait_t;
-
-typedef struct {
-    qkv_node_t *node;        /* the node we serve */
-    const qkv_config_t *cfg; /* its settings */
-    zsock_t *pipe;           /* actor pipe */
-    qkv_log_t *log;          /* the replicated log */
-    qkv_encoder_t *encoder;  /* reused for every frame */
-    qkv_decoder_t *decoder;  /* reused for every frame */
-    uint64_t repl_id;        /* leader: ours; follower: the leader's */
-    uint64_t commit_index;   /* highest index known committed */
-    uint64_t applied;        /* last index applied to the store */
-    bool broken;             /* cannot apply: stop acking */
-    uint64_t rng;            /* xorshift state for delays */
-    int64_t resend_us;       /* resend interval */
-    /* leader */
-    s_link_t links[QKV_MAX_FOLLOWERS];
-    size_t link_count;
-    uint64_t *cum; /* cum[i]: wire bytes of entries 1..i */
-    size_t cum_cap;
-    s_wait_t *waits; /* writers by index, a ring */
-    size_t wait_head, wait_count, wait_cap;
-    /* follower */
-    zsock_t *router; /* ROUTER the leader connects to */
-    void *router_handle;
-    zmq_msg_t peer; /* routing id of the last APPEND's sender */
-    bool have_peer;
-} s_actor_t;
-
-static uint64_t s_random(s_actor_t *self) {
+static uint64_t s_random(qkv_actor_t *self) {
     uint64_t x = self->rng;
     x ^= x << 13;
     x ^= x >> 7;
@@ -117,7 +61,7 @@ static uint64_t s_random(s_actor_t *self) {
     return self->rng = x;
 }
 
-static void s_publish(s_actor_t *self) {
+static void s_publish(qkv_actor_t *self) {
     atomic_store(&self->node->last_index, qkv_log_last_index(self->log));
     atomic_store(&self->node->commit_index, self->commit_index);
 }
@@ -127,14 +71,17 @@ static void s_publish(s_actor_t *self) {
 
 /* Applies entries up to target. Completes leader writers as their entries
    apply. Returns 0, or -1 when the store ran out of memory. */
-static int s_apply(s_actor_t *self, uint64_t target) {
+static int s_apply(qkv_actor_t *self, uint64_t target) {
     const qkv_entry_t *batch[QKV_APPLY_CHUNK];
     uint64_t seqs[QKV_APPLY_CHUNK];
-    while (self->applied < target) {
+    int rc = 0;
+    while (self->applied < target && rc == 0) {
         uint64_t first = self->applied + 1;
         size_t n = 0;
-        while (n < QKV_APPLY_CHUNK && first + n <= target)
-            batch[n] = qkv_log_get(self->log, first + n), n++;
+        while (n < QKV_APPLY_CHUNK && first + n <= target) {
+            batch[n] = qkv_log_get(self->log, first + n);
+            n++;
+        }
         size_t done = qkv_store_apply_many(self->node->store, batch, n, seqs);
         self->applied += done;
         while (self->wait_count) {
@@ -146,10 +93,13 @@ static int s_apply(s_actor_t *self, uint64_t target) {
             self->wait_head = (self->wait_head + 1) % self->wait_cap;
             self->wait_count--;
         }
+        qkv_serve_applied(self, first, done, seqs);
         if (done < n)
-            return -1;
+            rc = -1;
     }
-    return 0;
+    qkv_node_applied_advanced(self->node);
+    qkv_serve_after_apply(self);
+    return rc;
 }
 
 /*  =====================================================================
@@ -196,12 +146,12 @@ static zsock_t *s_follower_socket(const qkv_config_t *cfg) {
     Leader: links */
 
 /* Bytes of entries sent to the link and not yet acknowledged. */
-static uint64_t s_unacked_bytes(const s_actor_t *self, const s_link_t *link) {
+static uint64_t s_unacked_bytes(const qkv_actor_t *self, const s_link_t *link) {
     uint64_t sent = link->next_index - 1;
     return sent > link->match ? self->cum[sent] - self->cum[link->match] : 0;
 }
 
-static void s_rewind(s_actor_t *self, s_link_t *link, int64_t now) {
+static void s_rewind(qkv_actor_t *self, s_link_t *link, int64_t now) {
     (void)self;
     link->next_index = link->match + 1;
     link->released = link->match;
@@ -230,7 +180,7 @@ static void s_send_now(s_link_t *link, zmq_msg_t *msg, uint64_t end_index,
     link->rewind_pending = true;
 }
 
-static int s_hold(s_actor_t *self, s_link_t *link, zmq_msg_t *msg,
+static int s_hold(qkv_actor_t *self, s_link_t *link, zmq_msg_t *msg,
                   uint64_t end_index, int64_t now) {
     if (link->held_count == link->held_cap) {
         size_t cap = link->held_cap ? link->held_cap * 2 : 64;
@@ -264,7 +214,7 @@ static int s_hold(s_actor_t *self, s_link_t *link, zmq_msg_t *msg,
 
 /* Queues the encoder's frame to the link, through the delay FIFO when a
    delay is configured. Returns 0, or -1 when the frame was dropped. */
-static int s_link_send(s_actor_t *self, s_link_t *link, uint64_t end_index,
+static int s_link_send(qkv_actor_t *self, s_link_t *link, uint64_t end_index,
                        int64_t now) {
     size_t size;
     const void *data = qkv_encoder_data(self->encoder, &size);
@@ -287,7 +237,7 @@ static int s_link_send(s_actor_t *self, s_link_t *link, uint64_t end_index,
 }
 
 /* Sends the link what it has not been sent, within its window. */
-static void s_link_pump(s_actor_t *self, s_link_t *link, int64_t now) {
+static void s_link_pump(qkv_actor_t *self, s_link_t *link, int64_t now) {
     uint64_t last = qkv_log_last_index(self->log);
     while (link->next_index <= last && !link->rewind_pending &&
            s_unacked_bytes(self, link) < QKV_WINDOW_BYTES) {
@@ -296,7 +246,9 @@ static void s_link_pump(s_actor_t *self, s_link_t *link, int64_t now) {
                self->cum[end + 1] - self->cum[start - 1] <= QKV_BATCH_BYTES)
             end++;
         qkv_encoder_append_begin(self->encoder, self->repl_id, start - 1,
-                                 self->commit_index, end - start + 1);
+                                 self->commit_index, self->leader_endpoint,
+                                 strlen(self->leader_endpoint),
+                                 end - start + 1);
         for (uint64_t i = start; i <= end; i++)
             qkv_encoder_add_entry(self->encoder, qkv_log_get(self->log, i));
         if (s_link_send(self, link, end, now) != 0)
@@ -306,9 +258,10 @@ static void s_link_pump(s_actor_t *self, s_link_t *link, int64_t now) {
 }
 
 /* An APPEND without entries: heartbeat, or news of the commit index. */
-static void s_link_heartbeat(s_actor_t *self, s_link_t *link, int64_t now) {
+static void s_link_heartbeat(qkv_actor_t *self, s_link_t *link, int64_t now) {
     qkv_encoder_append_begin(self->encoder, self->repl_id, link->next_index - 1,
-                             self->commit_index, 0);
+                             self->commit_index, self->leader_endpoint,
+                             strlen(self->leader_endpoint), 0);
     s_link_send(self, link, 0, now);
 }
 
@@ -324,7 +277,7 @@ static void s_link_release(s_link_t *link, int64_t now) {
 
 /* Rewinds a link that asked for it or whose ACKs stalled, at most once per
    resend interval. */
-static void s_link_check(s_actor_t *self, s_link_t *link, int64_t now) {
+static void s_link_check(qkv_actor_t *self, s_link_t *link, int64_t now) {
     bool stalled = link->unacked_since_us &&
                    now - link->unacked_since_us > self->resend_us &&
                    now - link->last_advance_us > self->resend_us;
@@ -336,7 +289,7 @@ static void s_link_check(s_actor_t *self, s_link_t *link, int64_t now) {
 /*  =====================================================================
     Leader: events */
 
-static int s_grow_cum(s_actor_t *self, uint64_t index) {
+static int s_grow_cum(qkv_actor_t *self, uint64_t index) {
     if (index < self->cum_cap)
         return 0;
     size_t cap = self->cum_cap ? self->cum_cap * 2 : 4096;
@@ -351,7 +304,7 @@ static int s_grow_cum(s_actor_t *self, uint64_t index) {
 }
 
 /* Makes room for one more waiting writer. */
-static int s_wait_reserve(s_actor_t *self) {
+static int s_wait_reserve(qkv_actor_t *self) {
     if (self->wait_count < self->wait_cap)
         return 0;
     size_t cap = self->wait_cap ? self->wait_cap * 2 : 256;
@@ -367,18 +320,25 @@ static int s_wait_reserve(s_actor_t *self) {
     return 0;
 }
 
-/* Numbers and logs one write; returns -1 when out of memory. */
-static int s_leader_append(s_actor_t *self, qkv_waiter_t *w) {
+uint64_t qkv_actor_append(qkv_actor_t *self, qkv_entry_t **entry_p) {
     uint64_t index = qkv_log_last_index(self->log) + 1;
-    size_t wire = qkv_entry_wire_size(w->entry);
-    if (s_wait_reserve(self) != 0 || s_grow_cum(self, index) != 0)
-        return -1;
-    w->entry->term = self->repl_id;
-    qkv_entry_t *entry = w->entry;
-    if (!qkv_log_append(self->log, &entry))
-        return -1;
-    w->entry = NULL; /* the log has it */
+    size_t wire = qkv_entry_wire_size(*entry_p);
+    if (s_grow_cum(self, index) != 0)
+        return 0;
+    (*entry_p)->term = self->repl_id;
+    if (!qkv_log_append(self->log, entry_p))
+        return 0;
     self->cum[index] = self->cum[index - 1] + wire;
+    return index;
+}
+
+/* Numbers and logs one HTTP write; returns -1 when out of memory. */
+static int s_leader_append(qkv_actor_t *self, qkv_waiter_t *w) {
+    if (s_wait_reserve(self) != 0)
+        return -1;
+    uint64_t index = qkv_actor_append(self, &w->entry);
+    if (!index)
+        return -1;
     qkv_waiter_numbered(w, index);
     self->waits[(self->wait_head + self->wait_count++) % self->wait_cap] =
         (s_wait_t){index, w};
@@ -386,7 +346,7 @@ static int s_leader_append(s_actor_t *self, qkv_waiter_t *w) {
 }
 
 /* Numbers and logs every write in the inbox. */
-static void s_leader_take_writes(s_actor_t *self) {
+static void s_leader_take_writes(qkv_actor_t *self) {
     qkv_waiter_t *w = qkv_node_inbox_take(self->node);
     while (w) {
         qkv_waiter_t *next = w->next;
@@ -396,7 +356,7 @@ static void s_leader_take_writes(s_actor_t *self) {
     }
 }
 
-static void s_leader_ack(s_actor_t *self, s_link_t *link, const qkv_msg_t *m,
+static void s_leader_ack(qkv_actor_t *self, s_link_t *link, const qkv_msg_t *m,
                          int64_t now) {
     if (m->type != QKV_MSG_ACK || m->repl_id != self->repl_id ||
         m->last_index > qkv_log_last_index(self->log)) {
@@ -421,7 +381,7 @@ static void s_leader_ack(s_actor_t *self, s_link_t *link, const qkv_msg_t *m,
 }
 
 /* Reads every ACK waiting on a link. */
-static void s_leader_read(s_actor_t *self, s_link_t *link, int64_t now) {
+static void s_leader_read(qkv_actor_t *self, s_link_t *link, int64_t now) {
     for (;;) {
         zmq_msg_t msg;
         zmq_msg_init(&msg);
@@ -440,7 +400,7 @@ static void s_leader_read(s_actor_t *self, s_link_t *link, int64_t now) {
     }
 }
 
-static void s_leader_commit(s_actor_t *self) {
+static void s_leader_commit(qkv_actor_t *self) {
     uint64_t match[QKV_MAX_FOLLOWERS];
     for (size_t i = 0; i < self->link_count; i++)
         match[i] = self->links[i].match;
@@ -453,7 +413,7 @@ static void s_leader_commit(s_actor_t *self) {
 }
 
 /* Everything the leader does after an event: commit, send, heartbeat. */
-static void s_leader_flush(s_actor_t *self, int64_t now) {
+static void s_leader_flush(qkv_actor_t *self, int64_t now) {
     s_leader_commit(self);
     int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
     for (size_t i = 0; i < self->link_count; i++) {
@@ -471,7 +431,7 @@ static void s_leader_flush(s_actor_t *self, int64_t now) {
 /*  =====================================================================
     Follower */
 
-static void s_follower_new_leader(s_actor_t *self, uint64_t repl_id) {
+static void s_follower_new_leader(qkv_actor_t *self, uint64_t repl_id) {
     if (self->repl_id)
         qkv_info("new replication id %016llx: dropping state of %016llx",
                  (unsigned long long)repl_id,
@@ -488,9 +448,15 @@ static void s_follower_new_leader(s_actor_t *self, uint64_t repl_id) {
     atomic_store(&self->node->repl_id, repl_id);
 }
 
-static void s_follower_append(s_actor_t *self, const qkv_msg_t *m) {
+static void s_follower_append(qkv_actor_t *self, const qkv_msg_t *m) {
     if (m->repl_id != self->repl_id)
         s_follower_new_leader(self, m->repl_id);
+    if (m->leader_len &&
+        (strlen(self->leader_endpoint) != m->leader_len ||
+         memcmp(self->leader_endpoint, m->leader, m->leader_len) != 0)) {
+        memcpy(self->leader_endpoint, m->leader, m->leader_len);
+        self->leader_endpoint[m->leader_len] = '\0';
+    }
     if (self->broken)
         return;
     uint64_t last = qkv_log_last_index(self->log);
@@ -525,7 +491,7 @@ static void s_follower_append(s_actor_t *self, const qkv_msg_t *m) {
 
 /* Reads one routing id + payload message; returns 1 when one was
    handled, 0 when nothing is waiting. */
-static int s_follower_read_one(s_actor_t *self) {
+static int s_follower_read_one(qkv_actor_t *self) {
     zmq_msg_t id, body;
     zmq_msg_init(&id);
     if (zmq_msg_recv(&id, self->router_handle, ZMQ_DONTWAIT) < 0) {
@@ -557,7 +523,7 @@ static int s_follower_read_one(s_actor_t *self) {
 
 /* Reads what is waiting (bounded, so the pipe stays served) and answers
    with one ACK. */
-static void s_follower_read(s_actor_t *self) {
+static void s_follower_read(qkv_actor_t *self) {
     int n = 0;
     while (n < 1024 && s_follower_read_one(self))
         n++;
@@ -582,7 +548,7 @@ static void s_follower_read(s_actor_t *self) {
 /*  =====================================================================
     The actor */
 
-static int s_start(s_actor_t *self) {
+static int s_start(qkv_actor_t *self) {
     qkv_node_t *node = self->node;
     const qkv_config_t *cfg = self->cfg;
     qkv_decoder_limits_t limits = {QKV_FRAME_MAX, 1u << 20, 64u << 20};
@@ -602,6 +568,11 @@ static int s_start(s_actor_t *self) {
     self->rng |= 1;
     int64_t hb = (int64_t)cfg->heartbeat_ms * 1000;
     self->resend_us = hb > 100000 ? hb : 100000;
+    snprintf(self->leader_endpoint, sizeof(self->leader_endpoint), "%s",
+             cfg->role == QKV_ROLE_LEADER ? cfg->client_advertise
+                                          : cfg->leader_endpoint);
+    if (qkv_serve_start(self) != 0)
+        return -1;
     if (cfg->role == QKV_ROLE_FOLLOWER) {
         self->router = s_follower_socket(cfg);
         if (!self->router) {
@@ -637,7 +608,8 @@ static int s_start(s_actor_t *self) {
     return 0;
 }
 
-static void s_stop(s_actor_t *self) {
+static void s_stop(qkv_actor_t *self) {
+    qkv_serve_stop(self);
     qkv_waiter_t *w = qkv_node_inbox_close(self->node);
     while (w) {
         qkv_waiter_t *next = w->next;
@@ -669,12 +641,14 @@ static void s_stop(s_actor_t *self) {
     qkv_decoder_destroy(&self->decoder);
 }
 
-/* Milliseconds until the next timer: heartbeat or a held message. */
-static long s_timeout_ms(s_actor_t *self, int64_t now) {
-    if (self->cfg->role == QKV_ROLE_FOLLOWER)
+/* Milliseconds until the next timer: heartbeat, held message, resend,
+   client deadline. Answers the client deadlines that passed. */
+static long s_timeout_ms(qkv_actor_t *self, int64_t now) {
+    int64_t client_due = qkv_serve_timers(self, now);
+    if (self->cfg->role == QKV_ROLE_FOLLOWER && !client_due)
         return -1;
     int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
-    int64_t due = now + hb;
+    int64_t due = client_due ? client_due : now + hb;
     for (size_t i = 0; i < self->link_count; i++) {
         s_link_t *link = &self->links[i];
         int64_t t = link->last_queued_us + hb;
@@ -690,7 +664,7 @@ static long s_timeout_ms(s_actor_t *self, int64_t now) {
 }
 
 void qkv_repl_actor(zsock_t *pipe, void *args) {
-    s_actor_t *self = calloc(1, sizeof(*self));
+    qkv_actor_t *self = calloc(1, sizeof(*self));
     qkv_node_t *node = args;
     if (!self) {
         snprintf(node->start_error, sizeof(node->start_error),
@@ -707,9 +681,10 @@ void qkv_repl_actor(zsock_t *pipe, void *args) {
         zsock_signal(pipe, 1);
         return;
     }
-    zmq_pollitem_t items[2 + QKV_MAX_FOLLOWERS];
+    zmq_pollitem_t items[3 + QKV_MAX_FOLLOWERS];
     size_t count = 0;
     items[count++] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
+    items[count++] = (zmq_pollitem_t){qkv_serve_handle(self), 0, ZMQ_POLLIN, 0};
     if (self->router) {
         items[count++] =
             (zmq_pollitem_t){self->router_handle, 0, ZMQ_POLLIN, 0};
@@ -733,15 +708,17 @@ void qkv_repl_actor(zsock_t *pipe, void *args) {
                 break;
         }
         int64_t now = qkv_now_us();
+        if (items[1].revents & ZMQ_POLLIN)
+            qkv_serve_read(self, now);
         if (self->router) {
-            if (items[1].revents & ZMQ_POLLIN)
+            if (items[2].revents & ZMQ_POLLIN)
                 s_follower_read(self);
             continue;
         }
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[2].revents & ZMQ_POLLIN)
             s_leader_take_writes(self);
         for (size_t i = 0; i < self->link_count; i++)
-            if (items[2 + i].revents & ZMQ_POLLIN)
+            if (items[3 + i].revents & ZMQ_POLLIN)
                 s_leader_read(self, &self->links[i], now);
         s_leader_flush(self, now);
     }

@@ -231,22 +231,24 @@ static void s_reset(qkv_store_t *self) {
     }
 }
 
-static void s_delete(qkv_store_t *self, const qkv_entry_t *e) {
+/* Removes the key; returns 1 when it existed, else 0. */
+static int s_delete(qkv_store_t *self, const qkv_entry_t *e) {
     uint32_t hash = s_hash(e->data, e->key_len);
     size_t slot = s_find(self, e->data, e->key_len, hash);
     if (!self->table[slot] || !s_at(self, slot)->seq)
-        return;
+        return 0;
     s_item_t *item = s_at(self, slot);
     self->live--;
     if (self->cursors) {
         item->seq = 0; /* dead: keeps its place (and bytes) for the dumps */
         self->dead++;
-        return;
+        return 1;
     }
     uint32_t p = self->table[slot] - 1;
     s_unlink_slot(self, slot);
     s_free_item(self, item);
     s_release_pos(self, p);
+    return 1;
 }
 
 static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
@@ -307,7 +309,7 @@ static int s_apply(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     if (e->op == QKV_OP_PUT)
         rc = s_put(self, e, seq);
     else if (e->op == QKV_OP_DELETE)
-        s_delete(self, e);
+        *seq = (uint64_t)s_delete(self, e);
     else if (e->op == QKV_OP_RESET)
         s_reset(self);
     if (rc == 0)
@@ -418,6 +420,25 @@ size_t qkv_store_cursor_next(qkv_store_cursor_t *self, size_t max_keys,
         visited++;
     }
     pthread_rwlock_unlock(&store->lock);
+    return visited;
+}
+
+size_t qkv_store_scan(qkv_store_t *self, uint64_t *cursor, size_t max_keys,
+                      size_t max_bytes, qkv_store_visit_fn *visit, void *arg) {
+    size_t visited = 0, bytes = 0;
+    pthread_rwlock_rdlock(&self->lock);
+    uint64_t p = *cursor;
+    while (p < self->pos_used && visited < max_keys && bytes < max_bytes) {
+        const s_item_t *item = self->pos[p++];
+        if (!item || !item->seq)
+            continue;
+        visit(arg, item->data, item->key_len, item->data + item->key_len,
+              item->value_len, item->seq, item->index);
+        visited++;
+        bytes += item->key_len + item->value_len;
+    }
+    *cursor = p < self->pos_used ? p : 0;
+    pthread_rwlock_unlock(&self->lock);
     return visited;
 }
 

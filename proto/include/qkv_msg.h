@@ -3,7 +3,8 @@
     Two messages travel on a replication link, each one msgpack array in one
     ZeroMQ frame (proto/PROTOCOL.md is the reference):
 
-      APPEND    [1, repl_id, prev_index, commit_index, entries]
+      APPEND    [1, repl_id, prev_index, commit_index, leader, entries]
+                leader = the leader's client endpoint (str, may be empty);
                 entries = [[term, op, key, value], ...]; entry i has index
                 prev_index + 1 + i. No entries = HEARTBEAT.
       ACK       [2, repl_id, last_index]
@@ -25,6 +26,7 @@ extern "C" {
 #endif
 
 #define QKV_MALFORMED (-2) /* bytes from a peer failed validation */
+#define QKV_MAX_ENDPOINT 256 /* longest endpoint carried in a message */
 
 /* Message types (first array element). */
 enum { QKV_MSG_APPEND = 1, QKV_MSG_ACK = 2 };
@@ -69,6 +71,8 @@ typedef struct {
     uint64_t prev_index;   /* APPEND: index just before entries[0] */
     uint64_t commit_index; /* APPEND: the leader's commit index */
     uint64_t last_index;   /* ACK: last index the follower holds */
+    const char *leader;    /* APPEND: leader's client endpoint, may be "" */
+    size_t leader_len;
     size_t entry_count;    /* APPEND: number of entries */
     const qkv_entry_view_t *entries; /* owned by the decoder */
 } qkv_msg_t;
@@ -83,9 +87,12 @@ qkv_encoder_t *qkv_encoder_new(void);
 void qkv_encoder_destroy(qkv_encoder_t **self_p);
 
 /* Starts an APPEND that will carry exactly entry_count entries, each added
-   with qkv_encoder_add_entry. Discards whatever the encoder held. */
+   with qkv_encoder_add_entry. leader is the client endpoint followers
+   hand to clients (at most QKV_MAX_ENDPOINT bytes). Discards whatever the
+   encoder held. */
 void qkv_encoder_append_begin(qkv_encoder_t *self, uint64_t repl_id,
                               uint64_t prev_index, uint64_t commit_index,
+                              const char *leader, size_t leader_len,
                               size_t entry_count);
 /* Adds the next entry of the APPEND begun last. */
 void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry);

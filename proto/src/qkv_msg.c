@@ -9,9 +9,8 @@
     small multiple of the frame size. The object tree is then checked field
     by field against the message layout (see PROTOCOL.md).
 */
-#include "qkv_msg.h"
+#include "qkv_proto_priv.h"
 
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,12 +48,6 @@ size_t qkv_entry_wire_size(const qkv_entry_t *entry) {
 /*  =====================================================================
     Encoder */
 
-struct qkv_encoder_t {
-    msgpack_sbuffer buffer; /* the frame being built */
-    msgpack_packer packer;  /* writes into buffer */
-    bool failed;            /* an allocation failed while building */
-};
-
 qkv_encoder_t *qkv_encoder_new(void) {
     qkv_encoder_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -72,26 +65,32 @@ void qkv_encoder_destroy(qkv_encoder_t **self_p) {
     *self_p = NULL;
 }
 
-static void s_reset(qkv_encoder_t *self) {
+void qkv_encoder_reset(qkv_encoder_t *self) {
     msgpack_sbuffer_clear(&self->buffer);
     self->failed = false;
 }
 
-static void s_check(qkv_encoder_t *self, int rc) {
+void qkv_encoder_check(qkv_encoder_t *self, int rc) {
     if (rc != 0)
         self->failed = true;
 }
 
+#define s_reset qkv_encoder_reset
+#define s_check qkv_encoder_check
+
 void qkv_encoder_append_begin(qkv_encoder_t *self, uint64_t repl_id,
                               uint64_t prev_index, uint64_t commit_index,
+                              const char *leader, size_t leader_len,
                               size_t entry_count) {
     msgpack_packer *pk = &self->packer;
     s_reset(self);
-    s_check(self, msgpack_pack_array(pk, 5));
+    s_check(self, msgpack_pack_array(pk, 6));
     s_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
     s_check(self, msgpack_pack_uint64(pk, repl_id));
     s_check(self, msgpack_pack_uint64(pk, prev_index));
     s_check(self, msgpack_pack_uint64(pk, commit_index));
+    s_check(self, msgpack_pack_str_with_body(pk, leader ? leader : "",
+                                             leader ? leader_len : 0));
     s_check(self, msgpack_pack_array(pk, entry_count));
 }
 
@@ -268,14 +267,6 @@ static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth) {
 /*  =====================================================================
     Decoder */
 
-struct qkv_decoder_t {
-    qkv_decoder_limits_t limits; /* enforced on every frame */
-    msgpack_zone zone;           /* object tree of the last frame */
-    qkv_msg_t msg;               /* the last decoded message */
-    qkv_entry_view_t *entries;   /* views into the last frame */
-    size_t entries_cap;          /* slots allocated in entries */
-};
-
 qkv_decoder_t *qkv_decoder_new(const qkv_decoder_limits_t *limits) {
     qkv_decoder_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -294,6 +285,8 @@ void qkv_decoder_destroy(qkv_decoder_t **self_p) {
     qkv_decoder_t *self = *self_p;
     msgpack_zone_destroy(&self->zone);
     free(self->entries);
+    for (int i = 0; i < QKV_SCRATCH_COUNT; i++)
+        free(self->scratch[i].data);
     free(self);
     *self_p = NULL;
 }
@@ -334,10 +327,14 @@ static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
 /* Returns 0, QKV_MALFORMED or -1 (out of memory). */
 static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
     qkv_msg_t *msg = &self->msg;
+    uint32_t leader_len;
     if (!s_uint(&f[1], &msg->repl_id) || !s_uint(&f[2], &msg->prev_index) ||
-        !s_uint(&f[3], &msg->commit_index) || f[4].type != MSGPACK_OBJECT_ARRAY)
+        !s_uint(&f[3], &msg->commit_index) ||
+        !s_str(&f[4], QKV_MAX_ENDPOINT, &msg->leader, &leader_len) ||
+        f[5].type != MSGPACK_OBJECT_ARRAY)
         return QKV_MALFORMED;
-    size_t n = f[4].via.array.size;
+    msg->leader_len = leader_len;
+    size_t n = f[5].via.array.size;
     if (msg->prev_index > UINT64_MAX - n)
         return QKV_MALFORMED;
     if (n > self->entries_cap) {
@@ -348,31 +345,53 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
         self->entries_cap = n;
     }
     for (size_t i = 0; i < n; i++)
-        if (!s_entry(self, &f[4].via.array.ptr[i], &self->entries[i]))
+        if (!s_entry(self, &f[5].via.array.ptr[i], &self->entries[i]))
             return QKV_MALFORMED;
     msg->entry_count = n;
     msg->entries = self->entries;
     return 0;
 }
 
-int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
-                       const qkv_msg_t **msg_p) {
+int qkv_decoder_unpack(qkv_decoder_t *self, const void *data, size_t size,
+                       msgpack_object *root) {
     const uint8_t *begin = data, *end = begin + size;
     if (size == 0 || size > self->limits.max_frame_bytes)
         return QKV_MALFORMED;
     if (s_skip(begin, end, 0) != end)
         return QKV_MALFORMED;
-
     msgpack_zone_clear(&self->zone);
-    msgpack_object root;
     size_t off = 0;
     msgpack_unpack_return rc =
-        msgpack_unpack(data, size, &off, &self->zone, &root);
+        msgpack_unpack(data, size, &off, &self->zone, root);
     /* msgpack-c reports too deep a nesting as NOMEM: any failure here is
        the frame's fault, since the prescan bounded what it may allocate */
     if (rc != MSGPACK_UNPACK_SUCCESS || off != size)
         return QKV_MALFORMED;
+    return 0;
+}
 
+void *qkv_decoder_scratch(qkv_decoder_t *self, int which, size_t count,
+                          size_t size) {
+    qkv_scratch_t *sc = &self->scratch[which];
+    if (count == 0)
+        count = 1;
+    if (count > SIZE_MAX / size)
+        return NULL;
+    if (count * size > sc->bytes) {
+        void *data = realloc(sc->data, count * size);
+        if (!data)
+            return NULL;
+        sc->data = data;
+        sc->bytes = count * size;
+    }
+    return sc->data;
+}
+
+int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
+                       const qkv_msg_t **msg_p) {
+    msgpack_object root;
+    if (qkv_decoder_unpack(self, data, size, &root) != 0)
+        return QKV_MALFORMED;
     memset(&self->msg, 0, sizeof(self->msg));
     if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1)
         return QKV_MALFORMED;
@@ -382,7 +401,7 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     if (!s_uint(&f[0], &type))
         return QKV_MALFORMED;
     int rcode = QKV_MALFORMED;
-    if (type == QKV_MSG_APPEND && count == 5) {
+    if (type == QKV_MSG_APPEND && count == 6) {
         rcode = s_append(self, f);
     } else if (type == QKV_MSG_ACK && count == 3 &&
                s_uint(&f[1], &self->msg.repl_id) &&
