@@ -22,6 +22,7 @@
 #include "qkv_json.h"
 
 #include <civetweb.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -105,6 +106,7 @@ struct s_route {
 };
 
 static int s_handle_write(s_req_t *req);
+static int s_handle_delete(s_req_t *req);
 static int s_handle_reset(s_req_t *req);
 static int s_handle_get(s_req_t *req);
 static int s_handle_dump(s_req_t *req);
@@ -114,6 +116,7 @@ static int s_handle_metrics(s_req_t *req);
 static const s_route_t s_routes[] = {
     {"/put", "POST", s_handle_write, true, true},
     {"/write", "POST", s_handle_write, true, true},
+    {"/delete", "POST", s_handle_delete, true, true},
     {"/reset", "POST", s_handle_reset, true, false},
     {"/get", "GET", s_handle_get, false, false},
     {"/read", "GET", s_handle_get, false, false},
@@ -550,11 +553,13 @@ static int s_string_member(s_req_t *req, json_t *root, const char *name,
     return 0;
 }
 
-//  Parses and checks {"key": K, "value": V} from the body. On success
-//  fills kv (pointing into *root, which the caller must decref) and
-//  returns 0; otherwise answers and returns the status.
+//  Parses and checks {"key": K, "value": V} (or {"key": K} when op is a
+//  delete) from the body. On success fills kv (pointing into *root, which
+//  the caller must decref) and returns 0; otherwise answers and returns
+//  the status.
 
-static int s_parse_write(s_req_t *req, json_t **root, s_kv_t *kv) {
+static int s_parse_write(s_req_t *req, qkv_op_t op, json_t **root,
+                         s_kv_t *kv) {
     const qkv_config_t *cfg = req->gw->cfg;
     qkv_buf_t *body = &req->w->body;
     json_error_t jerr;
@@ -575,12 +580,14 @@ static int s_parse_write(s_req_t *req, json_t **root, s_kv_t *kv) {
         return s_refuse(req, 400, "bad_request", "body must be a JSON object");
     if ((rc = s_string_member(req, *root, "key", &key)) != 0)
         return rc;
-    if ((rc = s_string_member(req, *root, "value", &value)) != 0)
-        return rc;
     kv->key = json_string_value(key);
     kv->key_len = json_string_length(key);
-    kv->value = json_string_value(value);
-    kv->value_len = json_string_length(value);
+    if (op == QKV_OP_PUT) {
+        if ((rc = s_string_member(req, *root, "value", &value)) != 0)
+            return rc;
+        kv->value = json_string_value(value);
+        kv->value_len = json_string_length(value);
+    }
     if (kv->key_len == 0)
         return s_refuse(req, 400, "bad_request", "key must not be empty");
     if (kv->key_len > cfg->max_key_bytes)
@@ -597,7 +604,7 @@ static int s_parse_write(s_req_t *req, json_t **root, s_kv_t *kv) {
 
 //  Answers a write's result; kv is NULL for a reset.
 
-static int s_write_answer(s_req_t *req, const s_kv_t *kv,
+static int s_write_answer(s_req_t *req, qkv_op_t op, const s_kv_t *kv,
                           const qkv_write_result_t *r) {
     const qkv_config_t *cfg = req->gw->cfg;
     char message[256];
@@ -606,14 +613,18 @@ static int s_write_answer(s_req_t *req, const s_kv_t *kv,
         s_json_begin(req);
         qkv_json_member_bool(req->out, "ok", true);
         qkv_json_member_cstr(req->out, "status", "success");
-        if (kv != NULL) {
+        if (kv != NULL)
             qkv_json_member_str(req->out, "key", kv->key, kv->key_len);
+        if (op == QKV_OP_PUT)
             qkv_json_member_u64(req->out, "seq", r->seq);
-        }
+        if (op == QKV_OP_DELETE)
+            qkv_json_member_bool(req->out, "deleted", r->seq != 0);
         qkv_json_member_u64(req->out, "index", r->index);
         qkv_json_member_seconds(req->out, "latency", r->latency_us);
         qkv_json_member_cstr(req->out, "message",
-                             kv ? "write committed" : "store reset");
+                             op == QKV_OP_RESET    ? "store reset"
+                             : op == QKV_OP_DELETE ? "delete committed"
+                                                   : "write committed");
         return s_json_end(req, 200);
     }
     if (r->status == QKV_WRITE_TIMEOUT) {
@@ -631,25 +642,35 @@ static int s_write_answer(s_req_t *req, const s_kv_t *kv,
     return s_json_end(req, 503);
 }
 
-static int s_handle_write(s_req_t *req) {
+//  POST /put, /write and /delete: a body, one entry, the answer.
+
+static int s_keyed_write(s_req_t *req, qkv_op_t op) {
     json_t *root = NULL;
     s_kv_t kv = {NULL, 0, NULL, 0};
     qkv_write_result_t result;
     int rc = s_read_body(req);
 
     if (rc == 0)
-        rc = s_parse_write(req, &root, &kv);
+        rc = s_parse_write(req, op, &root, &kv);
     if (rc == 0) {
         memset(&result, 0, sizeof result);
-        qkv_node_write(req->gw->node, QKV_OP_PUT, kv.key, kv.key_len, kv.value,
+        qkv_node_write(req->gw->node, op, kv.key, kv.key_len, kv.value,
                        kv.value_len, &result);
         if (result.status == QKV_WRITE_NOT_LEADER)
             rc = s_not_leader(req);
         else
-            rc = s_write_answer(req, &kv, &result);
+            rc = s_write_answer(req, op, &kv, &result);
     }
     json_decref(root);
     return rc;
+}
+
+static int s_handle_write(s_req_t *req) {
+    return s_keyed_write(req, QKV_OP_PUT);
+}
+
+static int s_handle_delete(s_req_t *req) {
+    return s_keyed_write(req, QKV_OP_DELETE);
 }
 
 static int s_handle_reset(s_req_t *req) {
@@ -659,11 +680,51 @@ static int s_handle_reset(s_req_t *req) {
     qkv_node_write(req->gw->node, QKV_OP_RESET, "", 0, "", 0, &result);
     if (result.status == QKV_WRITE_NOT_LEADER)
         return s_not_leader(req);
-    return s_write_answer(req, NULL, &result);
+    return s_write_answer(req, QKV_OP_RESET, NULL, &result);
 }
 
 //  ---------------------------------------------------------------------
 //  GET /get?key=K, GET /read?key=K
+
+//  Reads an optional unsigned query parameter; returns 0 (absent: *v
+//  untouched), or answers 400 and returns the status.
+
+static int s_query_u64(s_req_t *req, const char *query, const char *name,
+                       uint64_t max, uint64_t *v) {
+    char text[32];
+    int len = mg_get_var2(query, strlen(query), name, text, sizeof text, 0);
+    if (len == -1)
+        return 0;
+    char *end = text;
+    errno = 0;
+    unsigned long long n = len > 0 && text[0] >= '0' && text[0] <= '9'
+                               ? strtoull(text, &end, 10)
+                               : 0;
+    if (len <= 0 || *end != '\0' || errno != 0 || n > max)
+        return s_refuse(req, 400, "bad_request",
+                        "%s must be a whole number from 0 to %llu", name,
+                        (unsigned long long)max);
+    *v = n;
+    return 0;
+}
+
+//  Read-your-writes: with ?min_index=I (and &wait_ms=W, at most 60000),
+//  waits until this node has applied I; answers 503 not_ready after W ms.
+
+static int s_wait_min_index(s_req_t *req, const char *query) {
+    uint64_t min_index = 0, wait_ms = 0;
+    int rc = s_query_u64(req, query, "min_index", UINT64_MAX, &min_index);
+    if (rc == 0)
+        rc = s_query_u64(req, query, "wait_ms", 60000, &wait_ms);
+    if (rc != 0 || min_index == 0)
+        return rc;
+    if (qkv_node_wait_applied(req->gw->node, min_index, (int)wait_ms) == 0)
+        return 0;
+    s_error_begin(req, "not_ready",
+                  "min_index not applied on this node within wait_ms");
+    qkv_json_member_u64(req->out, "min_index", min_index);
+    return s_json_end(req, 503);
+}
 
 static int s_handle_get(s_req_t *req) {
     qkv_gateway_t *gw = req->gw;
@@ -684,6 +745,9 @@ static int s_handle_get(s_req_t *req) {
                         gw->cfg->max_key_bytes);
     if (len == 0)
         return s_refuse(req, 400, "bad_request", "key must not be empty");
+    int rc = s_wait_min_index(req, query);
+    if (rc != 0)
+        return rc;
 
     s_buf_clear(&w->value);
     int found = qkv_store_get(qkv_node_store(gw->node), w->key, (size_t)len,
