@@ -1,0 +1,626 @@
+/*  qkv_bench.c - the load generator: drives a running qkv cluster over
+    HTTP (keep-alive, one connection per client) or over the zmq-native
+    protocol (one DEALER per client, a pipelining depth), or a Redis
+    master with SET + WAIT, and prints one JSON line per run.
+
+    Every latency is kept (one slot per operation) and sorted at the end,
+    so percentiles are exact. The bench reports its own CPU use so a run
+    where it, not the server, was the bottleneck can be told apart.
+*/
+#include "qkv_cmsg.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef enum { M_HTTP, M_ZMQ, M_REDIS } s_mode_t;
+
+typedef struct {
+    s_mode_t mode;
+    char host[256];      /* http, redis */
+    int port;            /* http, redis */
+    char endpoint[300];  /* zmq */
+    int clients;
+    long ops;            /* total operations */
+    int keys;
+    int value_size;
+    double read_ratio;   /* 0..1 */
+    double duration_s;   /* cap; 0 = none */
+    int depth;           /* zmq: requests in flight per client */
+    int quorum;          /* redis: WAIT numreplicas; a label otherwise */
+    int wait_timeout_ms; /* redis: WAIT timeout */
+    char label[128];
+    char key_prefix[64];
+} s_opts_t;
+
+/* Failure kinds, reported by name. */
+enum { F_CONNECT, F_IO, F_HTTP_4XX, F_HTTP_503, F_HTTP_OTHER, F_NOT_FOUND,
+       F_QUORUM, F_PROTOCOL, F_TIMEOUT, F_COUNT };
+static const char *s_fail_names[F_COUNT] = {
+    "connect", "io", "http_4xx", "http_503", "http_other", "not_found",
+    "quorum", "protocol", "timeout"};
+
+typedef struct {
+    const s_opts_t *o;
+    int id;
+    long quota;          /* operations this client runs */
+    double *lat_ms;      /* one per completed-ok operation */
+    long ok;
+    long failed[F_COUNT];
+    uint64_t rng;
+    char *value;         /* value_size bytes of 'v' */
+} s_client_t;
+
+static atomic_bool s_stop;
+static struct timespec s_start;
+
+static double s_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static uint64_t s_rand(s_client_t *c) {
+    uint64_t x = c->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return c->rng = x;
+}
+
+static bool s_is_read(s_client_t *c) {
+    return c->o->read_ratio > 0 &&
+           (double)(s_rand(c) % 1000000) / 1e6 < c->o->read_ratio;
+}
+
+static int s_key(s_client_t *c, char *buf, size_t size) {
+    return snprintf(buf, size, "%skey-%d", c->o->key_prefix,
+                    (int)(s_rand(c) % (uint64_t)c->o->keys));
+}
+
+static bool s_over_time(const s_opts_t *o, double start_ms) {
+    return atomic_load(&s_stop) ||
+           (o->duration_s > 0 && s_now_ms() - start_ms > o->duration_s * 1e3);
+}
+
+/*  =====================================================================
+    TCP (HTTP and Redis) */
+
+static int s_connect(const char *host, int port) {
+    struct addrinfo hints = {0}, *ai;
+    char service[16];
+    snprintf(service, sizeof service, "%d", port);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, service, &hints, &ai) != 0)
+        return -1;
+    int fd = socket(ai->ai_family, ai->ai_socktype, 0);
+    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(ai);
+    if (fd >= 0) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct timeval tv = {10, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    }
+    return fd;
+}
+
+static int s_write_all(int fd, const char *data, size_t len) {
+    while (len) {
+        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        if (n <= 0)
+            return -1;
+        data += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* A receive buffer that keeps what follows one reply. */
+typedef struct {
+    char data[1 << 16];
+    size_t size;
+} s_rbuf_t;
+
+static int s_fill(int fd, s_rbuf_t *b) {
+    if (b->size == sizeof b->data)
+        return -1;
+    ssize_t n = recv(fd, b->data + b->size, sizeof b->data - b->size, 0);
+    if (n <= 0)
+        return -1;
+    b->size += (size_t)n;
+    return 0;
+}
+
+static void s_consume(s_rbuf_t *b, size_t n) {
+    memmove(b->data, b->data + n, b->size - n);
+    b->size -= n;
+}
+
+/* Reads one HTTP response; returns its status or -1. */
+static int s_http_response(int fd, s_rbuf_t *b) {
+    char *end;
+    while (!(end = memmem(b->data, b->size, "\r\n\r\n", 4)))
+        if (s_fill(fd, b) != 0)
+            return -1;
+    size_t head = (size_t)(end - b->data) + 4;
+    int status = 0;
+    if (sscanf(b->data, "HTTP/1.%*d %d", &status) != 1)
+        return -1;
+    long length = 0;
+    for (char *p = b->data; p < end; p++)
+        if (strncasecmp(p, "\r\nContent-Length:", 17) == 0)
+            length = strtol(p + 17, NULL, 10);
+    while (b->size < head + (size_t)length)
+        if (s_fill(fd, b) != 0)
+            return -1;
+    s_consume(b, head + (size_t)length);
+    return status;
+}
+
+static int s_http_op(s_client_t *c, int fd, s_rbuf_t *b, char *req,
+                     size_t size) {
+    char key[96];
+    int klen = s_key(c, key, sizeof key);
+    int n;
+    if (s_is_read(c))
+        n = snprintf(req, size,
+                     "GET /get?key=%s HTTP/1.1\r\nHost: bench\r\n\r\n", key);
+    else
+        n = snprintf(req, size,
+                     "POST /put HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                     "application/json\r\nContent-Length: %d\r\n\r\n"
+                     "{\"key\":\"%s\",\"value\":\"%s\"}",
+                     klen + c->o->value_size + 21, key, c->value);
+    if (s_write_all(fd, req, (size_t)n) != 0)
+        return -1;
+    return s_http_response(fd, b);
+}
+
+static void s_run_http(s_client_t *c) {
+    int fd = s_connect(c->o->host, c->o->port);
+    if (fd < 0) {
+        c->failed[F_CONNECT] += c->quota;
+        return;
+    }
+    s_rbuf_t *b = calloc(1, sizeof *b);
+    size_t req_size = (size_t)c->o->value_size + 512;
+    char *req = malloc(req_size);
+    double start = s_now_ms();
+    for (long i = 0; i < c->quota && !s_over_time(c->o, start); i++) {
+        double t0 = s_now_ms();
+        int status = s_http_op(c, fd, b, req, req_size);
+        double ms = s_now_ms() - t0;
+        if (status == 200) {
+            c->lat_ms[c->ok++] = ms;
+        } else if (status < 0) {
+            c->failed[F_IO]++;
+            close(fd);
+            b->size = 0;
+            if ((fd = s_connect(c->o->host, c->o->port)) < 0) {
+                c->failed[F_CONNECT] += c->quota - i - 1;
+                break;
+            }
+        } else {
+            c->failed[status == 404   ? F_NOT_FOUND
+                      : status == 503 ? F_HTTP_503
+                      : status < 500  ? F_HTTP_4XX
+                                      : F_HTTP_OTHER]++;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    free(req);
+    free(b);
+}
+
+/* Reads one RESP reply line (simple, error, integer) or bulk string;
+   returns its first byte ('+', '-', ':', '$') or -1; *num gets the
+   integer of ':' replies. */
+static int s_resp(int fd, s_rbuf_t *b, long *num) {
+    char *eol;
+    while (!(eol = memmem(b->data, b->size, "\r\n", 2)))
+        if (s_fill(fd, b) != 0)
+            return -1;
+    int type = b->data[0];
+    size_t line = (size_t)(eol - b->data) + 2;
+    long n = strtol(b->data + 1, NULL, 10);
+    if (num)
+        *num = n;
+    if (type == '$' && n >= 0) {
+        while (b->size < line + (size_t)n + 2)
+            if (s_fill(fd, b) != 0)
+                return -1;
+        line += (size_t)n + 2;
+    }
+    s_consume(b, line);
+    return type;
+}
+
+static void s_run_redis(s_client_t *c) {
+    int fd = s_connect(c->o->host, c->o->port);
+    if (fd < 0) {
+        c->failed[F_CONNECT] += c->quota;
+        return;
+    }
+    s_rbuf_t *b = calloc(1, sizeof *b);
+    size_t req_size = (size_t)c->o->value_size + 512;
+    char *req = malloc(req_size);
+    char wait_cmd[96];
+    char q[16], t[16];
+    snprintf(q, sizeof q, "%d", c->o->quorum);
+    snprintf(t, sizeof t, "%d", c->o->wait_timeout_ms);
+    snprintf(wait_cmd, sizeof wait_cmd,
+             "*3\r\n$4\r\nWAIT\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n", strlen(q), q,
+             strlen(t), t);
+    double start = s_now_ms();
+    for (long i = 0; i < c->quota && !s_over_time(c->o, start); i++) {
+        char key[96];
+        int klen = s_key(c, key, sizeof key);
+        bool read = s_is_read(c);
+        int n = read ? snprintf(req, req_size,
+                                "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", klen, key)
+                     : snprintf(req, req_size,
+                                "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
+                                "%s",
+                                klen, key, c->o->value_size, c->value,
+                                wait_cmd);
+        double t0 = s_now_ms();
+        long acks = 0;
+        int r1 = s_write_all(fd, req, (size_t)n) == 0 ? s_resp(fd, b, NULL)
+                                                       : -1;
+        int r2 = read || r1 < 0 ? r1 : s_resp(fd, b, &acks);
+        double ms = s_now_ms() - t0;
+        if (r1 < 0 || r2 < 0) {
+            c->failed[F_IO]++;
+            break;
+        } else if (r1 == '-' || r2 == '-') {
+            c->failed[F_PROTOCOL]++;
+        } else if (!read && acks < c->o->quorum) {
+            c->failed[F_QUORUM]++;
+        } else {
+            c->lat_ms[c->ok++] = ms;
+        }
+    }
+    close(fd);
+    free(req);
+    free(b);
+}
+
+/*  =====================================================================
+    zmq-native */
+
+typedef struct {
+    uint64_t id;
+    double sent_ms;
+} s_slot_t;
+
+static void s_run_zmq(s_client_t *c, void *ctx) {
+    const s_opts_t *o = c->o;
+    void *sock = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, hwm = 0, timeout = 10000;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (zmq_connect(sock, o->endpoint) != 0) {
+        c->failed[F_CONNECT] += c->quota;
+        zmq_close(sock);
+        return;
+    }
+    qkv_encoder_t *enc = qkv_encoder_new();
+    qkv_decoder_limits_t limits = {1u << 30, QKV_CMSG_MAX_KEY,
+                                   QKV_CMSG_MAX_VALUE};
+    qkv_decoder_t *dec = qkv_decoder_new(&limits);
+    /* in-flight requests by id: ids are slots + generation */
+    s_slot_t *slots = calloc((size_t)o->depth, sizeof *slots);
+    int *free_slots = malloc((size_t)o->depth * sizeof(int));
+    qkv_creq_t *batch = calloc((size_t)o->depth, sizeof *batch);
+    char (*keys)[96] = malloc((size_t)o->depth * 96);
+    int nfree = o->depth;
+    for (int i = 0; i < o->depth; i++)
+        free_slots[i] = o->depth - 1 - i;
+    long sent = 0, done = 0;
+    uint64_t client_id = s_rand(c) | 1;
+    double start = s_now_ms();
+    while (done < sent || (sent < c->quota && !s_over_time(o, start))) {
+        int n = 0;
+        double now = s_now_ms();
+        while (nfree && sent < c->quota && !s_over_time(o, start)) {
+            int slot = free_slots[--nfree];
+            qkv_creq_t *r = &batch[n++];
+            memset(r, 0, sizeof *r);
+            r->id = (uint64_t)slot;
+            r->key = keys[slot];
+            r->key_len = (size_t)s_key(c, keys[slot], 96);
+            if (s_is_read(c)) {
+                r->op = QKV_COP_GET;
+            } else {
+                r->op = QKV_COP_PUT;
+                r->value = c->value;
+                r->value_len = (size_t)o->value_size;
+                r->client_id = client_id;
+                r->client_seq = (uint64_t)sent + 1;
+            }
+            slots[slot].sent_ms = now;
+            sent++;
+        }
+        if (n) {
+            qkv_cenc_begin(enc, (size_t)n);
+            for (int i = 0; i < n; i++)
+                qkv_cenc_request(enc, &batch[i]);
+            size_t size;
+            const void *data = qkv_encoder_data(enc, &size);
+            if (!data || zmq_send(sock, data, size, 0) < 0) {
+                c->failed[F_IO] += n;
+                break;
+            }
+        }
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, n ? ZMQ_DONTWAIT : 0) < 0) {
+            zmq_msg_close(&msg);
+            if (zmq_errno() == EAGAIN && n)
+                continue;
+            c->failed[F_TIMEOUT] += sent - done;
+            break;
+        }
+        const qkv_cres_t *res;
+        size_t count;
+        double at = s_now_ms();
+        if (qkv_cdec_results(dec, zmq_msg_data(&msg), zmq_msg_size(&msg),
+                             &res, &count) != 0) {
+            c->failed[F_PROTOCOL]++;
+            zmq_msg_close(&msg);
+            continue;
+        }
+        for (size_t i = 0; i < count; i++) {
+            uint64_t slot = res[i].id;
+            if (slot >= (uint64_t)o->depth) {
+                c->failed[F_PROTOCOL]++;
+                continue;
+            }
+            if (res[i].status == QKV_CS_OK)
+                c->lat_ms[c->ok++] = at - slots[slot].sent_ms;
+            else
+                c->failed[res[i].status == QKV_CS_NOT_FOUND ? F_NOT_FOUND
+                          : res[i].status == QKV_CS_QUORUM_NOT_REACHED
+                              ? F_QUORUM
+                              : F_PROTOCOL]++;
+            free_slots[nfree++] = (int)slot;
+            done++;
+        }
+        zmq_msg_close(&msg);
+    }
+    free(slots);
+    free(free_slots);
+    free(batch);
+    free(keys);
+    qkv_encoder_destroy(&enc);
+    qkv_decoder_destroy(&dec);
+    zmq_close(sock);
+}
+
+/*  =====================================================================
+    Runs */
+
+static void *s_ctx;
+
+static void *s_client_main(void *arg) {
+    s_client_t *c = arg;
+    if (c->o->mode == M_HTTP)
+        s_run_http(c);
+    else if (c->o->mode == M_REDIS)
+        s_run_redis(c);
+    else
+        s_run_zmq(c, s_ctx);
+    return NULL;
+}
+
+static int s_cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double s_pct(const double *v, long n, double p) {
+    if (n == 0)
+        return 0;
+    long i = (long)ceil(p / 100.0 * (double)n) - 1;
+    return v[i < 0 ? 0 : i >= n ? n - 1 : i];
+}
+
+static double s_tv(struct timeval tv) {
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void s_usage(FILE *out) {
+    fprintf(out,
+            "usage: qkv-bench [options]\n"
+            "  --mode http|zmq|redis    protocol (default http)\n"
+            "  --target T               http: HOST:PORT (127.0.0.1:8000);\n"
+            "                           zmq: tcp://HOST:PORT "
+            "(tcp://127.0.0.1:7000);\n"
+            "                           redis: HOST:PORT (127.0.0.1:6379)\n"
+            "  --clients N              concurrent clients (10)\n"
+            "  --ops N                  total operations (500)\n"
+            "  --keys N                 distinct keys (100)\n"
+            "  --value-size N           value bytes (10)\n"
+            "  --read-ratio F           share of reads, 0..1 (0)\n"
+            "  --duration S             stop after S seconds (no cap)\n"
+            "  --depth N                zmq: requests in flight per client "
+            "(1)\n"
+            "  --quorum N               redis: WAIT N; else a label (0)\n"
+            "  --wait-timeout-ms N      redis: WAIT timeout (5000)\n"
+            "  --label TEXT             copied into the JSON line\n"
+            "  --key-prefix TEXT        prefix of every key (none)\n");
+}
+
+static int s_parse(s_opts_t *o, int argc, char **argv) {
+    static const struct option longs[] = {
+        {"mode", 1, 0, 'm'},       {"target", 1, 0, 't'},
+        {"clients", 1, 0, 'c'},    {"ops", 1, 0, 'n'},
+        {"keys", 1, 0, 'k'},       {"value-size", 1, 0, 'v'},
+        {"read-ratio", 1, 0, 'r'}, {"duration", 1, 0, 'd'},
+        {"depth", 1, 0, 'D'},      {"quorum", 1, 0, 'q'},
+        {"wait-timeout-ms", 1, 0, 'w'}, {"label", 1, 0, 'l'},
+        {"key-prefix", 1, 0, 'p'}, {"help", 0, 0, 'h'},
+        {0, 0, 0, 0}};
+    *o = (s_opts_t){.mode = M_HTTP, .clients = 10, .ops = 500, .keys = 100,
+                    .value_size = 10, .depth = 1, .wait_timeout_ms = 5000};
+    const char *target = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            o->mode = strcmp(optarg, "zmq") == 0     ? M_ZMQ
+                      : strcmp(optarg, "redis") == 0 ? M_REDIS
+                      : strcmp(optarg, "http") == 0  ? M_HTTP
+                                                     : -1;
+            if ((int)o->mode < 0)
+                return -1;
+            break;
+        case 't': target = optarg; break;
+        case 'c': o->clients = atoi(optarg); break;
+        case 'n': o->ops = atol(optarg); break;
+        case 'k': o->keys = atoi(optarg); break;
+        case 'v': o->value_size = atoi(optarg); break;
+        case 'r': o->read_ratio = atof(optarg); break;
+        case 'd': o->duration_s = atof(optarg); break;
+        case 'D': o->depth = atoi(optarg); break;
+        case 'q': o->quorum = atoi(optarg); break;
+        case 'w': o->wait_timeout_ms = atoi(optarg); break;
+        case 'l': snprintf(o->label, sizeof o->label, "%s", optarg); break;
+        case 'p':
+            snprintf(o->key_prefix, sizeof o->key_prefix, "%s", optarg);
+            break;
+        case 'h': s_usage(stdout); exit(0);
+        default: return -1;
+        }
+    }
+    if (optind != argc || o->clients < 1 || o->clients > 4096 || o->ops < 1 ||
+        o->keys < 1 || o->value_size < 0 || o->value_size > (1 << 20) ||
+        o->read_ratio < 0 || o->read_ratio > 1 || o->depth < 1 ||
+        o->depth > 65536 || o->quorum < 0)
+        return -1;
+    if (o->mode == M_ZMQ) {
+        snprintf(o->endpoint, sizeof o->endpoint, "%s",
+                 target ? target : "tcp://127.0.0.1:7000");
+        return 0;
+    }
+    const char *t = target ? target
+                           : o->mode == M_REDIS ? "127.0.0.1:6379"
+                                                : "127.0.0.1:8000";
+    const char *colon = strrchr(t, ':');
+    if (!colon || colon == t || (size_t)(colon - t) >= sizeof o->host)
+        return -1;
+    memcpy(o->host, t, (size_t)(colon - t));
+    o->host[colon - t] = '\0';
+    o->port = atoi(colon + 1);
+    return o->port > 0 && o->port < 65536 ? 0 : -1;
+}
+
+static const char *s_mode_name(s_mode_t m) {
+    return m == M_HTTP ? "http" : m == M_ZMQ ? "zmq" : "redis";
+}
+
+int main(int argc, char **argv) {
+    s_opts_t o;
+    if (s_parse(&o, argc, argv) != 0) {
+        s_usage(stderr);
+        return 2;
+    }
+    s_ctx = zmq_ctx_new();
+    s_client_t *clients = calloc((size_t)o.clients, sizeof *clients);
+    pthread_t *threads = calloc((size_t)o.clients, sizeof *threads);
+    char *value = malloc((size_t)o.value_size + 1);
+    memset(value, 'v', (size_t)o.value_size);
+    value[o.value_size] = '\0';
+    for (int i = 0; i < o.clients; i++) {
+        s_client_t *c = &clients[i];
+        c->o = &o;
+        c->id = i;
+        c->quota = o.ops / o.clients + (i < o.ops % o.clients);
+        c->lat_ms = malloc((size_t)(c->quota ? c->quota : 1) * sizeof(double));
+        c->rng = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1) ^ (uint64_t)time(0);
+        c->value = value;
+    }
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
+    clock_gettime(CLOCK_MONOTONIC, &s_start);
+    double t0 = s_now_ms();
+    for (int i = 0; i < o.clients; i++)
+        pthread_create(&threads[i], NULL, s_client_main, &clients[i]);
+    for (int i = 0; i < o.clients; i++)
+        pthread_join(threads[i], NULL);
+    double elapsed_s = (s_now_ms() - t0) / 1e3;
+    getrusage(RUSAGE_SELF, &ru1);
+
+    long ok = 0, failed[F_COUNT] = {0}, nfailed = 0;
+    for (int i = 0; i < o.clients; i++) {
+        ok += clients[i].ok;
+        for (int f = 0; f < F_COUNT; f++) {
+            failed[f] += clients[i].failed[f];
+            nfailed += clients[i].failed[f];
+        }
+    }
+    double *all = malloc((size_t)(ok ? ok : 1) * sizeof(double));
+    long at = 0;
+    double sum = 0;
+    for (int i = 0; i < o.clients; i++)
+        for (long j = 0; j < clients[i].ok; j++) {
+            all[at++] = clients[i].lat_ms[j];
+            sum += clients[i].lat_ms[j];
+        }
+    qsort(all, (size_t)ok, sizeof(double), s_cmp);
+    double user = s_tv(ru1.ru_utime) - s_tv(ru0.ru_utime);
+    double sys = s_tv(ru1.ru_stime) - s_tv(ru0.ru_stime);
+
+    printf("{\"mode\":\"%s\",\"label\":\"%s\",\"clients\":%d,\"ops\":%ld,"
+           "\"keys\":%d,\"value_size\":%d,\"read_ratio\":%.3f,\"depth\":%d,"
+           "\"quorum\":%d,\"ok\":%ld,\"failed\":%ld,\"failed_by\":{",
+           s_mode_name(o.mode), o.label, o.clients, o.ops, o.keys,
+           o.value_size, o.read_ratio, o.depth, o.quorum, ok, nfailed);
+    bool first = true;
+    for (int f = 0; f < F_COUNT; f++)
+        if (failed[f]) {
+            printf("%s\"%s\":%ld", first ? "" : ",", s_fail_names[f],
+                   failed[f]);
+            first = false;
+        }
+    printf("},\"duration_s\":%.3f,\"throughput\":%.1f,\"avg_ms\":%.4f,"
+           "\"min_ms\":%.4f,\"p50_ms\":%.4f,\"p95_ms\":%.4f,\"p99_ms\":%.4f,"
+           "\"p999_ms\":%.4f,\"max_ms\":%.4f,\"bench_cpu_s\":%.3f,"
+           "\"bench_cpu_pct\":%.1f}\n",
+           elapsed_s, elapsed_s > 0 ? (double)ok / elapsed_s : 0,
+           ok ? sum / (double)ok : 0, ok ? all[0] : 0, s_pct(all, ok, 50),
+           s_pct(all, ok, 95), s_pct(all, ok, 99), s_pct(all, ok, 99.9),
+           ok ? all[ok - 1] : 0, user + sys,
+           elapsed_s > 0 ? (user + sys) / elapsed_s * 100 : 0);
+    for (int i = 0; i < o.clients; i++)
+        free(clients[i].lat_ms);
+    free(all);
+    free(clients);
+    free(threads);
+    free(value);
+    zmq_ctx_term(s_ctx);
+    return ok > 0 ? 0 : 1;
+}
