@@ -1,6 +1,7 @@
 #!/bin/sh
-# Runs a local qkv cluster in the foreground: a leader (REST 127.0.0.1:8000)
-# and five followers (REST 8001-8005, replication 9001-9005), WRITE_QUORUM=3.
+# Runs a local qkv cluster in the foreground: a leader (REST 127.0.0.1:8000,
+# zmq-native clients 7000) and five followers (REST 8001-8005, clients
+# 7001-7005, replication 9001-9005), WRITE_QUORUM=3.
 # Ctrl-C stops every node. Installs missing Debian packages when run as
 # root, builds into build-release/, and passes the environment on: e.g.
 #   WRITE_QUORUM=5 MAX_DELAY_MS=200 scripts/cluster.sh
@@ -10,7 +11,7 @@ cd "$(dirname "$0")/.."
 sh scripts/deps.sh build
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DQKV_TESTS=OFF \
     >/dev/null
-cmake --build build-release -j"$(nproc)" --target qkv-node >/dev/null
+cmake --build build-release -j"$(nproc)" --target qkv-node qkv >/dev/null
 BIN=build-release/node/qkv-node
 
 HOST=127.0.0.1
@@ -30,17 +31,19 @@ followers=""
 for i in 1 2 3 4 5; do
     "$BIN" --role follower --node-id "follower$i" --bind "$HOST" \
         --port $((LEADER_PORT + i)) --repl-port $((9000 + i)) \
-        --leader-url "http://$HOST:$LEADER_PORT" &
+        --client-port $((7000 + i)) --leader-url "http://$HOST:$LEADER_PORT" \
+        --leader-endpoint "tcp://$HOST:7000" &
     pids="$pids $!"
     followers="${followers:+$followers,}tcp://$HOST:$((9000 + i))"
 done
 "$BIN" --role leader --node-id leader --bind "$HOST" --port "$LEADER_PORT" \
-    --followers "$followers" &
+    --client-port 7000 --followers "$followers" &
 pids="$pids $!"
 
-echo "qkv: leader http://$HOST:$LEADER_PORT, followers" \
-    "http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5))," \
-    "WRITE_QUORUM=$WRITE_QUORUM; Ctrl-C stops" >&2
+echo "qkv: leader http://$HOST:$LEADER_PORT (tcp://$HOST:7000), followers" \
+    "http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5)) (7001-7005)," \
+    "WRITE_QUORUM=$WRITE_QUORUM; client: build-release/client/qkv;" \
+    "Ctrl-C stops" >&2
 # Any node exiting stops the cluster, so a failure is never half-hidden.
 while :; do
     for p in $pids; do
