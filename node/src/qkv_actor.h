@@ -52,6 +52,7 @@ struct qkv_actor_t {
     bool broken;             /* cannot apply: stop acking */
     uint64_t rng;            /* xorshift state for delays */
     int64_t resend_us;       /* resend interval */
+    int timer_fd;            /* timerfd armed for the next timer */
     /* leader */
     s_link_t links[QKV_MAX_FOLLOWERS];
     size_t link_count;

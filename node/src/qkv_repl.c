@@ -39,6 +39,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #define QKV_BATCH_BYTES (1u << 20)   /* entries per APPEND, in bytes */
 #define QKV_WINDOW_BYTES (16u << 20) /* unacked entry bytes per link */
@@ -187,8 +189,13 @@ static int s_hold(qkv_actor_t *self, s_link_t *link, zmq_msg_t *msg,
         s_held_t *held = malloc(cap * sizeof(*held));
         if (!held)
             return -1;
-        for (size_t i = 0; i < link->held_count; i++)
-            held[i] = link->held[(link->held_head + i) % link->held_cap];
+        for (size_t i = 0; i < link->held_count; i++) {
+            s_held_t *from =
+                &link->held[(link->held_head + i) % link->held_cap];
+            held[i] = *from; /* then the message, the way libzmq wants */
+            zmq_msg_init(&held[i].msg);
+            zmq_msg_move(&held[i].msg, &from->msg);
+        }
         free(link->held);
         link->held = held;
         link->held_head = 0;
@@ -208,6 +215,7 @@ static int s_hold(qkv_actor_t *self, s_link_t *link, zmq_msg_t *msg,
         &link->held[(link->held_head + link->held_count++) % link->held_cap];
     h->release_us = release;
     h->end_index = end_index;
+    zmq_msg_init(&h->msg);
     zmq_msg_move(&h->msg, msg);
     return 0;
 }
@@ -563,6 +571,13 @@ static int s_start(qkv_actor_t *self) {
         return -1;
     }
     self->cum[0] = 0;
+    self->timer_fd =
+        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (self->timer_fd < 0) {
+        snprintf(node->start_error, sizeof(node->start_error),
+                 "cannot create a timer: %s", strerror(errno));
+        return -1;
+    }
     while (getrandom(&self->rng, sizeof(self->rng), 0) != sizeof(self->rng))
         ;
     self->rng |= 1;
@@ -639,14 +654,17 @@ static void s_stop(qkv_actor_t *self) {
     qkv_log_destroy(&self->log);
     qkv_encoder_destroy(&self->encoder);
     qkv_decoder_destroy(&self->decoder);
+    if (self->timer_fd > 0)
+        close(self->timer_fd);
 }
 
-/* Milliseconds until the next timer: heartbeat, held message, resend,
-   client deadline. Answers the client deadlines that passed. */
-static long s_timeout_ms(qkv_actor_t *self, int64_t now) {
+/* When the next timer is due (qkv_now_us), or 0 for none: heartbeat,
+   held message, resend, client deadline. Answers the client deadlines
+   that passed. */
+static int64_t s_next_due(qkv_actor_t *self, int64_t now) {
     int64_t client_due = qkv_serve_timers(self, now);
-    if (self->cfg->role == QKV_ROLE_FOLLOWER && !client_due)
-        return -1;
+    if (self->cfg->role == QKV_ROLE_FOLLOWER)
+        return client_due;
     int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
     int64_t due = client_due ? client_due : now + hb;
     for (size_t i = 0; i < self->link_count; i++) {
@@ -660,7 +678,24 @@ static long s_timeout_ms(qkv_actor_t *self, int64_t now) {
         if (t < due)
             due = t;
     }
-    return due <= now ? 0 : (long)((due - now + 999) / 1000);
+    return due;
+}
+
+/* The zmq_poll timeout for the next timer: 0 when one is due, else -1
+   with the timerfd armed for it (zmq_poll's own timeout has only
+   millisecond resolution; simulated delays need better). */
+static long s_arm_timer(qkv_actor_t *self) {
+    int64_t now = qkv_now_us();
+    int64_t due = s_next_due(self, now);
+    if (due && due <= now)
+        return 0;
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (due) {
+        its.it_value.tv_sec = due / 1000000;
+        its.it_value.tv_nsec = (due % 1000000) * 1000;
+    }
+    timerfd_settime(self->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+    return -1;
 }
 
 void qkv_repl_actor(zsock_t *pipe, void *args) {
@@ -681,44 +716,51 @@ void qkv_repl_actor(zsock_t *pipe, void *args) {
         zsock_signal(pipe, 1);
         return;
     }
-    zmq_pollitem_t items[3 + QKV_MAX_FOLLOWERS];
-    size_t count = 0;
-    items[count++] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
-    items[count++] = (zmq_pollitem_t){qkv_serve_handle(self), 0, ZMQ_POLLIN, 0};
-    if (self->router) {
-        items[count++] =
-            (zmq_pollitem_t){self->router_handle, 0, ZMQ_POLLIN, 0};
-    } else {
-        items[count++] = (zmq_pollitem_t){NULL, node->wake_fd, ZMQ_POLLIN, 0};
-        for (size_t i = 0; i < self->link_count; i++)
-            items[count++] =
-                (zmq_pollitem_t){self->links[i].handle, 0, ZMQ_POLLIN, 0};
-    }
+    /* poll items: pipe, timer, clients, then the follower's ROUTER or the
+       leader's inbox wake-up and one DEALER per follower */
+    enum { I_PIPE, I_TIMER, I_CLIENTS, I_REPL, I_LINKS };
+    zmq_pollitem_t items[I_LINKS + QKV_MAX_FOLLOWERS];
+    items[I_PIPE] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
+    items[I_TIMER] = (zmq_pollitem_t){NULL, self->timer_fd, ZMQ_POLLIN, 0};
+    items[I_CLIENTS] =
+        (zmq_pollitem_t){qkv_serve_handle(self), 0, ZMQ_POLLIN, 0};
+    items[I_REPL] =
+        self->router ? (zmq_pollitem_t){self->router_handle, 0, ZMQ_POLLIN, 0}
+                     : (zmq_pollitem_t){NULL, node->wake_fd, ZMQ_POLLIN, 0};
+    for (size_t i = 0; i < self->link_count; i++)
+        items[I_LINKS + i] =
+            (zmq_pollitem_t){self->links[i].handle, 0, ZMQ_POLLIN, 0};
+    int count = I_LINKS + (int)self->link_count;
     zsock_signal(pipe, 0);
 
     for (;;) {
-        long timeout = s_timeout_ms(self, qkv_now_us());
-        if (zmq_poll(items, (int)count, timeout) < 0 && zmq_errno() != EINTR)
+        long timeout = s_arm_timer(self);
+        if (zmq_poll(items, count, timeout) < 0 && zmq_errno() != EINTR)
             break;
-        if (items[0].revents & ZMQ_POLLIN) {
+        if (items[I_PIPE].revents & ZMQ_POLLIN) {
             char *command = zstr_recv(pipe);
             bool term = !command || streq(command, "$TERM");
             zstr_free(&command);
             if (term)
                 break;
         }
+        if (items[I_TIMER].revents & ZMQ_POLLIN) {
+            uint64_t expirations;
+            ssize_t rc = read(self->timer_fd, &expirations, sizeof expirations);
+            (void)rc; /* EAGAIN: re-armed since it fired */
+        }
         int64_t now = qkv_now_us();
-        if (items[1].revents & ZMQ_POLLIN)
+        if (items[I_CLIENTS].revents & ZMQ_POLLIN)
             qkv_serve_read(self, now);
         if (self->router) {
-            if (items[2].revents & ZMQ_POLLIN)
+            if (items[I_REPL].revents & ZMQ_POLLIN)
                 s_follower_read(self);
             continue;
         }
-        if (items[2].revents & ZMQ_POLLIN)
+        if (items[I_REPL].revents & ZMQ_POLLIN)
             s_leader_take_writes(self);
         for (size_t i = 0; i < self->link_count; i++)
-            if (items[3 + i].revents & ZMQ_POLLIN)
+            if (items[I_LINKS + i].revents & ZMQ_POLLIN)
                 s_leader_read(self, &self->links[i], now);
         s_leader_flush(self, now);
     }
