@@ -1,17 +1,20 @@
 #!/bin/sh
 # Installs the Debian packages qkv needs to build and test, when any is
 # missing. As root it runs apt-get; otherwise it names what to install.
-# Usage: scripts/deps.sh [build|test]   (test adds what the suites use)
+# Usage: scripts/deps.sh [build|test|perf]
+#   test adds what the suites use; perf what perf/ uses (gnuplot, Redis).
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libczmq-dev
 libmsgpack-dev libcivetweb-dev libjansson-dev"
 TEST_PKGS="libcunit1-dev libcurl4-openssl-dev curl"
+PERF_PKGS="curl gnuplot-nox redis-server redis-tools"
 
 pkgs=$BUILD_PKGS
-if [ "${1:-build}" = test ]; then
-    pkgs="$pkgs $TEST_PKGS"
-fi
+case "${1:-build}" in
+test) pkgs="$pkgs $TEST_PKGS" ;;
+perf) pkgs="$pkgs $PERF_PKGS" ;;
+esac
 
 missing=""
 for p in $pkgs; do

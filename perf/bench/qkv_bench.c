@@ -46,6 +46,7 @@ typedef struct {
     int wait_timeout_ms; /* redis: WAIT timeout */
     char label[128];
     char key_prefix[64];
+    bool sequential;     /* keys in order 0..keys-1, not at random */
 } s_opts_t;
 
 /* Failure kinds, reported by name. */
@@ -88,9 +89,13 @@ static bool s_is_read(s_client_t *c) {
            (double)(s_rand(c) % 1000000) / 1e6 < c->o->read_ratio;
 }
 
+static atomic_long s_next_key; /* --sequential */
+
 static int s_key(s_client_t *c, char *buf, size_t size) {
-    return snprintf(buf, size, "%skey-%d", c->o->key_prefix,
-                    (int)(s_rand(c) % (uint64_t)c->o->keys));
+    long k = c->o->sequential ? atomic_fetch_add(&s_next_key, 1)
+                              : (long)(s_rand(c) % (uint64_t)c->o->keys);
+    return snprintf(buf, size, "%skey-%ld", c->o->key_prefix,
+                    k % c->o->keys);
 }
 
 static bool s_over_time(const s_opts_t *o, double start_ms) {
@@ -471,7 +476,9 @@ static void s_usage(FILE *out) {
             "  --quorum N               redis: WAIT N; else a label (0)\n"
             "  --wait-timeout-ms N      redis: WAIT timeout (5000)\n"
             "  --label TEXT             copied into the JSON line\n"
-            "  --key-prefix TEXT        prefix of every key (none)\n");
+            "  --key-prefix TEXT        prefix of every key (none)\n"
+            "  --sequential             keys in order (key-0, key-1, ...), "
+            "not at random\n");
 }
 
 static int s_parse(s_opts_t *o, int argc, char **argv) {
@@ -482,7 +489,8 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
         {"read-ratio", 1, 0, 'r'}, {"duration", 1, 0, 'd'},
         {"depth", 1, 0, 'D'},      {"quorum", 1, 0, 'q'},
         {"wait-timeout-ms", 1, 0, 'w'}, {"label", 1, 0, 'l'},
-        {"key-prefix", 1, 0, 'p'}, {"help", 0, 0, 'h'},
+        {"key-prefix", 1, 0, 'p'}, {"sequential", 0, 0, 'S'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *o = (s_opts_t){.mode = M_HTTP, .clients = 10, .ops = 500, .keys = 100,
                     .value_size = 10, .depth = 1, .wait_timeout_ms = 5000};
@@ -512,6 +520,7 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
         case 'p':
             snprintf(o->key_prefix, sizeof o->key_prefix, "%s", optarg);
             break;
+        case 'S': o->sequential = true; break;
         case 'h': s_usage(stdout); exit(0);
         default: return -1;
         }

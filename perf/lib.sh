@@ -1,0 +1,118 @@
+# Shared by the perf/ scripts (sourced, POSIX sh): building, starting and
+# stopping a local qkv cluster and a Redis master with replicas.
+# Ports: qkv REST PERF_BASE+0..5, clients PERF_BASE-1000+0..5, replication
+# PERF_BASE+1000+1..5; Redis REDIS_BASE+0..5. Defaults keep clear of the
+# cluster scripts/cluster.sh runs.
+
+PERF_BASE=${PERF_BASE:-18000}
+REDIS_BASE=${REDIS_BASE:-16379}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$ROOT/build-release}
+NODE_BIN=$BUILD/node/qkv-node
+BENCH_BIN=$BUILD/perf/qkv-bench
+PIDS=""
+RUN_DIR=""
+
+die() {
+    echo "perf: $*" >&2
+    if [ -n "$RUN_DIR" ]; then
+        for f in "$RUN_DIR"/*.log; do
+            [ -f "$f" ] && tail -n 3 "$f" | sed "s|^|perf: $(basename "$f"): |" >&2
+        done
+    fi
+    exit 2
+}
+
+perf_build() {
+    sh "$ROOT/scripts/deps.sh" perf || die "missing packages"
+    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DQKV_TESTS=OFF \
+        >/dev/null || die "cmake failed"
+    cmake --build "$BUILD" -j"$(nproc)" --target qkv-node qkv-bench \
+        >/dev/null || die "build failed"
+}
+
+# Waits until URL answers 200, at most 10 s.
+wait_http() {
+    i=0
+    while ! curl -sf -o /dev/null "$1"; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && die "no answer from $1"
+        sleep 0.1
+    done
+}
+
+# cluster_start QUORUM MIN_DELAY_MS MAX_DELAY_MS [FOLLOWERS]
+cluster_start() {
+    n=${4:-5}
+    followers=""
+    RUN_DIR=$(mktemp -d)
+    i=1
+    while [ $i -le "$n" ]; do
+        "$NODE_BIN" --role follower --node-id "follower$i" \
+            --port $((PERF_BASE + i)) --repl-port $((PERF_BASE + 1000 + i)) \
+            --client-port $((PERF_BASE - 1000 + i)) \
+            --leader-url "http://127.0.0.1:$PERF_BASE" \
+            >"$RUN_DIR/follower$i.log" 2>&1 &
+        PIDS="$PIDS $!"
+        followers="${followers:+$followers,}tcp://127.0.0.1:$((PERF_BASE + 1000 + i))"
+        i=$((i + 1))
+    done
+    "$NODE_BIN" --role leader --node-id leader --port "$PERF_BASE" \
+        --client-port $((PERF_BASE - 1000)) --followers "$followers" \
+        --write-quorum "$1" --min-delay-ms "$2" --max-delay-ms "$3" \
+        --replication-timeout-ms "${REPLICATION_TIMEOUT_MS:-5000}" \
+        >"$RUN_DIR/leader.log" 2>&1 &
+    PIDS="$PIDS $!"
+    i=0
+    while [ $i -le "$n" ]; do
+        wait_http "http://127.0.0.1:$((PERF_BASE + i))/health"
+        i=$((i + 1))
+    done
+    # every follower acked the first heartbeat
+    i=0
+    while [ "$(curl -s "http://127.0.0.1:$PERF_BASE/health" |
+        grep -o '"connected":true' | wc -l)" -lt "$n" ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && die "followers did not connect"
+        sleep 0.1
+    done
+}
+
+# redis_start REPLICAS: a master on REDIS_BASE and replicas after it.
+redis_start() {
+    command -v redis-server >/dev/null || die "redis-server missing"
+    RUN_DIR=${RUN_DIR:-$(mktemp -d)}
+    i=0
+    while [ $i -le "$1" ]; do
+        port=$((REDIS_BASE + i))
+        set -- "$1"
+        if [ $i -eq 0 ]; then
+            redis-server --port $port --bind 127.0.0.1 --save '' \
+                --appendonly no --daemonize no \
+                >"$RUN_DIR/redis$i.log" 2>&1 &
+        else
+            redis-server --port $port --bind 127.0.0.1 --save '' \
+                --appendonly no --daemonize no \
+                --replicaof 127.0.0.1 "$REDIS_BASE" \
+                >"$RUN_DIR/redis$i.log" 2>&1 &
+        fi
+        PIDS="$PIDS $!"
+        i=$((i + 1))
+    done
+    i=0
+    while [ "$(redis-cli -p "$REDIS_BASE" info replication 2>/dev/null |
+        grep -c 'state=online')" -lt "$1" ]; do
+        i=$((i + 1))
+        [ $i -gt 100 ] && die "redis replicas did not come online"
+        sleep 0.1
+    done
+}
+
+stop_all() {
+    # shellcheck disable=SC2086
+    [ -n "$PIDS" ] && kill $PIDS 2>/dev/null
+    wait 2>/dev/null
+    PIDS=""
+    [ -n "$RUN_DIR" ] && rm -rf "$RUN_DIR"
+    RUN_DIR=""
+}
