@@ -31,12 +31,13 @@ perf_build() {
         >/dev/null || die "build failed"
 }
 
-# Waits until URL answers 200, at most 10 s.
+# Waits until URL answers 200, at most 10 s. (POSIX sh has no local
+# variables: each function here uses names of its own.)
 wait_http() {
-    i=0
+    wh_tries=0
     while ! curl -sf -o /dev/null "$1"; do
-        i=$((i + 1))
-        [ $i -gt 100 ] && die "no answer from $1"
+        wh_tries=$((wh_tries + 1))
+        [ $wh_tries -gt 100 ] && die "no answer from $1"
         sleep 0.1
     done
 }
@@ -69,11 +70,11 @@ cluster_start() {
         i=$((i + 1))
     done
     # every follower acked the first heartbeat
-    i=0
+    cs_tries=0
     while [ "$(curl -s "http://127.0.0.1:$PERF_BASE/health" |
         grep -o '"connected":true' | wc -l)" -lt "$n" ]; do
-        i=$((i + 1))
-        [ $i -gt 100 ] && die "followers did not connect"
+        cs_tries=$((cs_tries + 1))
+        [ $cs_tries -gt 100 ] && die "followers did not connect"
         sleep 0.1
     done
 }
@@ -85,7 +86,6 @@ redis_start() {
     i=0
     while [ $i -le "$1" ]; do
         port=$((REDIS_BASE + i))
-        set -- "$1"
         if [ $i -eq 0 ]; then
             redis-server --port $port --bind 127.0.0.1 --save '' \
                 --appendonly no --daemonize no \
@@ -99,20 +99,24 @@ redis_start() {
         PIDS="$PIDS $!"
         i=$((i + 1))
     done
-    i=0
+    rs_tries=0
     while [ "$(redis-cli -p "$REDIS_BASE" info replication 2>/dev/null |
         grep -c 'state=online')" -lt "$1" ]; do
-        i=$((i + 1))
-        [ $i -gt 100 ] && die "redis replicas did not come online"
+        rs_tries=$((rs_tries + 1))
+        [ $rs_tries -gt 100 ] && die "redis replicas did not come online"
         sleep 0.1
     done
 }
 
 stop_all() {
     # shellcheck disable=SC2086
-    [ -n "$PIDS" ] && kill $PIDS 2>/dev/null
-    wait 2>/dev/null
+    if [ -n "$PIDS" ]; then
+        kill $PIDS 2>/dev/null || true
+        wait $PIDS 2>/dev/null || true # killed: non-zero, expected
+    fi
     PIDS=""
-    [ -n "$RUN_DIR" ] && rm -rf "$RUN_DIR"
+    if [ -n "$RUN_DIR" ]; then
+        rm -rf "$RUN_DIR"
+    fi
     RUN_DIR=""
 }

@@ -76,7 +76,7 @@ if [ -s "$DIR/redis.dat" ]; then
 fi
 
 gnuplot <<GNUPLOT
-set terminal pngcairo size 900,560 font "sans,11"
+set terminal pngcairo size 900,560 font "sans,11" noenhanced
 set grid
 set key top left
 set xlabel "WRITE_QUORUM"

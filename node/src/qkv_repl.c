@@ -283,6 +283,26 @@ static void s_link_release(s_link_t *link, int64_t now) {
     }
 }
 
+/* When s_link_check may next act on the link: 0 for never. */
+static int64_t s_link_check_due(const qkv_actor_t *self, const s_link_t *link) {
+    int64_t due = 0;
+    if (link->unacked_since_us) {
+        due = link->unacked_since_us > link->last_advance_us
+                  ? link->unacked_since_us
+                  : link->last_advance_us;
+        due += self->resend_us + 1;
+    }
+    if (link->rewind_pending)
+        due = link->last_rewind_us + self->resend_us;
+    if (due && due < link->last_rewind_us + self->resend_us)
+        due = link->last_rewind_us + self->resend_us;
+    return due;
+}
+
+static int64_t s_min_due(int64_t a, int64_t b) {
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
 /* Rewinds a link that asked for it or whose ACKs stalled, at most once per
    resend interval. */
 static void s_link_check(qkv_actor_t *self, s_link_t *link, int64_t now) {
@@ -672,9 +692,7 @@ static int64_t s_next_due(qkv_actor_t *self, int64_t now) {
         int64_t t = link->last_queued_us + hb;
         if (link->held_count && link->held[link->held_head].release_us < t)
             t = link->held[link->held_head].release_us;
-        if ((link->rewind_pending || link->unacked_since_us) &&
-            link->last_rewind_us + self->resend_us < t)
-            t = link->last_rewind_us + self->resend_us;
+        t = s_min_due(t, s_link_check_due(self, link));
         if (t < due)
             due = t;
     }
