@@ -63,7 +63,10 @@ struct qkv_actor_t {
     /* follower */
     zsock_t *router; /* ROUTER the leader connects to */
     void *router_handle;
-    zmq_msg_t peer; /* routing id of the last APPEND's sender */
+    zmq_msg_t peer;         /* routing id of the last APPEND's sender */
+    uint64_t acked_last;    /* last_index of the last ACK sent */
+    uint64_t acked_repl_id; /* its repl_id */
+    int64_t acked_at_us;    /* when it was sent */
     bool have_peer;
     char leader_endpoint[QKV_MAX_ENDPOINT + 1]; /* leader's client endpoint
                                                    as last heard; "" none */

@@ -47,6 +47,7 @@
 #define QKV_LINK_HWM 100000          /* ZeroMQ queue, in messages */
 #define QKV_ACK_FRAME_MAX 256        /* an ACK is about 20 bytes */
 #define QKV_APPLY_CHUNK 256          /* entries applied per store lock */
+#define QKV_ACK_REPEAT_US 10000      /* an identical ACK at most this often */
 #define QKV_LEADER_ROUTING_ID "qkv-leader"
 /* largest APPEND: a full batch plus one entry of the largest legal size */
 #define QKV_FRAME_MAX                                                          \
@@ -557,6 +558,21 @@ static void s_follower_read(qkv_actor_t *self) {
         n++;
     if (!n || !self->have_peer || self->broken)
         return;
+    /* An ACK that would only repeat the previous one within
+       QKV_ACK_REPEAT_US is left out: it tells the leader nothing, and the
+       commit-index news the leader sends after each commit would
+       otherwise cost a second ACK per write. Liveness still comes from
+       the periodic heartbeats, whose ACKs are further apart. */
+    uint64_t last = qkv_log_last_index(self->log);
+    int64_t now = qkv_now_us();
+    if (last == self->acked_last && self->repl_id == self->acked_repl_id &&
+        now - self->acked_at_us < QKV_ACK_REPEAT_US) {
+        s_publish(self);
+        return;
+    }
+    self->acked_last = last;
+    self->acked_repl_id = self->repl_id;
+    self->acked_at_us = now;
     qkv_encoder_ack(self->encoder, self->repl_id,
                     qkv_log_last_index(self->log));
     size_t size;
