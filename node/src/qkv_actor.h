@@ -81,6 +81,12 @@ struct qkv_actor_t {
    its index, or 0 when out of memory (the entry stays the caller's). */
 uint64_t qkv_actor_append(qkv_actor_t *self, qkv_entry_t **entry_p);
 
+/* Reads one message from a ROUTER without waiting: returns -1 when none
+   waits (nothing to close), else initialises *id and *body (the caller
+   closes both) and returns 1 for a well-framed [routing id][frame]
+   message, 0 for any other shape (the extra frames are dropped). */
+int qkv_actor_router_recv(void *router, zmq_msg_t *id, zmq_msg_t *body);
+
 /*  ---------------------------------------------------------------------
     qkv_serve.c, for qkv_repl.c */
 

@@ -518,22 +518,28 @@ static void s_follower_append(qkv_actor_t *self, const qkv_msg_t *m) {
     qkv_log_forget(self->log, self->applied); /* the store holds them now */
 }
 
+int qkv_actor_router_recv(void *router, zmq_msg_t *id, zmq_msg_t *body) {
+    zmq_msg_init(id);
+    if (zmq_msg_recv(id, router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(id);
+        return -1;
+    }
+    zmq_msg_init(body);
+    bool well_framed = zmq_msg_more(id) && zmq_msg_recv(body, router, 0) >= 0 &&
+                       !zmq_msg_more(body);
+    while (zmq_msg_more(body) && zmq_msg_recv(body, router, 0) >= 0)
+        ; /* drop the rest of a message with too many frames */
+    return well_framed ? 1 : 0;
+}
+
 /* Reads one routing id + payload message; returns 1 when one was
    handled, 0 when nothing is waiting. */
 static int s_follower_read_one(qkv_actor_t *self) {
     zmq_msg_t id, body;
-    zmq_msg_init(&id);
-    if (zmq_msg_recv(&id, self->router_handle, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&id);
+    int rc = qkv_actor_router_recv(self->router_handle, &id, &body);
+    if (rc < 0)
         return 0;
-    }
-    zmq_msg_init(&body);
-    bool well_framed = zmq_msg_more(&id) &&
-                       zmq_msg_recv(&body, self->router_handle, 0) >= 0 &&
-                       !zmq_msg_more(&body);
-    while (zmq_msg_more(&body) &&
-           zmq_msg_recv(&body, self->router_handle, 0) >= 0)
-        ; /* drop the rest of a message with too many frames */
+    bool well_framed = rc == 1;
     const qkv_msg_t *m;
     if (well_framed &&
         qkv_decoder_decode(self->decoder, zmq_msg_data(&body),

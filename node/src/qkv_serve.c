@@ -585,20 +585,11 @@ static void s_serve_frame(qkv_actor_t *actor, const zmq_msg_t *peer,
 
 /* Reads one [routing id][frame] message; returns 0 when none waits. */
 static int s_read_one(qkv_actor_t *actor, int64_t now) {
-    qkv_serve_t *self = actor->serve;
     zmq_msg_t id, body;
-    zmq_msg_init(&id);
-    if (zmq_msg_recv(&id, self->handle, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&id);
+    int rc = qkv_actor_router_recv(actor->serve->handle, &id, &body);
+    if (rc < 0)
         return 0;
-    }
-    zmq_msg_init(&body);
-    bool well_framed = zmq_msg_more(&id) &&
-                       zmq_msg_recv(&body, self->handle, 0) >= 0 &&
-                       !zmq_msg_more(&body);
-    while (zmq_msg_more(&body) && zmq_msg_recv(&body, self->handle, 0) >= 0)
-        ; /* drop the rest of a message with too many frames */
-    if (well_framed) {
+    if (rc == 1) {
         s_serve_frame(actor, &id, zmq_msg_data(&body), zmq_msg_size(&body),
                       now);
     } else {
