@@ -87,11 +87,11 @@ redis_start() {
     while [ $i -le "$1" ]; do
         port=$((REDIS_BASE + i))
         if [ $i -eq 0 ]; then
-            redis-server --port $port --bind 127.0.0.1 --save '' \
+            redis-server --port $port --bind 127.0.0.1 --save '' --dir "$RUN_DIR" \
                 --appendonly no --daemonize no \
                 >"$RUN_DIR/redis$i.log" 2>&1 &
         else
-            redis-server --port $port --bind 127.0.0.1 --save '' \
+            redis-server --port $port --bind 127.0.0.1 --save '' --dir "$RUN_DIR" \
                 --appendonly no --daemonize no \
                 --replicaof 127.0.0.1 "$REDIS_BASE" \
                 >"$RUN_DIR/redis$i.log" 2>&1 &
