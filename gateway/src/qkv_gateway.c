@@ -558,8 +558,7 @@ static int s_string_member(s_req_t *req, json_t *root, const char *name,
 //  the caller must decref) and returns 0; otherwise answers and returns
 //  the status.
 
-static int s_parse_write(s_req_t *req, qkv_op_t op, json_t **root,
-                         s_kv_t *kv) {
+static int s_parse_write(s_req_t *req, qkv_op_t op, json_t **root, s_kv_t *kv) {
     const qkv_config_t *cfg = req->gw->cfg;
     qkv_buf_t *body = &req->w->body;
     json_error_t jerr;
@@ -883,6 +882,11 @@ static int s_handle_dump(s_req_t *req) {
     bool chunked = version != NULL && strcmp(version, "1.0") != 0;
     uint64_t applied_index = 0;
     size_t count = 0;
+    if (req->ri->query_string != NULL) {
+        int rc = s_wait_min_index(req, req->ri->query_string);
+        if (rc != 0)
+            return rc;
+    }
 
     qkv_store_cursor_t *cursor = qkv_store_cursor_new(
         qkv_node_store(req->gw->node), &applied_index, &count);

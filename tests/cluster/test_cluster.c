@@ -905,6 +905,64 @@ static void test_read_your_writes(void) {
 }
 
 /*  ---------------------------------------------------------------------
+    POST /delete {"key"}: a replicated entry; the key's seq starts again */
+
+/* POSTs {"key": key} to base/delete; returns the answer, sets *status. */
+static json_t *s_delete(const char *base, const char *key, long *status,
+                        char **location) {
+    char url[512];
+    snprintf(url, sizeof url, "%s/delete", base);
+    json_t *body = json_pack("{s:s}", "key", key);
+    json_t *r = kit_post_json(url, body, status, location);
+    json_decref(body);
+    return r;
+}
+
+static void test_delete(void) {
+    char key[64];
+    key_of(key, sizeof key, "del");
+    uint64_t seq, index, deleted_at = 0;
+    write_ok("/put", key, "a", &seq, &index);
+    write_ok("/put", key, "b", &seq, &index);
+    CU_ASSERT(seq == 2);
+    long status;
+    json_t *r = s_delete(leader(), key, &status, NULL);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT(json_is_true(json_object_get(r, "deleted")));
+    CU_ASSERT(kit_json_u64(r, "index", &deleted_at) && deleted_at > index);
+    json_decref(r);
+    /* gone on the leader at once, on every follower once applied */
+    for (size_t i = 0; i < s_cluster.count; i++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/get?key=%s&min_index=%llu&wait_ms=%d",
+                 node_url(i), key, (unsigned long long)deleted_at,
+                 REPL_WAIT_MS);
+        r = kit_get_json(path, &status);
+        CU_ASSERT_EQUAL(status, 404);
+        json_decref(r);
+    }
+    /* deleting what is not there is still an entry, deleted false */
+    r = s_delete(leader(), key, &status, NULL);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT(json_is_false(json_object_get(r, "deleted")));
+    json_decref(r);
+    /* written again, the key starts over at seq 1; index keeps growing */
+    uint64_t again;
+    write_ok("/put", key, "c", &seq, &again);
+    CU_ASSERT(seq == 1);
+    CU_ASSERT(again > deleted_at);
+    /* a follower redirects a delete to the leader */
+    char *location = NULL;
+    r = s_delete(node_url(1), key, &status, &location);
+    CU_ASSERT_EQUAL(status, 307);
+    CU_ASSERT(location != NULL && strstr(location, "/delete") != NULL);
+    free(location);
+    json_decref(r);
+    expect_error("POST", "/delete", "{\"value\":\"x\"}", 13, 400,
+                 "bad_request");
+}
+
+/*  ---------------------------------------------------------------------
     Setup */
 
 static int s_start(void) {
@@ -955,6 +1013,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_content_length),
         KIT_TEST(test_followers_caught_up),
         KIT_TEST(test_read_your_writes),
+        KIT_TEST(test_delete),
         KIT_TEST(test_dumps_identical_at_end),
         KIT_TESTS_END};
     return kit_add_suite("cluster", s_start, s_stop, tests) ? 0 : -1;
