@@ -26,13 +26,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define S_FRAMES_PER_READ 64     /* request frames served per wake-up */
-#define S_DUMP_DEFAULT 1000      /* keys per dump chunk by default */
-#define S_DUMP_MAX 10000         /* most keys per dump chunk */
-#define S_DUMP_BYTES (4u << 20)  /* key + value bytes per dump chunk */
-#define S_WAIT_MS_MAX 60000      /* longest min_index wait */
-#define S_PARKED_MAX 1000000     /* most retries or reads parked */
-#define S_FRAME_BASE (16u << 20) /* client frame limit beyond 2x limits */
+#define S_FRAMES_PER_READ 64      /* request frames served per wake-up */
+#define S_DUMP_DEFAULT 1000       /* keys per dump chunk by default */
+#define S_DUMP_MAX 10000          /* most keys per dump chunk */
+#define S_DUMP_BYTES (4u << 20)   /* key + value bytes per dump chunk */
+#define S_WAIT_MS_MAX 60000       /* longest min_index wait */
+#define S_PARKED_MAX 1000000      /* most retries or reads parked */
+#define S_FRAME_BASE (16u << 20)  /* client frame limit beyond 2x limits */
+#define S_REPLY_BYTES (64u << 20) /* reads stop filling a reply past this */
 
 /* A write (or a retry of one) parked until its entry applies. */
 typedef struct {
@@ -518,10 +519,18 @@ static void s_answer_read(qkv_actor_t *actor, const qkv_creq_t *r) {
     qkv_cres_t res;
     memset(&res, 0, sizeof(res));
     res.id = r->id;
-    if (r->op == QKV_COP_GET)
+    size_t so_far;
+    qkv_encoder_data(actor->serve->encoder, &so_far);
+    if (so_far > S_REPLY_BYTES) {
+        /* many large reads in one frame: bound what one reply may take */
+        s_error(&res, r->id, QKV_CS_TOO_LARGE,
+                "the reply to this frame passed 64 MiB: send fewer reads "
+                "per frame");
+    } else if (r->op == QKV_COP_GET) {
         s_answer_get(actor, r, &res);
-    else
+    } else {
         s_answer_dump(actor, r, &res);
+    }
     qkv_cenc_result(actor->serve->encoder, &res);
 }
 
