@@ -21,11 +21,13 @@ pids=""
 
 stop() {
     trap - INT TERM EXIT
+    # shellcheck disable=SC2086
     [ -n "$pids" ] && kill $pids 2>/dev/null
     wait 2>/dev/null
     echo "qkv: cluster stopped" >&2
 }
-trap stop INT TERM EXIT
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 followers=""
 for i in 1 2 3 4 5; do
