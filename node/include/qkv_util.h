@@ -22,6 +22,14 @@ void qkv_say(const char *level, const char *fmt, ...)
 /* Microseconds on the monotonic clock. */
 int64_t qkv_now_us(void);
 
+/* Backward-shift deletion for a linear-probing table of uint32 values (0 =
+   empty) with mask + 1 slots: empties slot hole and moves later members of
+   its run back so that every lookup still finds them. home(ctx, value)
+   is the slot a value hashes to. */
+void qkv_probe_unlink(uint32_t *table, size_t mask, size_t hole,
+                      size_t (*home)(const void *ctx, uint32_t value),
+                      const void *ctx);
+
 /* A growable byte buffer. Zero-initialise, then append; free with
    qkv_buf_free. data is always NUL-terminated once anything was appended. */
 typedef struct {

@@ -4,6 +4,7 @@
     allocated at creation: adding never fails.
 */
 #include "qkv_dedup.h"
+#include "qkv_util.h"
 
 #include <stdlib.h>
 
@@ -67,22 +68,13 @@ const qkv_dedup_rec_t *qkv_dedup_find(qkv_dedup_t *self, uint64_t client_id,
     return self->table[slot] ? &self->ring[self->table[slot] - 1] : NULL;
 }
 
+static size_t s_home(const void *ctx, uint32_t value) {
+    const qkv_dedup_rec_t *r = &((const qkv_dedup_t *)ctx)->ring[value - 1];
+    return s_hash(r->client_id, r->client_seq);
+}
+
 static void s_unlink(qkv_dedup_t *self, size_t hole) {
-    size_t slot = hole;
-    for (;;) {
-        slot = (slot + 1) & self->mask;
-        if (!self->table[slot])
-            break;
-        const qkv_dedup_rec_t *r = &self->ring[self->table[slot] - 1];
-        size_t home = s_hash(r->client_id, r->client_seq) & self->mask;
-        bool stays = hole <= slot ? (home > hole && home <= slot)
-                                  : (home > hole || home <= slot);
-        if (!stays) {
-            self->table[hole] = self->table[slot];
-            hole = slot;
-        }
-    }
-    self->table[hole] = 0;
+    qkv_probe_unlink(self->table, self->mask, hole, s_home, self);
 }
 
 void qkv_dedup_add(qkv_dedup_t *self, uint64_t client_id, uint64_t client_seq,

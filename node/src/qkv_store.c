@@ -99,23 +99,14 @@ static int s_grow_table(qkv_store_t *self) {
     return 0;
 }
 
+static size_t s_home(const void *ctx, uint32_t value) {
+    const qkv_store_t *self = ctx;
+    return self->pos[value - 1]->hash;
+}
+
 /* Removes the table slot, shifting later members of its run back. */
 static void s_unlink_slot(qkv_store_t *self, size_t hole) {
-    size_t slot = hole;
-    for (;;) {
-        slot = (slot + 1) & self->table_mask;
-        if (!self->table[slot])
-            break;
-        size_t home = s_at(self, slot)->hash & self->table_mask;
-        /* move back unless its home lies cyclically in (hole, slot] */
-        bool stays = hole <= slot ? (home > hole && home <= slot)
-                                  : (home > hole || home <= slot);
-        if (!stays) {
-            self->table[hole] = self->table[slot];
-            hole = slot;
-        }
-    }
-    self->table[hole] = 0;
+    qkv_probe_unlink(self->table, self->table_mask, hole, s_home, self);
     self->table_used--;
 }
 
@@ -379,11 +370,10 @@ uint64_t qkv_store_applied_index(qkv_store_t *self) {
 
 size_t qkv_store_overhead_bytes(qkv_store_t *self) {
     pthread_rwlock_rdlock(&self->lock);
-    size_t bytes = sizeof(*self) +
-                   (self->table_mask + 1) * sizeof(*self->table) +
-                   (size_t)self->pos_cap *
-                       (sizeof(*self->pos) + sizeof(*self->free_pos)) +
-                   self->item_overhead;
+    size_t bytes =
+        sizeof(*self) + (self->table_mask + 1) * sizeof(*self->table) +
+        (size_t)self->pos_cap * (sizeof(*self->pos) + sizeof(*self->free_pos)) +
+        self->item_overhead;
     pthread_rwlock_unlock(&self->lock);
     return bytes;
 }

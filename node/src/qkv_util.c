@@ -45,6 +45,26 @@ int64_t qkv_now_us(void) {
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+void qkv_probe_unlink(uint32_t *table, size_t mask, size_t hole,
+                      size_t (*home)(const void *ctx, uint32_t value),
+                      const void *ctx) {
+    size_t slot = hole;
+    for (;;) {
+        slot = (slot + 1) & mask;
+        if (!table[slot])
+            break;
+        size_t h = home(ctx, table[slot]) & mask;
+        /* it moves back unless its home lies cyclically in (hole, slot] */
+        int stays =
+            hole <= slot ? (h > hole && h <= slot) : (h > hole || h <= slot);
+        if (!stays) {
+            table[hole] = table[slot];
+            hole = slot;
+        }
+    }
+    table[hole] = 0;
+}
+
 int qkv_buf_reserve(qkv_buf_t *self, size_t extra) {
     if (self->failed)
         return -1;
