@@ -81,24 +81,12 @@ static void read_expect(size_t i, const char *route, const char *key,
     json_decref(r);
 }
 
-typedef struct {
-    size_t node;
-    const char *key;
-    const char *value;
-    uint64_t seq;
-} holds_t;
-
-static bool s_holds(void *arg) {
-    holds_t *h = arg;
-    return kit_qkv_holds(node_url(h->node), h->key, h->value, h->seq);
-}
-
 /* Polls every follower until it serves key=value with seq. */
 static void wait_followers_hold(const char *key, const char *value,
                                 uint64_t seq) {
     for (size_t i = 1; i < s_cluster.count; i++) {
-        holds_t h = {i, key, value, seq};
-        bool ok = kit_poll_until(REPL_WAIT_MS, s_holds, &h);
+        bool ok =
+            kit_qkv_wait_holds(node_url(i), key, value, seq, REPL_WAIT_MS);
         if (!ok)
             fprintf(stderr, "\n  %s never served %s=%s seq %llu\n",
                     s_cluster.nodes[i].name, key, value,

@@ -75,18 +75,6 @@ static void expect_old_or_absent(size_t i, const char *key, const char *value) {
     json_decref(r);
 }
 
-typedef struct {
-    size_t node;
-    const char *key;
-    const char *value;
-    uint64_t seq;
-} holds_t;
-
-static bool s_holds(void *arg) {
-    holds_t *h = arg;
-    return kit_qkv_holds(node_url(h->node), h->key, h->value, h->seq);
-}
-
 /*  ---------------------------------------------------------------------
     Losing and regaining the quorum */
 
@@ -103,8 +91,7 @@ static void test_write_with_all_up(void) {
     /* Quorum 5: every follower holds it, and applies it once it learns
        the commit index. */
     for (size_t i = 1; i < s_cluster.count; i++) {
-        holds_t h = {i, s_key, "v1", 1};
-        CU_ASSERT(kit_poll_until(WAIT_MS, s_holds, &h));
+        CU_ASSERT(kit_qkv_wait_holds(node_url(i), s_key, "v1", 1, WAIT_MS));
     }
 }
 
@@ -179,9 +166,8 @@ static void test_pending_write_invisible(void) {
 
 static void test_restarted_follower_catches_up(void) {
     CU_ASSERT_EQUAL_FATAL(kit_cluster_restart(&s_cluster, STOPPED, WAIT_MS), 0);
-    holds_t v2 = {0, s_key, "v2", 2}, w1 = {0, s_key2, "w1", 1};
-    CU_ASSERT(kit_poll_until(WAIT_MS, s_holds, &v2));
-    CU_ASSERT(kit_poll_until(WAIT_MS, s_holds, &w1));
+    CU_ASSERT(kit_qkv_wait_holds(node_url(0), s_key, "v2", 2, WAIT_MS));
+    CU_ASSERT(kit_qkv_wait_holds(node_url(0), s_key2, "w1", 1, WAIT_MS));
     uint64_t settled = 0;
     CU_ASSERT(kit_qkv_settled(leader(), WAIT_MS, &settled));
     CU_ASSERT(settled >= s_pending[1]);

@@ -322,6 +322,9 @@ json_t *kit_get_dump(const char *url, long *status);
    any seq). */
 bool kit_qkv_holds(const char *base, const char *key, const char *value,
                    uint64_t seq);
+/* Polls kit_qkv_holds for up to timeout_ms; true once it holds. */
+bool kit_qkv_wait_holds(const char *base, const char *key, const char *value,
+                        uint64_t seq, int timeout_ms);
 
 /* Waits until the leader's /health shows commit_index == last_index ==
    applied_index (nothing pending). Sets *index to it; true on success. */

@@ -109,6 +109,22 @@ bool kit_qkv_holds(const char *base, const char *key, const char *value,
 }
 
 typedef struct {
+    const char *base, *key, *value;
+    uint64_t seq;
+} s_holds_t;
+
+static bool s_holds(void *arg) {
+    const s_holds_t *h = arg;
+    return kit_qkv_holds(h->base, h->key, h->value, h->seq);
+}
+
+bool kit_qkv_wait_holds(const char *base, const char *key, const char *value,
+                        uint64_t seq, int timeout_ms) {
+    s_holds_t h = {base, key, value, seq};
+    return kit_poll_until(timeout_ms, s_holds, &h);
+}
+
+typedef struct {
     const char *leader;
     uint64_t index;
 } s_settle_t;
