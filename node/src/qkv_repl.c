@@ -77,6 +77,7 @@ static void s_publish(qkv_actor_t *self) {
 static int s_apply(qkv_actor_t *self, uint64_t target) {
     const qkv_entry_t *batch[QKV_APPLY_CHUNK];
     uint64_t seqs[QKV_APPLY_CHUNK];
+    uint64_t before = self->applied;
     int rc = 0;
     while (self->applied < target && rc == 0) {
         uint64_t first = self->applied + 1;
@@ -100,8 +101,10 @@ static int s_apply(qkv_actor_t *self, uint64_t target) {
         if (done < n)
             rc = -1;
     }
-    qkv_node_applied_advanced(self->node);
-    qkv_serve_after_apply(self);
+    if (self->applied > before) {
+        qkv_node_applied_advanced(self->node);
+        qkv_serve_after_apply(self);
+    }
     return rc;
 }
 
@@ -154,8 +157,7 @@ static uint64_t s_unacked_bytes(const qkv_actor_t *self, const s_link_t *link) {
     return sent > link->match ? self->cum[sent] - self->cum[link->match] : 0;
 }
 
-static void s_rewind(qkv_actor_t *self, s_link_t *link, int64_t now) {
-    (void)self;
+static void s_rewind(s_link_t *link, int64_t now) {
     link->next_index = link->match + 1;
     link->released = link->match;
     link->unacked_since_us = 0;
@@ -312,7 +314,7 @@ static void s_link_check(qkv_actor_t *self, s_link_t *link, int64_t now) {
                    now - link->last_advance_us > self->resend_us;
     if ((link->rewind_pending || stalled) &&
         now - link->last_rewind_us >= self->resend_us)
-        s_rewind(self, link, now);
+        s_rewind(link, now);
 }
 
 /*  =====================================================================
@@ -700,11 +702,10 @@ static void s_stop(qkv_actor_t *self) {
         close(self->timer_fd);
 }
 
-/* When the next timer is due (qkv_now_us), or 0 for none: heartbeat,
-   held message, resend, client deadline. Answers the client deadlines
-   that passed. */
-static int64_t s_next_due(qkv_actor_t *self, int64_t now) {
-    int64_t client_due = qkv_serve_timers(self, now);
+/* When the next timer is due (qkv_now_us), or 0 for none: the earliest of
+   client_due (the client endpoint's next deadline), heartbeats, held
+   messages and resends. */
+static int64_t s_next_due(qkv_actor_t *self, int64_t now, int64_t client_due) {
     if (self->cfg->role == QKV_ROLE_FOLLOWER)
         return client_due;
     int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
@@ -724,9 +725,8 @@ static int64_t s_next_due(qkv_actor_t *self, int64_t now) {
 /* The zmq_poll timeout for the next timer: 0 when one is due, else -1
    with the timerfd armed for it (zmq_poll's own timeout has only
    millisecond resolution; simulated delays need better). */
-static long s_arm_timer(qkv_actor_t *self) {
-    int64_t now = qkv_now_us();
-    int64_t due = s_next_due(self, now);
+static long s_arm_timer(qkv_actor_t *self, int64_t now, int64_t client_due) {
+    int64_t due = s_next_due(self, now, client_due);
     if (due && due <= now)
         return 0;
     struct itimerspec its = {{0, 0}, {0, 0}};
@@ -774,7 +774,10 @@ void qkv_repl_actor(zsock_t *pipe, void *args) {
     zsock_signal(pipe, 0);
 
     for (;;) {
-        long timeout = s_arm_timer(self);
+        /* client deadlines that passed are answered here, every turn */
+        int64_t now = qkv_now_us();
+        int64_t client_due = qkv_serve_timers(self, now);
+        long timeout = s_arm_timer(self, now, client_due);
         if (zmq_poll(items, count, timeout) < 0 && zmq_errno() != EINTR)
             break;
         if (items[I_PIPE].revents & ZMQ_POLLIN) {
@@ -789,7 +792,7 @@ void qkv_repl_actor(zsock_t *pipe, void *args) {
             ssize_t rc = read(self->timer_fd, &expirations, sizeof expirations);
             (void)rc; /* EAGAIN: re-armed since it fired */
         }
-        int64_t now = qkv_now_us();
+        now = qkv_now_us();
         if (items[I_CLIENTS].revents & ZMQ_POLLIN)
             qkv_serve_read(self, now);
         if (self->router) {

@@ -75,43 +75,43 @@ void qkv_encoder_check(qkv_encoder_t *self, int rc) {
         self->failed = true;
 }
 
-#define s_reset qkv_encoder_reset
-#define s_check qkv_encoder_check
-
 void qkv_encoder_append_begin(qkv_encoder_t *self, uint64_t repl_id,
                               uint64_t prev_index, uint64_t commit_index,
                               const char *leader, size_t leader_len,
                               size_t entry_count) {
     msgpack_packer *pk = &self->packer;
-    s_reset(self);
-    s_check(self, msgpack_pack_array(pk, 6));
-    s_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
-    s_check(self, msgpack_pack_uint64(pk, repl_id));
-    s_check(self, msgpack_pack_uint64(pk, prev_index));
-    s_check(self, msgpack_pack_uint64(pk, commit_index));
-    s_check(self, msgpack_pack_str_with_body(pk, leader ? leader : "",
-                                             leader ? leader_len : 0));
-    s_check(self, msgpack_pack_array(pk, entry_count));
+    qkv_encoder_reset(self);
+    qkv_encoder_check(self, msgpack_pack_array(pk, 6));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, repl_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, prev_index));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, commit_index));
+    qkv_encoder_check(self,
+                      msgpack_pack_str_with_body(pk, leader ? leader : "",
+                                                 leader ? leader_len : 0));
+    qkv_encoder_check(self, msgpack_pack_array(pk, entry_count));
 }
 
 void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
     msgpack_packer *pk = &self->packer;
-    s_check(self, msgpack_pack_array(pk, 4));
-    s_check(self, msgpack_pack_uint64(pk, entry->term));
-    s_check(self, msgpack_pack_uint8(pk, entry->op));
-    s_check(self, msgpack_pack_str_with_body(pk, entry->data, entry->key_len));
-    s_check(self, msgpack_pack_str_with_body(pk, entry->data + entry->key_len,
-                                             entry->value_len));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 4));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->term));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, entry->op));
+    qkv_encoder_check(
+        self, msgpack_pack_str_with_body(pk, entry->data, entry->key_len));
+    qkv_encoder_check(
+        self, msgpack_pack_str_with_body(pk, entry->data + entry->key_len,
+                                         entry->value_len));
 }
 
 void qkv_encoder_ack(qkv_encoder_t *self, uint64_t repl_id,
                      uint64_t last_index) {
     msgpack_packer *pk = &self->packer;
-    s_reset(self);
-    s_check(self, msgpack_pack_array(pk, 3));
-    s_check(self, msgpack_pack_uint8(pk, QKV_MSG_ACK));
-    s_check(self, msgpack_pack_uint64(pk, repl_id));
-    s_check(self, msgpack_pack_uint64(pk, last_index));
+    qkv_encoder_reset(self);
+    qkv_encoder_check(self, msgpack_pack_array(pk, 3));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_ACK));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, repl_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, last_index));
 }
 
 const void *qkv_encoder_data(const qkv_encoder_t *self, size_t *size) {
