@@ -1059,6 +1059,15 @@ static int s_handle_metrics(s_req_t *req) {
              "Requests refused as invalid.", m.bad_requests);
     s_metric(out, "qkv_malformed_frames_total", "counter",
              "Replication frames dropped as malformed.", m.malformed_frames);
+    s_metric(out, "qkv_repl_frames_sent_total", "counter",
+             "Replication frames sent (leader: APPENDs, follower: ACKs).",
+             m.frames_sent);
+    s_metric(out, "qkv_repl_frames_received_total", "counter",
+             "Replication frames read (leader: ACKs, follower: APPENDs).",
+             m.frames_received);
+    s_metric(out, "qkv_repl_entries_sent_total", "counter",
+             "Leader: log entries sent in APPENDs, resends included.",
+             m.entries_sent);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",

@@ -103,6 +103,9 @@ typedef struct {
     uint64_t timeouts;         /* writes answered not confirmed in time */
     uint64_t bad_requests;     /* requests refused as invalid */
     uint64_t malformed_frames; /* replication frames dropped as malformed */
+    uint64_t frames_sent;      /* replication frames handed to ZeroMQ */
+    uint64_t frames_received;  /* replication frames read */
+    uint64_t entries_sent;     /* leader: log entries in those frames */
     uint64_t latency_count;    /* observations in the histogram */
     double latency_sum_s;      /* their sum */
     uint64_t latency_le[QKV_LATENCY_BUCKETS + 1]; /* non-cumulative counts */

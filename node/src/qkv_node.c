@@ -281,6 +281,9 @@ void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     m->timeouts = atomic_load(&self->timeouts);
     m->bad_requests = atomic_load(&self->bad_requests);
     m->malformed_frames = atomic_load(&self->malformed);
+    m->frames_sent = atomic_load(&self->frames_sent);
+    m->frames_received = atomic_load(&self->frames_received);
+    m->entries_sent = atomic_load(&self->entries_sent);
     for (int b = 0; b <= QKV_LATENCY_BUCKETS; b++) {
         m->latency_le[b] = atomic_load(&self->latency_le[b]);
         m->latency_count += m->latency_le[b];

@@ -69,6 +69,7 @@ struct qkv_node_t {
 
     /* metrics */
     _Atomic uint64_t writes, commits, timeouts, bad_requests, malformed;
+    _Atomic uint64_t frames_sent, frames_received, entries_sent;
     _Atomic uint64_t latency_le[QKV_LATENCY_BUCKETS + 1];
     _Atomic uint64_t latency_sum_us;
 };

@@ -175,9 +175,11 @@ static void s_released(s_link_t *link, uint64_t end_index, int64_t now) {
 
 /* Sends a message now; on a full or absent peer drops it and asks for a
    rewind. */
-static void s_send_now(s_link_t *link, zmq_msg_t *msg, uint64_t end_index,
-                       int64_t now) {
+static void s_send_now(qkv_actor_t *self, s_link_t *link, zmq_msg_t *msg,
+                       uint64_t end_index, int64_t now) {
     if (zmq_msg_send(msg, link->handle, ZMQ_DONTWAIT) >= 0) {
+        atomic_fetch_add_explicit(&self->node->frames_sent, 1,
+                                  memory_order_relaxed);
         s_released(link, end_index, now);
         return;
     }
@@ -236,7 +238,7 @@ static int s_link_send(qkv_actor_t *self, s_link_t *link, uint64_t end_index,
     link->last_queued_us = now;
     link->commit_sent = self->commit_index;
     if (self->cfg->max_delay_us == 0 && link->held_count == 0) {
-        s_send_now(link, &msg, end_index, now);
+        s_send_now(self, link, &msg, end_index, now);
         return link->rewind_pending ? -1 : 0;
     }
     if (s_hold(self, link, &msg, end_index, now) != 0) {
@@ -264,6 +266,8 @@ static void s_link_pump(qkv_actor_t *self, s_link_t *link, int64_t now) {
             qkv_encoder_add_entry(self->encoder, qkv_log_get(self->log, i));
         if (s_link_send(self, link, end, now) != 0)
             return;
+        atomic_fetch_add_explicit(&self->node->entries_sent, end - start + 1,
+                                  memory_order_relaxed);
         link->next_index = end + 1;
     }
 }
@@ -277,12 +281,12 @@ static void s_link_heartbeat(qkv_actor_t *self, s_link_t *link, int64_t now) {
 }
 
 /* Releases the held messages that are due. */
-static void s_link_release(s_link_t *link, int64_t now) {
+static void s_link_release(qkv_actor_t *self, s_link_t *link, int64_t now) {
     while (link->held_count && link->held[link->held_head].release_us <= now) {
         s_held_t *h = &link->held[link->held_head];
         link->held_head = (link->held_head + 1) % link->held_cap;
         link->held_count--;
-        s_send_now(link, &h->msg, h->end_index, now);
+        s_send_now(self, link, &h->msg, h->end_index, now);
     }
 }
 
@@ -420,6 +424,8 @@ static void s_leader_read(qkv_actor_t *self, s_link_t *link, int64_t now) {
             zmq_msg_close(&msg);
             return;
         }
+        atomic_fetch_add_explicit(&self->node->frames_received, 1,
+                                  memory_order_relaxed);
         const qkv_msg_t *m;
         bool more = zmq_msg_more(&msg);
         if (!more && qkv_decoder_decode(self->decoder, zmq_msg_data(&msg),
@@ -449,7 +455,7 @@ static void s_leader_flush(qkv_actor_t *self, int64_t now) {
     int64_t hb = (int64_t)self->cfg->heartbeat_ms * 1000;
     for (size_t i = 0; i < self->link_count; i++) {
         s_link_t *link = &self->links[i];
-        s_link_release(link, now);
+        s_link_release(self, link, now);
         s_link_check(self, link, now);
         s_link_pump(self, link, now);
         if (link->commit_sent < self->commit_index ||
@@ -541,6 +547,8 @@ static int s_follower_read_one(qkv_actor_t *self) {
     int rc = qkv_actor_router_recv(self->router_handle, &id, &body);
     if (rc < 0)
         return 0;
+    atomic_fetch_add_explicit(&self->node->frames_received, 1,
+                              memory_order_relaxed);
     bool well_framed = rc == 1;
     const qkv_msg_t *m;
     if (well_framed &&
@@ -592,7 +600,9 @@ static void s_follower_read(qkv_actor_t *self) {
                               ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) {
         zmq_msg_close(&id); /* leader gone: it will ask again */
     } else {
-        zmq_send(self->router_handle, data, size, ZMQ_DONTWAIT);
+        if (zmq_send(self->router_handle, data, size, ZMQ_DONTWAIT) >= 0)
+            atomic_fetch_add_explicit(&self->node->frames_sent, 1,
+                                      memory_order_relaxed);
     }
     s_publish(self);
 }

@@ -638,19 +638,44 @@ static void test_too_large(void) {
     write_ok("/put", key, "small", &seq, &index);
 }
 
+/* The node's /metrics, checked for syntax; NULL on failure. */
+static char *metrics_of(size_t i) {
+    char url[512], *body = NULL, why[256] = "";
+    long status;
+    snprintf(url, sizeof url, "%s/metrics", node_url(i));
+    CU_ASSERT_EQUAL_FATAL(kit_http_get(url, &status, &body), 0);
+    CU_ASSERT_EQUAL(status, 200);
+    bool ok = body && kit_prom_check(body, why, sizeof why);
+    if (!ok)
+        fprintf(stderr, "\n  %s/metrics: %s\n", node_url(i), why);
+    CU_ASSERT(ok);
+    return body;
+}
+
+static double metric_of(const char *body, const char *name) {
+    double v = -1;
+    CU_ASSERT(body && kit_prom_value(body, name, &v));
+    return v;
+}
+
 static void test_metrics(void) {
-    for (size_t i = 0; i < s_cluster.count; i++) {
-        char url[512], *body = NULL, why[256] = "";
-        long status;
-        snprintf(url, sizeof url, "%s/metrics", node_url(i));
-        CU_ASSERT_EQUAL_FATAL(kit_http_get(url, &status, &body), 0);
-        CU_ASSERT_EQUAL(status, 200);
-        bool ok = body && kit_prom_check(body, why, sizeof why);
-        if (!ok)
-            fprintf(stderr, "\n  %s/metrics: %s\n", node_url(i), why);
-        CU_ASSERT(ok);
+    /* Earlier tests wrote and waited for every follower to hold their
+       writes, so replication frames went both ways on every link. */
+    char *leader = metrics_of(0);
+    double sent = metric_of(leader, "qkv_repl_entries_sent_total");
+    CU_ASSERT(metric_of(leader, "qkv_repl_frames_sent_total") >= 1);
+    CU_ASSERT(metric_of(leader, "qkv_repl_frames_received_total") >= 1);
+    for (size_t i = 1; i < s_cluster.count; i++) {
+        char *body = metrics_of(i);
+        /* every entry a follower holds, this leader sent at least once */
+        double held = metric_of(body, "qkv_last_index");
+        CU_ASSERT(held >= 1 && sent >= held);
+        CU_ASSERT(metric_of(body, "qkv_repl_frames_received_total") >= 1);
+        CU_ASSERT(metric_of(body, "qkv_repl_frames_sent_total") >= 1);
+        CU_ASSERT_EQUAL(metric_of(body, "qkv_repl_entries_sent_total"), 0);
         free(body);
     }
+    free(leader);
 }
 
 /*  ---------------------------------------------------------------------
