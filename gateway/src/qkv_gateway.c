@@ -1298,6 +1298,16 @@ static int s_start(qkv_gateway_t *self, char *err, size_t err_size) {
     return -1;
 }
 
+//  qkv has no HTTP authentication. Without an authorization handler
+//  civetweb looks for a .htpasswd file (with no document root: /.htpasswd)
+//  on every request, a stat per request, and would start asking for Digest
+//  credentials if someone created that file.
+static int s_on_authorize(struct mg_connection *conn, void *cbdata) {
+    (void)conn;
+    (void)cbdata;
+    return 1;
+}
+
 qkv_gateway_t *qkv_gateway_new(qkv_node_t *node, char *err, size_t err_size) {
     const qkv_config_t *cfg = qkv_node_config(node);
 
@@ -1319,6 +1329,7 @@ qkv_gateway_t *qkv_gateway_new(qkv_node_t *node, char *err, size_t err_size) {
         qkv_gateway_destroy(&self);
         return NULL;
     }
+    mg_set_auth_handler(self->ctx, "/", s_on_authorize, NULL);
     for (size_t i = 0; i < S_ROUTE_COUNT; i++)
         mg_set_request_handler(self->ctx, s_routes[i].path, s_on_request, NULL);
     mg_set_request_handler(self->ctx, "/", s_on_request, NULL);
