@@ -106,6 +106,16 @@ redis_start() {
         [ $rs_tries -gt 100 ] && die "redis replicas did not come online"
         sleep 0.1
     done
+    # Warm up: "online" comes before a replica answers GETACK promptly, and
+    # a run started then stalls for up to a second on its first WAITs.
+    # Measure steady state, as for qkv (cluster_start waits for ACKs).
+    rs_tries=0
+    while [ "$(printf 'SET perf:warmup 1\nWAIT %s 100\n' "$1" |
+        redis-cli -p "$REDIS_BASE" 2>/dev/null | tail -n 1)" != "$1" ]; do
+        rs_tries=$((rs_tries + 1))
+        [ $rs_tries -gt 100 ] && die "redis replicas did not acknowledge a write"
+    done
+    redis-cli -p "$REDIS_BASE" DEL perf:warmup >/dev/null
 }
 
 stop_all() {
