@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the Debian packages qkv needs to build and test, when any is
 # missing. As root it runs apt-get; otherwise it names what to install.
-# Usage: scripts/deps.sh [build|test|perf]
-#   test adds what the suites use; perf what perf/ uses (gnuplot, Redis).
+# Usage: scripts/deps.sh [build|test|perf|images]
+#   test adds what the suites use; perf what perf/ uses (gnuplot, Redis);
+#   images only what scripts/docker-base-images.sh needs (debootstrap).
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libczmq-dev
@@ -14,6 +15,7 @@ pkgs=$BUILD_PKGS
 case "${1:-build}" in
 test) pkgs="$pkgs $TEST_PKGS" ;;
 perf) pkgs="$pkgs $PERF_PKGS" ;;
+images) pkgs="debootstrap" ;;
 esac
 
 missing=""

@@ -19,7 +19,7 @@
 #   warns and its apt-get install finds everything in place.
 #   QKV_BASE_PRELOAD=auto (default) tries the network once; yes or no forces it.
 #
-# Making images needs root and debootstrap (apt-get install debootstrap);
+# Making images needs root and debootstrap (installed when missing);
 # the mirror is QKV_DEBIAN_MIRROR (default http://deb.debian.org/debian).
 set -eu
 
@@ -261,8 +261,8 @@ slim_tar="$cache/$suite-slim-$recipe-preload-$preload.tar"
 
 if [ "$preload" = auto ] || [ $force = 1 ] || ! fresh "$full_tar" || ! fresh "$slim_tar"; then
     [ "$(id -u)" -eq 0 ] || die "making the base images needs root (debootstrap, chroot)"
-    command -v debootstrap >/dev/null ||
-        die "debootstrap is missing: apt-get install debootstrap (or docker pull debian:$suite debian:$suite-slim)"
+    sh "$top/scripts/deps.sh" images ||
+        die "debootstrap is missing (or docker pull debian:$suite debian:$suite-slim)"
     started=$(date +%s)
     work=$(mktemp -d "$cache/work.XXXXXX")
     make_base_root "$work/full"
