@@ -31,6 +31,21 @@ perf_build() {
         >/dev/null || die "build failed"
 }
 
+# perf_begin PREFIX NAME: the run's results folder OUT (perf/results/NAME,
+# or PREFIX-timestamp), stopping every started server on exit, and the
+# build.
+perf_begin() {
+    OUT=$ROOT/perf/results/${2:-$1-$(date -u +%Y%m%dT%H%M%SZ)}
+    mkdir -p "$OUT"
+    trap stop_all EXIT INT TERM
+    perf_build
+}
+
+# metric URL NAME: the value of a node's /metrics sample NAME.
+metric() {
+    curl -s "$1/metrics" | awk -v n="$2" '$1 == n { print $2; exit }'
+}
+
 # Waits until URL answers 200, at most 10 s. (POSIX sh has no local
 # variables: each function here uses names of its own.)
 wait_http() {

@@ -18,9 +18,6 @@ follower_pid=$(echo "$PIDS" | awk '{print $1}')
     --clients 2 --depth 1000 --ops "$KEYS" --keys "$KEYS" --sequential \
     --value-size "$VALUE_SIZE" --label memory >&2
 
-metric() { # URL NAME
-    curl -s "$1/metrics" | awk -v n="$2" '$1 == n { print $2 }'
-}
 leader_last=$(metric "http://127.0.0.1:$PERF_BASE" qkv_last_index)
 tries=0
 while [ "$(metric "http://127.0.0.1:$((PERF_BASE + 1))" qkv_applied_index)" \

@@ -44,11 +44,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-OUT=$ROOT/perf/results/${NAME:-profile-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
+perf_begin profile "$NAME"
 : >"$OUT/profile.jsonl"
-trap stop_all EXIT INT TERM
-perf_build
 
 # snapshot ROLE:PID... : one line per thread: role thread-name utime+stime
 # (clock ticks) voluntary involuntary. Thread names may hold spaces
@@ -99,10 +96,6 @@ report() {
                        sys, ops, s * 1e6 / ops
             }
         }' "$2" "$3" | sort | tee -a "$OUT/profile.jsonl"
-}
-
-metric() { # URL NAME
-    curl -s "$1/metrics" | awk -v n="$2" '$1 == n {print $2; exit}'
 }
 
 run() { # SYSTEM BENCH-ARGS... ; roles from ROLES

@@ -51,11 +51,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-OUT=$ROOT/perf/results/${NAME:-sweep-$(date -u +%Y%m%dT%H%M%SZ)}
-mkdir -p "$OUT"
+perf_begin sweep "$NAME"
 : >"$OUT/results.jsonl"
-trap stop_all EXIT INT TERM
-perf_build
 
 bench() { # SYSTEM QUORUM REPEAT ARGS...
     system=$1 q=$2 r=$3
