@@ -26,7 +26,7 @@ WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DQKV_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
     && cmake --build build -j"$(nproc)" --target qkv-node \
-    && strip build/node/qkv-node
+    && strip build/server/qkv-node
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -40,7 +40,7 @@ RUN apt-get update \
     && useradd --uid 10001 --user-group --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin qkv
 
-COPY --from=build /src/build/node/qkv-node /usr/local/bin/qkv-node
+COPY --from=build /src/build/server/qkv-node /usr/local/bin/qkv-node
 # Fail the build, not the first start, when a runtime library is missing.
 RUN if ldd /usr/local/bin/qkv-node | grep 'not found'; then exit 1; fi
 

@@ -12,7 +12,7 @@ sh scripts/deps.sh build
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DQKV_TESTS=OFF \
     >/dev/null
 cmake --build build-release -j"$(nproc)" --target qkv-node qkv >/dev/null
-BIN=build-release/node/qkv-node
+BIN=build-release/server/qkv-node
 
 HOST=127.0.0.1
 LEADER_PORT=8000

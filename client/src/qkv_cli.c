@@ -8,6 +8,7 @@
     found" (get, del) or divergence (check), 2 any error.
 */
 #include "qkv_client.h"
+#include "qkv_json.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -134,82 +135,15 @@ static const char *s_command_usage(const char *command) {
 /*  ---------------------------------------------------------------------
     JSON output */
 
-/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if invalid. */
-static size_t s_utf8_len(const unsigned char *s, size_t n) {
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else
-        return 0;
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
-
-/* Writes s (len bytes) as a JSON string; bytes that are not UTF-8 become
-   U+FFFD. */
+/* Writes s (len bytes) as a JSON string, escaped as the REST API escapes
+   (qkv_json.h: one U+FFFD per maximal ill-formed UTF-8 subpart). */
 static void s_json_str(FILE *out, const char *s, size_t len) {
-    const unsigned char *p = (const unsigned char *)s;
-    fputc('"', out);
-    for (size_t i = 0; i < len;) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            fputc('\\', out);
-            fputc(c, out);
-            i++;
-        } else if (c < 0x20 || c == 0x7F) {
-            switch (c) {
-            case '\n':
-                fputs("\\n", out);
-                break;
-            case '\r':
-                fputs("\\r", out);
-                break;
-            case '\t':
-                fputs("\\t", out);
-                break;
-            case '\b':
-                fputs("\\b", out);
-                break;
-            case '\f':
-                fputs("\\f", out);
-                break;
-            default:
-                fprintf(out, "\\u%04x", c);
-            }
-            i++;
-        } else if (c < 0x80) {
-            fputc(c, out);
-            i++;
-        } else {
-            size_t n = s_utf8_len(p + i, len - i);
-            if (n) {
-                fwrite(p + i, 1, n, out);
-                i += n;
-            } else {
-                fputs("\\ufffd", out);
-                i++;
-            }
-        }
-    }
-    fputc('"', out);
+    static qkv_buf_t buf; /* reused for every string the tool prints */
+    qkv_buf_reset(&buf);
+    if (qkv_json_string(&buf, s, len) != 0)
+        fputs("\"\"", out); /* out of memory: still valid JSON */
+    else
+        fwrite(buf.data, 1, buf.size, out);
 }
 
 static void s_json_cstr(FILE *out, const char *s) {

@@ -26,6 +26,7 @@
     one twice never applies it twice.
 */
 #include "qkv_client.h"
+#include "qkv_clock.h"
 #include "qkv_cmsg.h"
 
 #include <errno.h>
@@ -301,12 +302,6 @@ struct qkv_client_t {
     char errmsg[512];         /* last failure */
 };
 
-static int64_t s_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void s_set_error(qkv_client_t *self, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
@@ -449,7 +444,7 @@ static int s_enqueue(qkv_client_t *self, s_req_t *req) {
         s_set_error(self, "out of memory");
         return QKV_ENOMEM;
     }
-    req->deadline_us = s_now_us() + (int64_t)self->timeout_ms * 1000;
+    req->deadline_us = qkv_now_us() + (int64_t)self->timeout_ms * 1000;
     /* Keep outstanding sorted by deadline: usually this is the tail. */
     s_link_t *pos = self->outstanding.head.prev;
     while (pos != &self->outstanding.head &&
@@ -528,7 +523,7 @@ static int s_switch(qkv_client_t *self, const char *endpoint) {
     self->current = copy;
     self->gen++;
     self->probe_id = 0;
-    self->silent_since_us = s_now_us();
+    self->silent_since_us = qkv_now_us();
     return s_requeue_all(self);
 }
 
@@ -597,7 +592,7 @@ static int s_send_queue(qkv_client_t *self, bool full_only) {
             n++;
             bytes += size;
         }
-        int64_t now = s_now_us();
+        int64_t now = qkv_now_us();
         qkv_cenc_begin(self->enc, n);
         l = self->queue.head.next;
         for (size_t i = 0; i < n; i++, l = l->next) {
@@ -871,7 +866,7 @@ static int s_recv_ready(qkv_client_t *self) {
             s_set_error(self, "zmq_msg_recv: %s", zmq_strerror(err));
             return QKV_ESOCKET;
         }
-        self->silent_since_us = s_now_us();
+        self->silent_since_us = qkv_now_us();
         self->probe_id = 0;
         self->stats.frames_received++;
         bool more = zmq_msg_more(&msg);
@@ -972,12 +967,12 @@ static int s_run(qkv_client_t *self, int64_t until_us, s_done_fn *done,
         if (rc == 0)
             rc = s_recv_ready(self);
         if (rc == 0)
-            rc = s_timers(self, s_now_us());
+            rc = s_timers(self, qkv_now_us());
         if (rc != 0)
             return rc;
         if (done(self, arg))
             return 0;
-        int64_t now = s_now_us(), wake = s_next_timer(self);
+        int64_t now = qkv_now_us(), wake = s_next_timer(self);
         if (until_us >= 0 && now >= until_us)
             return 0;
         if (until_us >= 0 && until_us < wake)
@@ -1462,7 +1457,7 @@ int qkv_poll(qkv_client_t *self, qkv_completion_t *out, size_t max,
         return QKV_EINVAL;
     if (max > INT_MAX)
         max = INT_MAX;
-    int64_t until = timeout_ms < 0 ? -1 : s_now_us() + timeout_ms * 1000LL;
+    int64_t until = timeout_ms < 0 ? -1 : qkv_now_us() + timeout_ms * 1000LL;
     int rc = s_run(self, until, s_poll_done, NULL);
     if (rc != 0)
         return rc;

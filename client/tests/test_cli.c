@@ -344,6 +344,33 @@ static void test_dump(void) {
     run_free(&r);
 }
 
+/* `qkv get --json` and GET /get escape a value the same way: the bytes
+   E2 82 (a truncated three-byte sequence) become one U+FFFD in both. */
+static void test_json_matches_rest(void) {
+    char key[64];
+    key_of(key, sizeof key, "ill-formed");
+    s_run_t r = run("-e", s_ep[0], "put", key, "a\xe2\x82" "b\x7f");
+    CU_ASSERT_EQUAL(r.status, 0);
+    run_free(&r);
+    r = run("-e", s_ep[0], "--json", "get", key);
+    CU_ASSERT_EQUAL(r.status, 0);
+    const char *want = "\"value\":\"a\\ufffdb\x7f\"";
+    if (!strstr(r.out, want))
+        fprintf(stderr, "\n  qkv get --json printed %s", r.out);
+    CU_ASSERT(strstr(r.out, want) != NULL);
+    run_free(&r);
+    char url[512];
+    snprintf(url, sizeof url, "%s/get?key=%s", s_cluster.nodes[0].url, key);
+    long status = 0;
+    char *body = NULL;
+    CU_ASSERT_EQUAL_FATAL(kit_http_get(url, &status, &body), 0);
+    CU_ASSERT_EQUAL(status, 200);
+    if (!body || !strstr(body, want))
+        fprintf(stderr, "\n  GET /get answered %s", body ? body : "");
+    CU_ASSERT(body && strstr(body, want) != NULL);
+    free(body);
+}
+
 static void test_health(void) {
     s_run_t r = run("-e", s_ep[0], "health");
     CU_ASSERT_EQUAL(r.status, 0);
@@ -514,6 +541,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_put_get_del),
         KIT_TEST(test_endpoint_from_env_and_follower),
         KIT_TEST(test_dump),
+        KIT_TEST(test_json_matches_rest),
         KIT_TEST(test_health),
         KIT_TEST(test_errors),
         KIT_TEST(test_check_identical),

@@ -20,6 +20,7 @@
 */
 #include "qkv_gateway.h"
 #include "qkv_json.h"
+#include "qkv_say.h"
 
 #include <civetweb.h>
 #include <errno.h>
@@ -137,14 +138,6 @@ static size_t s_sat_mul(size_t a, size_t b) {
     return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
 }
 
-//  Empties a buffer and forgets an earlier allocation failure, so one
-//  failed request does not poison the worker's buffer for the next.
-
-static void s_buf_clear(qkv_buf_t *buf) {
-    qkv_buf_reset(buf);
-    buf->failed = 0;
-}
-
 static const char *s_role_name(qkv_role_t role) {
     return role == QKV_ROLE_FOLLOWER ? "follower" : "leader";
 }
@@ -231,9 +224,9 @@ static void s_req_init(s_req_t *req, struct mg_connection *conn) {
     req->out = req->w ? &req->w->out : &req->spare[0];
     req->head = req->w ? &req->w->head : &req->spare[1];
     req->aux = req->w ? &req->w->aux : &req->spare[2];
-    s_buf_clear(req->out);
-    s_buf_clear(req->head);
-    s_buf_clear(req->aux);
+    qkv_buf_reset(req->out);
+    qkv_buf_reset(req->head);
+    qkv_buf_reset(req->aux);
     const char *method = req->ri ? req->ri->request_method : NULL;
     req->head_only = method != NULL && strcmp(method, "HEAD") == 0;
 }
@@ -349,7 +342,7 @@ static int s_send(s_req_t *req, int status, const char *type,
 
     if (body->failed || req->aux->failed)
         return s_send_oom(req);
-    s_buf_clear(head);
+    qkv_buf_reset(head);
     qkv_buf_printf(head,
                    "HTTP/1.1 %d %s\r\n"
                    "Content-Type: %s\r\n"
@@ -377,7 +370,7 @@ static int s_send(s_req_t *req, int status, const char *type,
 //  JSON bodies: begin with "{", add members to req->out, end and send.
 
 static void s_json_begin(s_req_t *req) {
-    s_buf_clear(req->out);
+    qkv_buf_reset(req->out);
     qkv_json_char(req->out, '{');
 }
 
@@ -513,7 +506,7 @@ static int s_read_body(s_req_t *req) {
         return s_refuse(req, 413, "too_large",
                         "body is %lld bytes; the limit is %zu", len, max_body);
     }
-    s_buf_clear(body);
+    qkv_buf_reset(body);
     if (qkv_buf_reserve(body, (size_t)len + 1) != 0) {
         req->close = true;
         return s_error(req, 503, "unavailable", "out of memory");
@@ -748,7 +741,7 @@ static int s_handle_get(s_req_t *req) {
     if (rc != 0)
         return rc;
 
-    s_buf_clear(&w->value);
+    qkv_buf_reset(&w->value);
     int found = qkv_store_get(qkv_node_store(gw->node), w->key, (size_t)len,
                               &w->value, &seq, &index);
     if (found < 0 || w->value.failed)
@@ -853,7 +846,7 @@ static int s_dump_stream(s_req_t *req, qkv_store_cursor_t *cursor, bool chunked,
     const qkv_gateway_t *gw = req->gw;
     s_dump_t dump = {req->out, 0, 0};
 
-    s_buf_clear(req->out);
+    qkv_buf_reset(req->out);
     qkv_buf_append(req->out, "{\"entries\":{", 12);
     while (qkv_store_cursor_next(cursor, s_dump_batch(gw, &dump), s_dump_visit,
                                  &dump) > 0) {
@@ -863,7 +856,7 @@ static int s_dump_stream(s_req_t *req, qkv_store_cursor_t *cursor, bool chunked,
             continue;
         if (s_dump_send(req, chunked, req->out) != 0)
             return -1;
-        s_buf_clear(req->out);
+        qkv_buf_reset(req->out);
     }
     qkv_json_char(req->out, '}');
     qkv_json_member_u64(req->out, "count", dump.emitted);

@@ -14,7 +14,7 @@
 #define QKV_STORE_H
 
 #include "qkv_msg.h"
-#include "qkv_util.h"
+#include "qkv_buf.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
     allocated at creation: adding never fails.
 */
 #include "qkv_dedup.h"
-#include "qkv_util.h"
+#include "qkv_hash.h"
 
 #include <stdlib.h>
 

@@ -15,6 +15,8 @@
 #include <czmq.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include "qkv_clock.h"
+#include "qkv_say.h"
 
 typedef struct qkv_waiter_t qkv_waiter_t;
 struct qkv_waiter_t {

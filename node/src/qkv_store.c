@@ -13,6 +13,7 @@
     sweeps the dead items away.
 */
 #include "qkv_store.h"
+#include "qkv_hash.h"
 
 #include <malloc.h>
 #include <pthread.h>

@@ -7,6 +7,7 @@
     so percentiles are exact. The bench reports its own CPU use so a run
     where it, not the server, was the bottleneck can be told apart.
 */
+#include "qkv_clock.h"
 #include "qkv_cmsg.h"
 
 #include <errno.h>
@@ -71,9 +72,7 @@ static atomic_bool s_stop;
 static struct timespec s_start;
 
 static double s_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+    return (double)qkv_now_us() / 1e3;
 }
 
 static uint64_t s_rand(s_client_t *c) {

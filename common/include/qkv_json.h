@@ -1,9 +1,13 @@
-/*  qkv_json.h - the gateway's JSON writer (private to gateway/).
+/*  qkv_json.h - the one JSON writer and string escaper of qkv (the REST
+    gateway's answers, the qkv tool's --json output).
 
     Appends JSON text to a qkv_buf_t. Strings are any bytes with a length:
     quotes, backslashes and control characters (NUL included) are escaped
-    and every invalid UTF-8 sequence becomes \ufffd, so the output is valid
-    JSON whatever a key or value holds. Parsing is jansson's job.
+    and every ill-formed UTF-8 sequence becomes \ufffd, one per maximal
+    ill-formed subpart as the Unicode standard recommends (so E2 82 gives
+    one, E2 41 gives one and then "A"), so the output is valid JSON
+    whatever a key or value holds. DEL (0x7F) is not a control character
+    in JSON and goes out as it is. Parsing is jansson's job.
 
     Members are separated automatically: qkv_json_name writes a comma
     unless the buffer ends with '{', '[' or ':' (or is empty), so an object
@@ -14,7 +18,7 @@
 #ifndef QKV_JSON_H
 #define QKV_JSON_H
 
-#include "qkv_util.h"
+#include "qkv_buf.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

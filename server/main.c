@@ -4,7 +4,7 @@
 #include "qkv_config.h"
 #include "qkv_gateway.h"
 #include "qkv_node.h"
-#include "qkv_util.h"
+#include "qkv_say.h"
 
 #include <czmq.h>
 #include <signal.h>
@@ -27,7 +27,7 @@ int main(int argc, char *argv[]) {
         qkv_config_clear(&cfg);
         return rc == 1 ? 0 : 2;
     }
-    qkv_log_set_id(cfg.node_id);
+    qkv_say_set_id(cfg.node_id);
 
     /* Signals are taken by sigwait below: block them before any thread
        starts, and keep czmq from installing its own handlers. */

@@ -1,0 +1,28 @@
+/*  qkv_hash.h - hashing and the probing helper of qkv's open-addressing
+    tables (store, sessions, client peers). Every node computes the same
+    hashes: they decide nothing but table slots, except qkv_hash_bytes,
+    whose value sessions compare across nodes and restarts.
+*/
+#ifndef QKV_HASH_H
+#define QKV_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 64-bit FNV-1a of len bytes, continuing from seed (start with
+   QKV_HASH_SEED). Stable across builds and machines. */
+#define QKV_HASH_SEED 0xcbf29ce484222325ULL
+uint64_t qkv_hash_bytes(uint64_t seed, const void *data, size_t len);
+
+/* Mixes a 64-bit value (splitmix64 finaliser). */
+uint64_t qkv_hash_mix(uint64_t x);
+
+/* Backward-shift deletion for a linear-probing table of uint32 values (0 =
+   empty) with mask + 1 slots: empties slot hole and moves later members of
+   its run back so that every lookup still finds them. home(ctx, value)
+   is the slot a value hashes to (before masking). */
+void qkv_probe_unlink(uint32_t *table, size_t mask, size_t hole,
+                      size_t (*home)(const void *ctx, uint32_t value),
+                      const void *ctx);
+
+#endif

@@ -1,0 +1,138 @@
+/*  test_common.c - the helpers of common/: the ring (growth while wrapped,
+    pops, truncation), the one JSON escaper (control bytes, DEL, ill-formed
+    UTF-8 replaced once per maximal subpart), the buffer's bounds and the
+    stable content hash.
+*/
+#include "kit.h"
+#include "qkv_buf.h"
+#include "qkv_hash.h"
+#include "qkv_json.h"
+#include "qkv_ring.h"
+
+#include <string.h>
+
+static void test_ring_fifo_and_growth(void) {
+    qkv_ring_t ring;
+    qkv_ring_init(&ring, sizeof(uint64_t));
+    CU_ASSERT(qkv_ring_first(&ring) == NULL);
+    CU_ASSERT(qkv_ring_last(&ring) == NULL);
+    uint64_t next_in = 1, next_out = 1;
+    /* push and pop at different rates so the ring wraps and then grows
+       while wrapped, many times */
+    for (int round = 0; round < 200; round++) {
+        for (int i = 0; i < 13; i++) {
+            uint64_t *slot = qkv_ring_push(&ring);
+            CU_ASSERT_FATAL(slot != NULL);
+            *slot = next_in++;
+        }
+        for (int i = 0; i < 7 && ring.count; i++) {
+            CU_ASSERT_EQUAL(*(uint64_t *)qkv_ring_first(&ring), next_out);
+            next_out++;
+            qkv_ring_pop(&ring, 1);
+        }
+        /* every element in order, reachable by position */
+        for (size_t i = 0; i < ring.count; i++)
+            if (*(uint64_t *)qkv_ring_at(&ring, i) != next_out + i) {
+                CU_FAIL("element out of order");
+                break;
+            }
+        CU_ASSERT_EQUAL(*(uint64_t *)qkv_ring_last(&ring), next_in - 1);
+    }
+    CU_ASSERT_EQUAL(ring.count, next_in - next_out);
+    qkv_ring_truncate(&ring, 5);
+    CU_ASSERT_EQUAL(ring.count, 5);
+    CU_ASSERT_EQUAL(*(uint64_t *)qkv_ring_last(&ring), next_out + 4);
+    qkv_ring_pop(&ring, 100);
+    CU_ASSERT_EQUAL(ring.count, 0);
+    CU_ASSERT(qkv_ring_first(&ring) == NULL);
+    qkv_ring_free(&ring);
+    CU_ASSERT(ring.data == NULL && ring.cap == 0);
+}
+
+static void test_ring_reserve(void) {
+    qkv_ring_t ring;
+    qkv_ring_init(&ring, 24);
+    CU_ASSERT_EQUAL(qkv_ring_reserve(&ring, 100), 0);
+    CU_ASSERT(ring.cap >= 100);
+    CU_ASSERT((ring.cap & (ring.cap - 1)) == 0);
+    CU_ASSERT_EQUAL(qkv_ring_reserve(&ring, (size_t)-1), -1);
+    CU_ASSERT_EQUAL(ring.count, 0);
+    qkv_ring_free(&ring);
+}
+
+/* Escapes len bytes and compares with the expected JSON text. */
+static void expect_json(const char *in, size_t len, const char *want) {
+    qkv_buf_t buf = {0};
+    CU_ASSERT_EQUAL(qkv_json_string(&buf, in, len), 0);
+    KIT_ASSERT_STR(buf.data, want);
+    qkv_buf_free(&buf);
+}
+
+static void test_json_escaping(void) {
+    expect_json("plain", 5, "\"plain\"");
+    expect_json("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
+    expect_json("\n\r\t\b\f", 5, "\"\\n\\r\\t\\b\\f\"");
+    expect_json("\0\x01\x1f", 3, "\"\\u0000\\u0001\\u001f\"");
+    expect_json("\x7f", 1, "\"\x7f\""); /* DEL goes out as it is */
+    expect_json("\xc3\xa9", 2, "\"\xc3\xa9\"");
+    expect_json("\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"");
+    /* one U+FFFD per maximal ill-formed subpart */
+    expect_json("\xe2\x82", 2, "\"\\ufffd\"");
+    expect_json("\xe2\x82" "A", 3, "\"\\ufffdA\"");
+    expect_json("\xe2\x41", 2, "\"\\ufffdA\"");
+    expect_json("\x80\x80", 2, "\"\\ufffd\\ufffd\"");
+    expect_json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\""); /* overlong */
+    expect_json("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+    expect_json("\xf4\x90\x80\x80", 4,
+                "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
+    expect_json("\xf0\x9f\x98", 3, "\"\\ufffd\"");
+}
+
+static void test_json_members(void) {
+    qkv_buf_t buf = {0};
+    qkv_json_char(&buf, '{');
+    qkv_json_member_cstr(&buf, "k", "v");
+    qkv_json_member_u64(&buf, "n", UINT64_MAX);
+    qkv_json_member_bool(&buf, "b", false);
+    qkv_json_member_seconds(&buf, "s", 1234567);
+    qkv_json_char(&buf, '}');
+    KIT_ASSERT_STR(buf.data, "{\"k\":\"v\",\"n\":18446744073709551615,"
+                             "\"b\":false,\"s\":1.234567}");
+    qkv_buf_free(&buf);
+}
+
+static void test_buf_bounds(void) {
+    qkv_buf_t buf = {0};
+    CU_ASSERT_EQUAL(qkv_buf_append(&buf, "ab", 2), 0);
+    CU_ASSERT_EQUAL(qkv_buf_reserve(&buf, (size_t)-1), -1);
+    CU_ASSERT(buf.failed);
+    CU_ASSERT_EQUAL(qkv_buf_append(&buf, "c", 1), -1);
+    qkv_buf_reset(&buf); /* forgets the failure */
+    CU_ASSERT_EQUAL(qkv_buf_printf(&buf, "%d-%s", 7, "x"), 0);
+    KIT_ASSERT_STR(buf.data, "7-x");
+    qkv_buf_free(&buf);
+}
+
+static void test_hash_stable(void) {
+    /* FNV-1a 64 test vectors: sessions compare these across nodes */
+    CU_ASSERT_EQUAL(qkv_hash_bytes(QKV_HASH_SEED, "", 0),
+                    0xcbf29ce484222325ULL);
+    CU_ASSERT_EQUAL(qkv_hash_bytes(QKV_HASH_SEED, "a", 1),
+                    0xaf63dc4c8601ec8cULL);
+    CU_ASSERT_EQUAL(qkv_hash_bytes(QKV_HASH_SEED, "foobar", 6),
+                    0x85944171f73967e8ULL);
+    CU_ASSERT(qkv_hash_mix(1) != qkv_hash_mix(2));
+}
+
+static int s_add_suites(void) {
+    static const kit_test_t tests[] = {
+        KIT_TEST(test_ring_fifo_and_growth), KIT_TEST(test_ring_reserve),
+        KIT_TEST(test_json_escaping),        KIT_TEST(test_json_members),
+        KIT_TEST(test_buf_bounds),           KIT_TEST(test_hash_stable),
+        KIT_TESTS_END};
+    return kit_add_suite("common", NULL, NULL, tests) ? 0 : -1;
+}
+
+int main(void) {
+    return kit_run(s_add_suites);
+}
