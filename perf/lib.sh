@@ -2,15 +2,18 @@
 # stopping a local qkv cluster and a Redis master with replicas.
 # Ports: qkv REST PERF_BASE+0..5, clients PERF_BASE-1000+0..5, replication
 # PERF_BASE+1000+1..5; Redis REDIS_BASE+0..5. Defaults keep clear of the
-# cluster scripts/cluster.sh runs.
+# cluster scripts/cluster.sh runs. qkv nodes are started, awaited and
+# stopped by scripts/launch.sh, as for scripts/cluster.sh.
 
 PERF_BASE=${PERF_BASE:-18000}
 REDIS_BASE=${REDIS_BASE:-16379}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/scripts/launch.sh"
 BUILD=${BUILD:-$ROOT/build-release}
 NODE_BIN=$BUILD/server/qkv-node
 BENCH_BIN=$BUILD/perf/qkv-bench
-PIDS=""
+PIDS=""       # every server started: qkv nodes and Redis
+REDIS_PIDS="" # Redis's alone (qkv_stop stops the nodes)
 RUN_DIR=""
 
 die() {
@@ -46,52 +49,18 @@ metric() {
     curl -s "$1/metrics" | awk -v n="$2" '$1 == n { print $2; exit }'
 }
 
-# Waits until URL answers 200, at most 10 s. (POSIX sh has no local
-# variables: each function here uses names of its own.)
-wait_http() {
-    wh_tries=0
-    while ! curl -sf -o /dev/null "$1"; do
-        wh_tries=$((wh_tries + 1))
-        [ $wh_tries -gt 100 ] && die "no answer from $1"
-        sleep 0.1
-    done
-}
-
-# cluster_start QUORUM MIN_DELAY_MS MAX_DELAY_MS [FOLLOWERS]
+# cluster_start QUORUM MIN_DELAY_MS MAX_DELAY_MS [FOLLOWERS (5)]: a leader
+# and followers (scripts/launch.sh), logs in RUN_DIR, waiting until every
+# follower acked the first heartbeat. Their PIDs join PIDS, followers first,
+# the leader last.
 cluster_start() {
-    n=${4:-5}
-    followers=""
     RUN_DIR=$(mktemp -d)
-    i=1
-    while [ $i -le "$n" ]; do
-        "$NODE_BIN" --role follower --node-id "follower$i" \
-            --port $((PERF_BASE + i)) --repl-port $((PERF_BASE + 1000 + i)) \
-            --client-port $((PERF_BASE - 1000 + i)) \
-            --leader-url "http://127.0.0.1:$PERF_BASE" \
-            >"$RUN_DIR/follower$i.log" 2>&1 &
-        PIDS="$PIDS $!"
-        followers="${followers:+$followers,}tcp://127.0.0.1:$((PERF_BASE + 1000 + i))"
-        i=$((i + 1))
-    done
-    "$NODE_BIN" --role leader --node-id leader --port "$PERF_BASE" \
-        --client-port $((PERF_BASE - 1000)) --followers "$followers" \
-        --write-quorum "$1" --min-delay-ms "$2" --max-delay-ms "$3" \
-        --replication-timeout-ms "${REPLICATION_TIMEOUT_MS:-5000}" \
-        >"$RUN_DIR/leader.log" 2>&1 &
-    PIDS="$PIDS $!"
-    i=0
-    while [ $i -le "$n" ]; do
-        wait_http "http://127.0.0.1:$((PERF_BASE + i))/health"
-        i=$((i + 1))
-    done
-    # every follower acked the first heartbeat
-    cs_tries=0
-    while [ "$(curl -s "http://127.0.0.1:$PERF_BASE/health" |
-        grep -o '"connected":true' | wc -l)" -lt "$n" ]; do
-        cs_tries=$((cs_tries + 1))
-        [ $cs_tries -gt 100 ] && die "followers did not connect"
-        sleep 0.1
-    done
+    qkv_launch "$NODE_BIN" 127.0.0.1 "$PERF_BASE" $((PERF_BASE - 1000)) \
+        $((PERF_BASE + 1000)) "${4:-5}" "$1" "$2" "$3" \
+        "${REPLICATION_TIMEOUT_MS:-5000}" "" "$RUN_DIR" ||
+        die "could not start the cluster"
+    PIDS="$PIDS $QKV_PIDS"
+    qkv_wait 20 || die "cluster did not come up"
 }
 
 # redis_start REPLICAS: a master on REDIS_BASE and replicas after it.
@@ -112,6 +81,7 @@ redis_start() {
                 >"$RUN_DIR/redis$i.log" 2>&1 &
         fi
         PIDS="$PIDS $!"
+        REDIS_PIDS="$REDIS_PIDS $!"
         i=$((i + 1))
     done
     rs_tries=0
@@ -134,12 +104,14 @@ redis_start() {
 }
 
 stop_all() {
+    qkv_stop
     # shellcheck disable=SC2086
-    if [ -n "$PIDS" ]; then
-        kill $PIDS 2>/dev/null || true
-        wait $PIDS 2>/dev/null || true # killed: non-zero, expected
+    if [ -n "$REDIS_PIDS" ]; then
+        kill $REDIS_PIDS 2>/dev/null || true
+        wait $REDIS_PIDS 2>/dev/null || true # killed: non-zero, expected
     fi
     PIDS=""
+    REDIS_PIDS=""
     if [ -n "$RUN_DIR" ]; then
         rm -rf "$RUN_DIR"
     fi

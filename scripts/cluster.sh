@@ -5,8 +5,10 @@
 # Ctrl-C stops every node. Installs missing Debian packages when run as
 # root, builds into build-release/, and passes the environment on: e.g.
 #   WRITE_QUORUM=5 MAX_DELAY_MS=200 scripts/cluster.sh
+# Starting, waiting and stopping are scripts/launch.sh's, shared with perf/.
 set -eu
 cd "$(dirname "$0")/.."
+. scripts/launch.sh
 
 sh scripts/deps.sh build
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DQKV_TESTS=OFF \
@@ -16,43 +18,32 @@ BIN=build-release/server/qkv-node
 
 HOST=127.0.0.1
 LEADER_PORT=8000
+# The nodes read WRITE_QUORUM, MAX_DELAY_MS, ... from the environment:
+# qkv_launch passes no quorum, delay or timeout flag here.
 export WRITE_QUORUM="${WRITE_QUORUM:-3}"
-pids=""
 
 stop() {
     trap - INT TERM EXIT
-    # shellcheck disable=SC2086
-    [ -n "$pids" ] && kill $pids 2>/dev/null
-    wait 2>/dev/null
+    qkv_stop
     echo "qkv: cluster stopped" >&2
 }
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-followers=""
-for i in 1 2 3 4 5; do
-    "$BIN" --role follower --node-id "follower$i" --bind "$HOST" \
-        --port $((LEADER_PORT + i)) --repl-port $((9000 + i)) \
-        --client-port $((7000 + i)) --leader-url "http://$HOST:$LEADER_PORT" \
-        --leader-endpoint "tcp://$HOST:7000" &
-    pids="$pids $!"
-    followers="${followers:+$followers,}tcp://$HOST:$((9000 + i))"
-done
-"$BIN" --role leader --node-id leader --bind "$HOST" --port "$LEADER_PORT" \
-    --client-port 7000 --followers "$followers" &
-pids="$pids $!"
+qkv_launch "$BIN" "$HOST" "$LEADER_PORT" 7000 9000 5 "" "" "" "" "" ""
+# Ready when every node answers and every follower is connected; a node
+# that exits meanwhile stops the cluster, a slow start only warns.
+wait_rc=0
+qkv_wait 10 || wait_rc=$?
+[ $wait_rc -ne 2 ] || exit 1
+[ $wait_rc -eq 0 ] || echo "qkv: not ready yet; running anyway" >&2
 
 echo "qkv: leader http://$HOST:$LEADER_PORT (tcp://$HOST:7000), followers" \
     "http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5)) (7001-7005)," \
     "WRITE_QUORUM=$WRITE_QUORUM; client: build-release/client/qkv;" \
     "Ctrl-C stops" >&2
 # Any node exiting stops the cluster, so a failure is never half-hidden.
-while :; do
-    for p in $pids; do
-        if ! kill -0 "$p" 2>/dev/null; then
-            echo "qkv: node (pid $p) exited" >&2
-            exit 1
-        fi
-    done
+while qkv_alive; do
     sleep 1
 done
+exit 1
