@@ -496,7 +496,11 @@ static void s_answer_health(qkv_actor_t *actor, uint64_t id) {
                        st.commit_index,
                        st.applied_index,
                        fs,
-                       st.follower_count};
+                       st.follower_count,
+                       actor->cfg->max_key_bytes,
+                       actor->cfg->max_value_bytes,
+                       S_FRAME_BASE + 2 * (actor->cfg->max_key_bytes +
+                                           actor->cfg->max_value_bytes)};
     for (size_t i = 0; i < st.follower_count; i++) {
         const qkv_follower_status_t *f = &st.followers[i];
         fs[i] = (qkv_cfollower_t){
@@ -561,16 +565,15 @@ static void s_serve_frame(qkv_actor_t *actor, const zmq_msg_t *peer,
     qkv_serve_t *self = actor->serve;
     const qkv_creq_t *reqs;
     size_t n;
-    int rc = qkv_cdec_requests(self->decoder, data, size, &reqs, &n);
+    const char *reason = NULL;
+    int rc = qkv_cdec_requests(self->decoder, data, size, &reqs, &n, &reason);
     if (rc == 0 && s_grow((void **)&self->plans, &self->plans_cap, n,
                           sizeof(*self->plans)) != 0)
         rc = -1;
     if (rc != 0) {
         qkv_cres_t res;
         s_error(&res, 0, rc == -1 ? QKV_CS_UNAVAILABLE : QKV_CS_BAD_REQUEST,
-                rc == -1 ? "out of memory"
-                         : "malformed frame: not an array of request maps "
-                           "each with an unsigned id");
+                rc == -1 ? "out of memory" : reason);
         if (rc != -1)
             atomic_fetch_add(&actor->node->bad_requests, 1);
         s_send_one(actor, peer, &res);

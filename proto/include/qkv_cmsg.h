@@ -10,9 +10,10 @@
     Decoding is strict at the frame level (one array of maps, nothing
     else); a request whose own fields are wrong still decodes, with op
     QKV_COP_INVALID and a reason, so the node can answer that id with
-    bad_request while serving the rest of the frame. Decoded strings point
-    into the frame (not NUL-terminated) and are valid while the frame lives
-    and until the next call on the same decoder.
+    bad_request while serving the rest of the frame. Keys and values of
+    requests may be msgpack str or bin; everything encoded here is str.
+    Decoded strings point into the frame (not NUL-terminated) and are valid
+    while the frame lives and until the next call on the same decoder.
 */
 #ifndef QKV_CMSG_H
 #define QKV_CMSG_H
@@ -32,6 +33,13 @@ extern "C" {
 #define QKV_CMSG_MAX_VALUE (64u << 20)
 /* Most requests or results in one frame. */
 #define QKV_CMSG_MAX_BATCH 65536
+/* Longest min_index wait a request may ask (wait_ms), and most keys a dump
+   chunk may ask (limit): above them the request is bad_request. */
+#define QKV_CMSG_MAX_WAIT_MS 60000
+#define QKV_CMSG_MAX_DUMP_LIMIT 10000
+/* client_id and client_seq are 1 ... 2^53 - 1, the integers JSON clients
+   carry exactly (REST takes the same range). */
+#define QKV_CLIENT_ID_MAX ((1ULL << 53) - 1)
 
 typedef enum {
     QKV_COP_INVALID = 0, /* the request's fields are wrong: see reason */
@@ -52,6 +60,11 @@ typedef enum {
     QKV_CS_BAD_REQUEST,
     QKV_CS_TOO_LARGE,
     QKV_CS_UNAVAILABLE,
+    QKV_CS_CONFLICT,        /* the (client_id, client_seq) pair was used
+                               with other content: nothing written */
+    QKV_CS_SESSION_EXPIRED, /* the pair is older than the node's session
+                               memory (or a seq above 1 from an unknown
+                               client): refused, never applied */
     QKV_CS_COUNT
 } qkv_cstatus_t;
 
@@ -111,6 +124,10 @@ typedef struct {
     uint64_t applied_index;
     const qkv_cfollower_t *followers; /* leader only */
     size_t follower_count;
+    uint64_t max_key_bytes;   /* the node's MAX_KEY_BYTES; 0 = not said */
+    uint64_t max_value_bytes; /* the node's MAX_VALUE_BYTES; 0 = not said */
+    uint64_t max_frame_bytes; /* largest request frame it takes; 0 = not
+                                 said */
 } qkv_chealth_t;
 
 /* One result. Which fields are present depends on op and status: see
@@ -153,19 +170,51 @@ void qkv_cenc_request(qkv_encoder_t *enc, const qkv_creq_t *req);
 /* Adds the next result. */
 void qkv_cenc_result(qkv_encoder_t *enc, const qkv_cres_t *res);
 
+/* Starts a result frame whose count is not known yet: an array32 header
+   (msgpack allows the non-minimal form) with count 0, patched by
+   qkv_cenc_end_open. Add results with qkv_cenc_result, then end the frame
+   before sending it. Discards what the encoder held. */
+void qkv_cenc_begin_open(qkv_encoder_t *enc);
+/* Ends a frame begun with qkv_cenc_begin_open: writes count (the results
+   added) into its header. Receivers take 1 to QKV_CMSG_MAX_BATCH results
+   per frame: send a frame before it holds more, and none with 0. Does
+   nothing when the encoder failed (qkv_encoder_data says so). */
+void qkv_cenc_end_open(qkv_encoder_t *enc, size_t count);
+
 /*  ---------------------------------------------------------------------
     Decoding (with a qkv_decoder_t from qkv_msg.h; its limits bound the
     frame size; keys and values are bounded by QKV_CMSG_MAX_*) */
 
 /* Decodes a request frame. Returns 0 with *reqs / *count (owned by the
-   decoder), QKV_MALFORMED when the frame is not an array of 1 to
-   QKV_CMSG_MAX_BATCH maps each with an unsigned "id", -1 when out of
-   memory. */
-int qkv_cdec_requests(qkv_decoder_t *dec, const void *data, size_t size,
-                      const qkv_creq_t **reqs, size_t *count);
+   decoder); -1 when out of memory; QKV_MALFORMED when the frame is not
+   one msgpack array of 1 to QKV_CMSG_MAX_BATCH maps each with an unsigned
+   "id" other than 0 (id 0 is reserved for frame errors), with *reason
+   set to the rule it broke, for the bad_request answer under id 0:
 
-/* Decodes a result frame, likewise. A result with an unknown status or a
-   field of the wrong type makes the frame malformed. */
+     "frame over N bytes"             (the decoder's max_frame_bytes)
+     "not msgpack or trailing bytes"
+     "nesting deeper than 8"
+     "not an array"
+     "empty array"
+     "more than 65536 requests"
+     "request I is not a map"         (I: its position, from 0)
+     "request I has no unsigned id"
+     "request I has id 0 (reserved)"
+
+   *reason is NUL-terminated, owned by the decoder and valid until its
+   next call (texts with a number live in a buffer of the decoder);
+   reason may be NULL. A request whose own fields are wrong does not make
+   the frame malformed: it decodes with op QKV_COP_INVALID and a reason
+   naming the field (e.g. "wait_ms above 60000", "limit above 10000",
+   "client_id must be an integer from 1 to 2^53-1"). */
+int qkv_cdec_requests(qkv_decoder_t *dec, const void *data, size_t size,
+                      const qkv_creq_t **reqs, size_t *count,
+                      const char **reason);
+
+/* Decodes a result frame, likewise (id 0 is allowed: a frame error; keys
+   and values may be str or bin). Returns 0, -1 or QKV_MALFORMED; a result
+   with an unknown status or a field of the wrong type makes the frame
+   malformed. */
 int qkv_cdec_results(qkv_decoder_t *dec, const void *data, size_t size,
                      const qkv_cres_t **results, size_t *count);
 

@@ -6,14 +6,24 @@
     allocates. Map keys are matched by name; unknown keys are skipped so
     that fields can be added later; a known key with the wrong type makes a
     request invalid (answered bad_request) or a result frame malformed.
+
+    A request frame that breaks a frame rule is answered as a whole (one
+    bad_request under id 0), so the decoder says which rule: the reason
+    is static text, or the decoder's reason buffer when it carries a
+    number.
 */
 #include "qkv_proto_priv.h"
 
+#include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
+#define S_MAX_DEPTH 8 /* the prescan's nesting limit (qkv_msg.c) */
+
 static const char *s_status_names[QKV_CS_COUNT] = {
-    "ok",        "not_found",   "not_leader", "quorum_not_reached",
-    "not_ready", "bad_request", "too_large",  "unavailable"};
+    "ok",        "not_found",      "not_leader", "quorum_not_reached",
+    "not_ready", "bad_request",    "too_large",  "unavailable",
+    "conflict",  "session_expired"};
 
 static const char *s_op_names[] = {NULL,    "put",  "get",   "delete",
                                    "reset", "dump", "health"};
@@ -54,6 +64,22 @@ void qkv_cenc_begin(qkv_encoder_t *enc, size_t count) {
     qkv_encoder_check(enc, msgpack_pack_array(&enc->packer, count));
 }
 
+void qkv_cenc_begin_open(qkv_encoder_t *enc) {
+    static const char header[5] = {(char)0xdd, 0, 0, 0, 0}; /* array32 */
+    qkv_encoder_reset(enc);
+    qkv_encoder_check(
+        enc, msgpack_sbuffer_write(&enc->buffer, header, sizeof header));
+}
+
+void qkv_cenc_end_open(qkv_encoder_t *enc, size_t count) {
+    if (enc->failed)
+        return;
+    assert(enc->buffer.size >= 5 && (uint8_t)enc->buffer.data[0] == 0xdd);
+    assert(count <= UINT32_MAX);
+    for (int i = 0; i < 4; i++)
+        enc->buffer.data[1 + i] = (char)(uint8_t)(count >> (24 - 8 * i));
+}
+
 void qkv_cenc_request(qkv_encoder_t *enc, const qkv_creq_t *r) {
     bool keyed =
         r->op == QKV_COP_PUT || r->op == QKV_COP_GET || r->op == QKV_COP_DELETE;
@@ -88,7 +114,7 @@ void qkv_cenc_request(qkv_encoder_t *enc, const qkv_creq_t *r) {
 static void s_health(qkv_encoder_t *enc, const qkv_chealth_t *h) {
     msgpack_packer *pk = &enc->packer;
     s_key(enc, "health");
-    qkv_encoder_check(enc, msgpack_pack_map(pk, 7 + (h->follower_count > 0)));
+    qkv_encoder_check(enc, msgpack_pack_map(pk, 10 + (h->follower_count > 0)));
     s_kv_str(enc, "role", h->role, h->role_len);
     s_kv_str(enc, "id", h->node_id, h->node_id_len);
     s_kv_str(enc, "replication_id", h->replication_id, h->replication_id_len);
@@ -96,6 +122,9 @@ static void s_health(qkv_encoder_t *enc, const qkv_chealth_t *h) {
     s_kv_uint(enc, "last_index", h->last_index);
     s_kv_uint(enc, "commit_index", h->commit_index);
     s_kv_uint(enc, "applied_index", h->applied_index);
+    s_kv_uint(enc, "max_key_bytes", h->max_key_bytes);
+    s_kv_uint(enc, "max_value_bytes", h->max_value_bytes);
+    s_kv_uint(enc, "max_frame_bytes", h->max_frame_bytes);
     if (!h->follower_count)
         return;
     s_key(enc, "followers");
@@ -184,6 +213,17 @@ static bool s_get_str(const msgpack_object *o, size_t max, const char **s,
     return true;
 }
 
+/* A key or value: msgpack str or bin. */
+static bool s_get_bytes(const msgpack_object *o, size_t max, const char **s,
+                        size_t *len) {
+    if (o->type == MSGPACK_OBJECT_BIN && o->via.bin.size <= max) {
+        *s = o->via.bin.ptr;
+        *len = o->via.bin.size;
+        return true;
+    }
+    return s_get_str(o, max, s, len);
+}
+
 static bool s_get_bool(const msgpack_object *o, bool *v) {
     if (o->type != MSGPACK_OBJECT_BOOLEAN)
         return false;
@@ -201,18 +241,102 @@ static bool s_map_id(const msgpack_object *m, uint64_t *id) {
     return false;
 }
 
+/* Walks one object as the prescan of qkv_decoder_unpack does, only to
+   tell why it refused a frame: returns the byte after the object, or
+   NULL, with *deep set when the walk stopped at nesting deeper than
+   S_MAX_DEPTH. Each declared count is checked against the bytes left, so
+   the walk is linear in the frame and at most S_MAX_DEPTH + 1 deep. */
+static const uint8_t *s_walk(const uint8_t *p, const uint8_t *end, int depth,
+                             bool *deep) {
+    /* 0xc4 ... 0xdf: bytes of length, bytes added to it, 1 array 2 map */
+    static const uint8_t formats[28][3] = {
+        {1, 0, 0}, {2, 0, 0}, {4, 0, 0},                        /* bin */
+        {1, 1, 0}, {2, 1, 0}, {4, 1, 0},                        /* ext */
+        {0, 4, 0}, {0, 8, 0},                                   /* float */
+        {0, 1, 0}, {0, 2, 0}, {0, 4, 0}, {0, 8, 0},             /* uint */
+        {0, 1, 0}, {0, 2, 0}, {0, 4, 0}, {0, 8, 0},             /* int */
+        {0, 2, 0}, {0, 3, 0}, {0, 5, 0}, {0, 9, 0}, {0, 17, 0}, /* fixext */
+        {1, 0, 0}, {2, 0, 0}, {4, 0, 0},                        /* str */
+        {2, 0, 1}, {4, 0, 1}, {2, 0, 2}, {4, 0, 2}};            /* arr, map */
+    if (p >= end)
+        return NULL;
+    if (depth > S_MAX_DEPTH) {
+        *deep = true;
+        return NULL;
+    }
+    uint8_t c = *p++;
+    uint64_t n = 0; /* payload bytes, or elements */
+    int items = 0;
+    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+        return p;
+    if (c <= 0x8f) {
+        n = c & 0x0f;
+        items = 2;
+    } else if (c <= 0x9f) {
+        n = c & 0x0f;
+        items = 1;
+    } else if (c <= 0xbf) {
+        n = c & 0x1f;
+    } else if (c >= 0xc4) {
+        const uint8_t *f = formats[c - 0xc4];
+        if ((size_t)(end - p) < f[0])
+            return NULL;
+        for (int i = 0; i < f[0]; i++)
+            n = (n << 8) | *p++;
+        n += f[1];
+        items = f[2];
+    } else {
+        return NULL; /* 0xc1 */
+    }
+    size_t left = (size_t)(end - p);
+    if (items == 0)
+        return n <= left ? p + n : NULL;
+    if (n > left || (items == 2 && n > left / 2))
+        return NULL;
+    for (uint64_t i = 0; i < n * (uint64_t)items && p; i++)
+        p = s_walk(p, end, depth + 1, deep);
+    return p;
+}
+
 /* Unpacks a frame that must be an array of 1..QKV_CMSG_MAX_BATCH maps,
-   each with an unsigned "id". */
+   each with an unsigned "id", not 0 in a request frame. Returns 0 or
+   QKV_MALFORMED with *reason set. */
 static int s_frame(qkv_decoder_t *dec, const void *data, size_t size,
-                   msgpack_object *root) {
-    if (qkv_decoder_unpack(dec, data, size, root) != 0 ||
-        root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size == 0 ||
-        root->via.array.size > QKV_CMSG_MAX_BATCH)
+                   bool requests, msgpack_object *root, const char **reason) {
+    const char *what = requests ? "request" : "result";
+    if (size > dec->limits.max_frame_bytes) {
+        snprintf(dec->reason, sizeof dec->reason, "frame over %zu bytes",
+                 dec->limits.max_frame_bytes);
+        *reason = dec->reason;
+        return QKV_MALFORMED;
+    }
+    if (qkv_decoder_unpack(dec, data, size, root) != 0) {
+        bool deep = false;
+        s_walk(data, (const uint8_t *)data + size, 0, &deep);
+        *reason =
+            deep ? "nesting deeper than 8" : "not msgpack or trailing bytes";
+        return QKV_MALFORMED;
+    }
+    *reason = root->type != MSGPACK_OBJECT_ARRAY           ? "not an array"
+              : root->via.array.size == 0                  ? "empty array"
+              : root->via.array.size <= QKV_CMSG_MAX_BATCH ? NULL
+              : requests ? "more than 65536 requests"
+                         : "more than 65536 results";
+    if (*reason)
         return QKV_MALFORMED;
     for (uint32_t i = 0; i < root->via.array.size; i++) {
-        uint64_t id;
-        if (!s_map_id(&root->via.array.ptr[i], &id))
+        const msgpack_object *m = &root->via.array.ptr[i];
+        uint64_t id = 0;
+        const char *broke = m->type != MSGPACK_OBJECT_MAP ? "is not a map"
+                            : !s_map_id(m, &id)           ? "has no unsigned id"
+                            : id == 0 && requests ? "has id 0 (reserved)"
+                                                  : NULL;
+        if (broke) {
+            snprintf(dec->reason, sizeof dec->reason, "%s %u %s", what,
+                     (unsigned)i, broke);
+            *reason = dec->reason;
             return QKV_MALFORMED;
+        }
     }
     return 0;
 }
@@ -220,8 +344,13 @@ static int s_frame(qkv_decoder_t *dec, const void *data, size_t size,
 /*  =====================================================================
     Requests */
 
-/* Reads one field into the request; returns a reason when it is wrong. */
-static const char *s_request_field(qkv_creq_t *r, const msgpack_object *k,
+/* Which optional fields a request carried. */
+enum { S_HAS_CLIENT_ID = 1, S_HAS_CLIENT_SEQ = 2 };
+
+/* Reads one field into the request (noting in *has what it saw); returns
+   a reason naming the field when it is wrong. */
+static const char *s_request_field(qkv_creq_t *r, unsigned *has,
+                                   const msgpack_object *k,
                                    const msgpack_object *v) {
     const char *op;
     size_t op_len;
@@ -235,34 +364,40 @@ static const char *s_request_field(qkv_creq_t *r, const msgpack_object *k,
         return r->op ? NULL : "unknown op";
     }
     if (s_is(k, "key"))
-        return s_get_str(v, QKV_CMSG_MAX_KEY, &r->key, &r->key_len)
+        return s_get_bytes(v, QKV_CMSG_MAX_KEY, &r->key, &r->key_len)
                    ? NULL
-                   : "key must be a string of at most 1 MiB";
+                   : "key must be a str or bin of at most 1 MiB";
     if (s_is(k, "value"))
-        return s_get_str(v, QKV_CMSG_MAX_VALUE, &r->value, &r->value_len)
+        return s_get_bytes(v, QKV_CMSG_MAX_VALUE, &r->value, &r->value_len)
                    ? NULL
-                   : "value must be a string of at most 64 MiB";
+                   : "value must be a str or bin of at most 64 MiB";
     struct {
         const char *name;
         uint64_t *slot;
-    } uints[] = {{"id", &r->id},
-                 {"client_id", &r->client_id},
-                 {"client_seq", &r->client_seq},
-                 {"min_index", &r->min_index},
-                 {"wait_ms", &r->wait_ms},
-                 {"cursor", &r->cursor},
-                 {"limit", &r->limit}};
+        unsigned flag;
+        const char *wrong;
+    } uints[] = {
+        {"id", &r->id, 0, "id must be an unsigned integer"},
+        {"client_id", &r->client_id, S_HAS_CLIENT_ID,
+         "client_id must be an integer from 1 to 2^53-1"},
+        {"client_seq", &r->client_seq, S_HAS_CLIENT_SEQ,
+         "client_seq must be an integer from 1 to 2^53-1"},
+        {"min_index", &r->min_index, 0,
+         "min_index must be an unsigned integer"},
+        {"wait_ms", &r->wait_ms, 0, "wait_ms must be an unsigned integer"},
+        {"cursor", &r->cursor, 0, "cursor must be an unsigned integer"},
+        {"limit", &r->limit, 0, "limit must be an unsigned integer"}};
     for (size_t i = 0; i < sizeof(uints) / sizeof(uints[0]); i++)
-        if (s_is(k, uints[i].name))
-            return s_get_uint(v, uints[i].slot)
-                       ? NULL
-                       : "id, client_id, client_seq, min_index, wait_ms, "
-                         "cursor and limit must be unsigned integers";
+        if (s_is(k, uints[i].name)) {
+            *has |= uints[i].flag;
+            return s_get_uint(v, uints[i].slot) ? NULL : uints[i].wrong;
+        }
     return NULL; /* unknown keys are ignored */
 }
 
-/* Checks the fields an op needs; returns a reason or NULL. */
-static const char *s_request_check(const qkv_creq_t *r) {
+/* Checks the fields an op needs and the ranges of the others; returns a
+   reason naming the field, or NULL. */
+static const char *s_request_check(const qkv_creq_t *r, unsigned has) {
     if (r->op == QKV_COP_INVALID)
         return "op missing";
     bool keyed =
@@ -271,16 +406,35 @@ static const char *s_request_check(const qkv_creq_t *r) {
         return "key missing or empty";
     if (r->op == QKV_COP_PUT && !r->value)
         return "value missing";
-    if ((r->client_id == 0) != (r->client_seq == 0))
-        return "client_id and client_seq go together, both non-zero";
+    if ((has & S_HAS_CLIENT_ID) &&
+        (r->client_id == 0 || r->client_id > QKV_CLIENT_ID_MAX))
+        return "client_id must be an integer from 1 to 2^53-1";
+    if ((has & S_HAS_CLIENT_SEQ) &&
+        (r->client_seq == 0 || r->client_seq > QKV_CLIENT_ID_MAX))
+        return "client_seq must be an integer from 1 to 2^53-1";
+    if (has == S_HAS_CLIENT_ID)
+        return "client_id without client_seq";
+    if (has == S_HAS_CLIENT_SEQ)
+        return "client_seq without client_id";
+    if (r->wait_ms > QKV_CMSG_MAX_WAIT_MS)
+        return "wait_ms above 60000";
+    if (r->limit > QKV_CMSG_MAX_DUMP_LIMIT)
+        return "limit above 10000";
     return NULL;
 }
 
 int qkv_cdec_requests(qkv_decoder_t *dec, const void *data, size_t size,
-                      const qkv_creq_t **reqs, size_t *count) {
+                      const qkv_creq_t **reqs, size_t *count,
+                      const char **reason) {
     msgpack_object root;
-    if (s_frame(dec, data, size, &root) != 0)
+    const char *broke = NULL;
+    if (reason)
+        *reason = NULL;
+    if (s_frame(dec, data, size, true, &root, &broke) != 0) {
+        if (reason)
+            *reason = broke;
         return QKV_MALFORMED;
+    }
     size_t n = root.via.array.size;
     qkv_creq_t *out =
         qkv_decoder_scratch(dec, QKV_SCRATCH_REQUESTS, n, sizeof(*out));
@@ -290,16 +444,17 @@ int qkv_cdec_requests(qkv_decoder_t *dec, const void *data, size_t size,
         const msgpack_object *m = &root.via.array.ptr[i];
         qkv_creq_t *r = &out[i];
         memset(r, 0, sizeof(*r));
-        const char *reason = NULL;
-        for (uint32_t f = 0; f < m->via.map.size && !reason; f++)
-            reason = s_request_field(r, &m->via.map.ptr[f].key,
-                                     &m->via.map.ptr[f].val);
+        const char *wrong = NULL;
+        unsigned has = 0;
+        for (uint32_t f = 0; f < m->via.map.size && !wrong; f++)
+            wrong = s_request_field(r, &has, &m->via.map.ptr[f].key,
+                                    &m->via.map.ptr[f].val);
         s_map_id(m, &r->id); /* even when another field was wrong */
-        if (!reason)
-            reason = s_request_check(r);
-        if (reason) {
+        if (!wrong)
+            wrong = s_request_check(r, has);
+        if (wrong) {
             r->op = QKV_COP_INVALID;
-            r->reason = reason;
+            r->reason = wrong;
         }
     }
     *reqs = out;
@@ -369,8 +524,9 @@ static bool s_items_decode(s_views_t *views, const msgpack_object *v,
             return false;
         const msgpack_object *f = a->via.array.ptr;
         qkv_citem_t *it = &items[i];
-        if (!s_get_str(&f[0], QKV_CMSG_MAX_KEY, &it->key, &it->key_len) ||
-            !s_get_str(&f[1], QKV_CMSG_MAX_VALUE, &it->value, &it->value_len) ||
+        if (!s_get_bytes(&f[0], QKV_CMSG_MAX_KEY, &it->key, &it->key_len) ||
+            !s_get_bytes(&f[1], QKV_CMSG_MAX_VALUE, &it->value,
+                         &it->value_len) ||
             !s_get_uint(&f[2], &it->seq) || !s_get_uint(&f[3], &it->index))
             return false;
     }
@@ -419,6 +575,12 @@ static bool s_health_field(s_views_t *views, qkv_chealth_t *h,
         return s_get_uint(v, &h->commit_index);
     if (s_is(k, "applied_index"))
         return s_get_uint(v, &h->applied_index);
+    if (s_is(k, "max_key_bytes"))
+        return s_get_uint(v, &h->max_key_bytes);
+    if (s_is(k, "max_value_bytes"))
+        return s_get_uint(v, &h->max_value_bytes);
+    if (s_is(k, "max_frame_bytes"))
+        return s_get_uint(v, &h->max_frame_bytes);
     if (s_is(k, "followers")) {
         if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size > 1024)
             return false;
@@ -479,9 +641,9 @@ static bool s_result_field(s_views_t *views, qkv_cres_t *r,
     if (s_is(k, "deleted"))
         return (r->has_deleted = s_get_bool(v, &r->deleted));
     if (s_is(k, "key"))
-        return s_get_str(v, QKV_CMSG_MAX_KEY, &r->key, &r->key_len);
+        return s_get_bytes(v, QKV_CMSG_MAX_KEY, &r->key, &r->key_len);
     if (s_is(k, "value"))
-        return s_get_str(v, QKV_CMSG_MAX_VALUE, &r->value, &r->value_len);
+        return s_get_bytes(v, QKV_CMSG_MAX_VALUE, &r->value, &r->value_len);
     if (s_is(k, "items"))
         return s_items_decode(views, v, r);
     if (s_is(k, "next"))
@@ -496,7 +658,8 @@ static bool s_result_field(s_views_t *views, qkv_cres_t *r,
 int qkv_cdec_results(qkv_decoder_t *dec, const void *data, size_t size,
                      const qkv_cres_t **results, size_t *count) {
     msgpack_object root;
-    if (s_frame(dec, data, size, &root) != 0)
+    const char *broke;
+    if (s_frame(dec, data, size, false, &root, &broke) != 0)
         return QKV_MALFORMED;
     size_t n = root.via.array.size;
     qkv_cres_t *out =

@@ -37,6 +37,7 @@ struct qkv_decoder_t {
     qkv_entry_view_t *entries;   /* views into the last frame */
     size_t entries_cap;          /* slots allocated in entries */
     qkv_scratch_t scratch[QKV_SCRATCH_COUNT]; /* client codec views */
+    char reason[64]; /* client codec: a frame error's text with a number */
 };
 
 /* Empties the encoder's buffer and clears its failure. */
