@@ -409,7 +409,7 @@ static int s_refuse(s_req_t *req, int status, const char *code, const char *fmt,
     vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
     if (req->gw != NULL)
-        qkv_node_count_bad_request(req->gw->node);
+        qkv_node_count_bad_request(req->gw->node, QKV_PROTO_REST);
     return s_error(req, status, code, message);
 }
 
@@ -646,8 +646,9 @@ static int s_keyed_write(s_req_t *req, qkv_op_t op) {
         rc = s_parse_write(req, op, &root, &kv);
     if (rc == 0) {
         memset(&result, 0, sizeof result);
-        qkv_node_write(req->gw->node, op, kv.key, kv.key_len, kv.value,
-                       kv.value_len, &result);
+        qkv_write_t write = {op, kv.key, kv.key_len, kv.value,
+                             kv.value_len, 0, 0};
+        qkv_node_write(req->gw->node, &write, &result);
         if (result.status == QKV_WRITE_NOT_LEADER)
             rc = s_not_leader(req);
         else
@@ -669,7 +670,8 @@ static int s_handle_reset(s_req_t *req) {
     qkv_write_result_t result;
 
     memset(&result, 0, sizeof result);
-    qkv_node_write(req->gw->node, QKV_OP_RESET, "", 0, "", 0, &result);
+    qkv_write_t write = {QKV_OP_RESET, "", 0, NULL, 0, 0, 0};
+    qkv_node_write(req->gw->node, &write, &result);
     if (result.status == QKV_WRITE_NOT_LEADER)
         return s_not_leader(req);
     return s_write_answer(req, QKV_OP_RESET, NULL, &result);
@@ -998,7 +1000,7 @@ static void s_metric_followers(qkv_buf_t *out, const qkv_node_status_t *st,
 //  The histogram: the node counts per bucket, Prometheus wants running
 //  totals. _count is the +Inf total so the two always agree.
 
-static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
+static void s_metric_latency(qkv_buf_t *out, const qkv_proto_metrics_t *m) {
     const char *name = "qkv_write_latency_seconds";
     uint64_t total = 0;
 
@@ -1042,14 +1044,16 @@ static int s_handle_metrics(s_req_t *req) {
     qkv_node_metrics(node, &m);
     qkv_node_status(node, st);
     s_metric_info(out, req->gw->cfg, st);
+    const qkv_proto_metrics_t *rest = &m.by_proto[QKV_PROTO_REST];
     s_metric(out, "qkv_writes_total", "counter", "Writes submitted to the log.",
-             m.writes);
+             rest->writes);
     s_metric(out, "qkv_commits_total", "counter", "Writes answered committed.",
-             m.commits);
+             rest->commits);
     s_metric(out, "qkv_quorum_timeouts_total", "counter",
-             "Writes answered 503: not confirmed in time.", m.timeouts);
+             "Writes answered 503: not confirmed in time.", rest->timeouts);
     s_metric(out, "qkv_bad_requests_total", "counter",
-             "Requests refused as invalid.", m.bad_requests);
+             "Requests refused as invalid.",
+             rest->bad_requests + m.by_proto[QKV_PROTO_ZMQ].bad_requests);
     s_metric(out, "qkv_malformed_frames_total", "counter",
              "Replication frames dropped as malformed.", m.malformed_frames);
     s_metric(out, "qkv_repl_frames_sent_total", "counter",
@@ -1078,7 +1082,7 @@ static int s_handle_metrics(s_req_t *req) {
                        "Leader's last index minus the follower's.", S_LAG);
     s_metric_followers(out, st, "qkv_follower_connected",
                        "1 when the follower acked recently.", S_CONNECTED);
-    s_metric_latency(out, &m);
+    s_metric_latency(out, rest);
     return s_send(req, 200, S_PROMETHEUS, out);
 }
 
@@ -1159,7 +1163,7 @@ static int s_on_http_error(struct mg_connection *conn, int status,
         errmsg = "invalid Content-Length";
     }
     if (req.gw != NULL && status >= 400 && status < 500)
-        qkv_node_count_bad_request(req.gw->node);
+        qkv_node_count_bad_request(req.gw->node, QKV_PROTO_REST);
     s_error(&req, status, s_error_code(status),
             errmsg && errmsg[0] ? errmsg : s_status_text(status));
     s_req_done(&req);

@@ -572,7 +572,7 @@ static void s_serve_frame(qkv_actor_t *actor, const zmq_msg_t *peer,
                          : "malformed frame: not an array of request maps "
                            "each with an unsigned id");
         if (rc != -1)
-            atomic_fetch_add(&actor->node->bad_requests, 1);
+            qkv_node_count_bad_request(actor->node, QKV_PROTO_ZMQ);
         s_send_one(actor, peer, &res);
         return;
     }
@@ -581,7 +581,7 @@ static void s_serve_frame(qkv_actor_t *actor, const zmq_msg_t *peer,
         s_plan(actor, &reqs[i], peer, now, &self->plans[i]);
         immediate += !self->plans[i].deferred;
         if (self->plans[i].status == QKV_CS_BAD_REQUEST)
-            atomic_fetch_add(&actor->node->bad_requests, 1);
+            qkv_node_count_bad_request(actor->node, QKV_PROTO_ZMQ);
     }
     if (!immediate)
         return;
@@ -605,7 +605,7 @@ static int s_read_one(qkv_actor_t *actor, int64_t now) {
         qkv_cres_t res;
         s_error(&res, 0, QKV_CS_BAD_REQUEST,
                 "malformed message: send one frame per message");
-        atomic_fetch_add(&actor->node->bad_requests, 1);
+        qkv_node_count_bad_request(actor->node, QKV_PROTO_ZMQ);
         s_send_one(actor, &id, &res);
     }
     zmq_msg_close(&body);
