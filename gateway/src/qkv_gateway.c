@@ -878,6 +878,9 @@ static int s_handle_health(s_req_t *req) {
     qkv_json_member_u64(out, "last_index", st->last_index);
     qkv_json_member_u64(out, "commit_index", st->commit_index);
     qkv_json_member_u64(out, "applied_index", st->applied_index);
+    qkv_json_member_u64(out, "max_key_bytes", cfg->max_key_bytes);
+    qkv_json_member_u64(out, "max_value_bytes", cfg->max_value_bytes);
+    qkv_json_member_u64(out, "max_frame_bytes", st->max_frame_bytes);
     if (error_len > 0)
         qkv_json_member_str(out, "error", st->error, error_len);
     if (st->role == QKV_ROLE_LEADER)
@@ -938,24 +941,56 @@ static void s_metric_followers(qkv_buf_t *out, const qkv_node_status_t *st,
     }
 }
 
-//  The histogram: the node counts per bucket, Prometheus wants running
-//  totals. _count is the +Inf total so the two always agree.
+//  The label value of each protocol, indexed by qkv_proto_t.
 
-static void s_metric_latency(qkv_buf_t *out, const qkv_proto_metrics_t *m) {
+static const char *const s_proto_names[QKV_PROTO_COUNT] = {"rest", "zmq"};
+
+//  One counter family with a sample per protocol; which picks the field.
+
+enum { S_WRITES, S_COMMITS, S_TIMEOUTS, S_BAD_REQUESTS };
+
+static void s_metric_by_proto(qkv_buf_t *out, const qkv_metrics_t *m,
+                              const char *name, const char *help,
+                              int which) {
+    s_metric_head(out, name, "counter", help);
+    for (size_t p = 0; p < QKV_PROTO_COUNT; p++) {
+        const qkv_proto_metrics_t *pm = &m->by_proto[p];
+        uint64_t value = which == S_WRITES    ? pm->writes
+                         : which == S_COMMITS ? pm->commits
+                         : which == S_TIMEOUTS ? pm->timeouts
+                                               : pm->bad_requests;
+        qkv_buf_printf(out, "%s{proto=\"%s\"} %" PRIu64 "\n", name,
+                       s_proto_names[p], value);
+    }
+}
+
+//  The histogram, one series per protocol: the node counts per bucket,
+//  Prometheus wants running totals. _count is the +Inf total so the two
+//  always agree.
+
+static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
     const char *name = "qkv_write_latency_seconds";
-    uint64_t total = 0;
 
     s_metric_head(out, name, "histogram",
                   "Time from submitting a write to its answer.");
-    for (size_t i = 0; i < QKV_LATENCY_BUCKETS; i++) {
-        total += m->latency_le[i];
-        qkv_buf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                       qkv_latency_bounds_s[i], total);
+    for (size_t p = 0; p < QKV_PROTO_COUNT; p++) {
+        const qkv_proto_metrics_t *pm = &m->by_proto[p];
+        const char *proto = s_proto_names[p];
+        uint64_t total = 0;
+        for (size_t i = 0; i < QKV_LATENCY_BUCKETS; i++) {
+            total += pm->latency_le[i];
+            qkv_buf_printf(out,
+                           "%s_bucket{proto=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+                           name, proto, qkv_latency_bounds_s[i], total);
+        }
+        total += pm->latency_le[QKV_LATENCY_BUCKETS];
+        qkv_buf_printf(out, "%s_bucket{proto=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+                       name, proto, total);
+        qkv_buf_printf(out, "%s_sum{proto=\"%s\"} %.9g\n", name, proto,
+                       pm->latency_sum_s);
+        qkv_buf_printf(out, "%s_count{proto=\"%s\"} %" PRIu64 "\n", name,
+                       proto, total);
     }
-    total += m->latency_le[QKV_LATENCY_BUCKETS];
-    qkv_buf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, total);
-    qkv_buf_printf(out, "%s_sum %.9g\n", name, m->latency_sum_s);
-    qkv_buf_printf(out, "%s_count %" PRIu64 "\n", name, total);
 }
 
 static void s_metric_info(qkv_buf_t *out, const qkv_config_t *cfg,
@@ -985,16 +1020,15 @@ static int s_handle_metrics(s_req_t *req) {
     qkv_node_metrics(node, &m);
     qkv_node_status(node, st);
     s_metric_info(out, req->gw->cfg, st);
-    const qkv_proto_metrics_t *rest = &m.by_proto[QKV_PROTO_REST];
-    s_metric(out, "qkv_writes_total", "counter", "Writes submitted to the log.",
-             rest->writes);
-    s_metric(out, "qkv_commits_total", "counter", "Writes answered committed.",
-             rest->commits);
-    s_metric(out, "qkv_quorum_timeouts_total", "counter",
-             "Writes answered 503: not confirmed in time.", rest->timeouts);
-    s_metric(out, "qkv_bad_requests_total", "counter",
-             "Requests refused as invalid.",
-             rest->bad_requests + m.by_proto[QKV_PROTO_ZMQ].bad_requests);
+    s_metric_by_proto(out, &m, "qkv_writes_total",
+                      "Writes submitted to the log.", S_WRITES);
+    s_metric_by_proto(out, &m, "qkv_commits_total",
+                      "Writes answered committed.", S_COMMITS);
+    s_metric_by_proto(out, &m, "qkv_quorum_timeouts_total",
+                      "Writes answered 503: not confirmed in time.",
+                      S_TIMEOUTS);
+    s_metric_by_proto(out, &m, "qkv_bad_requests_total",
+                      "Requests refused as invalid.", S_BAD_REQUESTS);
     s_metric(out, "qkv_malformed_frames_total", "counter",
              "Replication frames dropped as malformed.", m.malformed_frames);
     s_metric(out, "qkv_repl_frames_sent_total", "counter",
@@ -1006,6 +1040,14 @@ static int s_handle_metrics(s_req_t *req) {
     s_metric(out, "qkv_repl_entries_sent_total", "counter",
              "Leader: log entries sent in APPENDs, resends included.",
              m.entries_sent);
+    s_metric(out, "qkv_sessions", "gauge", "Client sessions held.",
+             m.sessions);
+    s_metric(out, "qkv_session_records", "gauge",
+             "Write results the client sessions remember.",
+             m.session_records);
+    s_metric(out, "qkv_client_frames_oversize_total", "counter",
+             "Client frames ZeroMQ dropped for exceeding the frame limit.",
+             m.oversize_frames);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",
@@ -1023,7 +1065,7 @@ static int s_handle_metrics(s_req_t *req) {
                        "Leader's last index minus the follower's.", S_LAG);
     s_metric_followers(out, st, "qkv_follower_connected",
                        "1 when the follower acked recently.", S_CONNECTED);
-    s_metric_latency(out, rest);
+    s_metric_latency(out, &m);
     return s_send(req, 200, S_PROMETHEUS, out);
 }
 
