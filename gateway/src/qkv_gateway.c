@@ -1,6 +1,6 @@
 /*  qkv_gateway.c - the REST API of a node (DESIGN.md, "The REST API"),
-    served by civetweb: JSON in (jansson), JSON out (qkv_json), Prometheus
-    text for /metrics.
+    served by civetweb: JSON in (jansson, through the parsers of
+    qkv_rest.c), JSON out (qkv_json), Prometheus text for /metrics.
 
     Threads: civetweb's workers run every handler. Each worker owns a few
     growable buffers (made in init_thread, freed in exit_thread) so a
@@ -20,12 +20,11 @@
 */
 #include "qkv_gateway.h"
 #include "qkv_json.h"
+#include "qkv_rest.h"
 #include "qkv_say.h"
 
 #include <civetweb.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -118,7 +117,7 @@ static const s_route_t s_routes[] = {
     {"/put", "POST", s_handle_write, true, true},
     {"/write", "POST", s_handle_write, true, true},
     {"/delete", "POST", s_handle_delete, true, true},
-    {"/reset", "POST", s_handle_reset, true, false},
+    {"/reset", "POST", s_handle_reset, true, true},
     {"/get", "GET", s_handle_get, false, false},
     {"/read", "GET", s_handle_get, false, false},
     {"/dump", "GET", s_handle_dump, false, false},
@@ -283,6 +282,8 @@ static const char *s_status_text(int status) {
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 409:
+        return "Conflict";
     case 411:
         return "Length Required";
     case 413:
@@ -409,8 +410,17 @@ static int s_refuse(s_req_t *req, int status, const char *code, const char *fmt,
     vsnprintf(message, sizeof message, fmt, args);
     va_end(args);
     if (req->gw != NULL)
-        qkv_node_count_bad_request(req->gw->node);
+        qkv_node_count_bad_request(req->gw->node, QKV_PROTO_REST);
     return s_error(req, status, code, message);
+}
+
+//  Answers what a qkv_rest parser refused; counted unless it was our
+//  own shortage (503).
+
+static int s_refuse_rest(s_req_t *req, const qkv_rest_error_t *err) {
+    if (err->http >= 500)
+        return s_error(req, err->http, err->status, err->message);
+    return s_refuse(req, err->http, err->status, "%s", err->message);
 }
 
 //  A write or reset reached a follower: 307 to LEADER_URL + path + query
@@ -486,19 +496,24 @@ static void s_skip_body(s_req_t *req) {
     }
 }
 
-//  Reads a write's body into the worker's body buffer (NUL-terminated).
-//  Returns 0, or the status of the error it answered.
+//  Reads a write's body into the worker's body buffer (NUL-terminated
+//  when there is one). When optional (POST /reset), a request without
+//  Content-Length has an empty body. Returns 0, or the status of the
+//  error it answered.
 
-static int s_read_body(s_req_t *req) {
+static int s_read_body(s_req_t *req, bool optional) {
     long long len = req->ri->content_length;
     qkv_buf_t *body = &req->w->body;
     size_t max_body = req->gw->max_body;
 
+    qkv_buf_reset(body);
     if (mg_get_header(req->conn, "Transfer-Encoding") != NULL) {
         req->close = true;
         return s_refuse(req, 400, "bad_request",
                         "Content-Length required (no Transfer-Encoding)");
     }
+    if (len < 0 && optional)
+        return 0;
     if (len < 0)
         return s_refuse(req, 400, "bad_request", "Content-Length required");
     if ((unsigned long long)len > max_body) {
@@ -506,7 +521,6 @@ static int s_read_body(s_req_t *req) {
         return s_refuse(req, 413, "too_large",
                         "body is %lld bytes; the limit is %zu", len, max_body);
     }
-    qkv_buf_reset(body);
     if (qkv_buf_reserve(body, (size_t)len + 1) != 0) {
         req->close = true;
         return s_error(req, 503, "unavailable", "out of memory");
@@ -521,238 +535,166 @@ static int s_read_body(s_req_t *req) {
 }
 
 //  ---------------------------------------------------------------------
-//  POST /put, POST /write, POST /reset
+//  POST /put, /write, /delete, /reset
 
-typedef struct {
-    const char *key;
-    size_t key_len;
-    const char *value;
-    size_t value_len;
-} s_kv_t;
+//  Answers a write's result. A tagged write answers like an untagged one;
+//  the pair only shows in the 409s' messages.
 
-//  Checks that member name of root is a JSON string; answers 400 if not.
-
-static int s_string_member(s_req_t *req, json_t *root, const char *name,
-                           json_t **str) {
-    *str = json_object_get(root, name);
-    if (*str == NULL)
-        return s_refuse(req, 400, "bad_request",
-                        "missing \"%s\"; expected {\"key\": string, "
-                        "\"value\": string}",
-                        name);
-    if (!json_is_string(*str))
-        return s_refuse(req, 400, "bad_request", "\"%s\" must be a JSON string",
-                        name);
-    return 0;
-}
-
-//  Parses and checks {"key": K, "value": V} (or {"key": K} when op is a
-//  delete) from the body. On success fills kv (pointing into *root, which
-//  the caller must decref) and returns 0; otherwise answers and returns
-//  the status.
-
-static int s_parse_write(s_req_t *req, qkv_op_t op, json_t **root, s_kv_t *kv) {
-    const qkv_config_t *cfg = req->gw->cfg;
-    qkv_buf_t *body = &req->w->body;
-    json_error_t jerr;
-    json_t *key, *value;
-    int rc;
-
-    if (body->size == 0)
-        return s_refuse(req, 400, "bad_request",
-                        "empty body; expected {\"key\": string, "
-                        "\"value\": string}");
-    *root = json_loadb(body->data, body->size,
-                       JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
-    if (*root == NULL)
-        return s_refuse(req, 400, "bad_request",
-                        "malformed JSON at line %d, column %d: %s", jerr.line,
-                        jerr.column, jerr.text);
-    if (!json_is_object(*root))
-        return s_refuse(req, 400, "bad_request", "body must be a JSON object");
-    if ((rc = s_string_member(req, *root, "key", &key)) != 0)
-        return rc;
-    kv->key = json_string_value(key);
-    kv->key_len = json_string_length(key);
-    if (op == QKV_OP_PUT) {
-        if ((rc = s_string_member(req, *root, "value", &value)) != 0)
-            return rc;
-        kv->value = json_string_value(value);
-        kv->value_len = json_string_length(value);
-    }
-    if (kv->key_len == 0)
-        return s_refuse(req, 400, "bad_request", "key must not be empty");
-    if (kv->key_len > cfg->max_key_bytes)
-        return s_refuse(req, 413, "too_large",
-                        "key is %zu bytes; the limit is %zu (MAX_KEY_BYTES)",
-                        kv->key_len, cfg->max_key_bytes);
-    if (kv->value_len > cfg->max_value_bytes)
-        return s_refuse(
-            req, 413, "too_large",
-            "value is %zu bytes; the limit is %zu (MAX_VALUE_BYTES)",
-            kv->value_len, cfg->max_value_bytes);
-    return 0;
-}
-
-//  Answers a write's result; kv is NULL for a reset.
-
-static int s_write_answer(s_req_t *req, qkv_op_t op, const s_kv_t *kv,
+static int s_write_answer(s_req_t *req, const qkv_write_t *w,
                           const qkv_write_result_t *r) {
     const qkv_config_t *cfg = req->gw->cfg;
+    bool keyed = w->op != QKV_OP_RESET;
     char message[256];
+    int status = 503;
 
-    if (r->status == QKV_WRITE_COMMITTED) {
+    switch (r->status) {
+    case QKV_WRITE_COMMITTED:
         s_json_begin(req);
         qkv_json_member_bool(req->out, "ok", true);
         qkv_json_member_cstr(req->out, "status", "success");
-        if (kv != NULL)
-            qkv_json_member_str(req->out, "key", kv->key, kv->key_len);
-        if (op == QKV_OP_PUT)
+        if (keyed)
+            qkv_json_member_str(req->out, "key", w->key, w->key_len);
+        if (w->op == QKV_OP_PUT)
             qkv_json_member_u64(req->out, "seq", r->seq);
-        if (op == QKV_OP_DELETE)
+        if (w->op == QKV_OP_DELETE)
             qkv_json_member_bool(req->out, "deleted", r->seq != 0);
         qkv_json_member_u64(req->out, "index", r->index);
         qkv_json_member_seconds(req->out, "latency", r->latency_us);
         qkv_json_member_cstr(req->out, "message",
-                             op == QKV_OP_RESET    ? "store reset"
-                             : op == QKV_OP_DELETE ? "delete committed"
-                                                   : "write committed");
+                             w->op == QKV_OP_RESET    ? "store reset"
+                             : w->op == QKV_OP_DELETE ? "delete committed"
+                                                      : "write committed");
         return s_json_end(req, 200);
-    }
-    if (r->status == QKV_WRITE_TIMEOUT) {
+    case QKV_WRITE_TIMEOUT:
         snprintf(message, sizeof message,
                  "not confirmed by %d follower(s) within %d ms; the entry "
                  "stays in the log and commits when they answer",
                  cfg->write_quorum, cfg->replication_timeout_ms);
         s_error_begin(req, "quorum_not_reached", message);
-    } else
+        break;
+    case QKV_WRITE_CONFLICT:
+        snprintf(message, sizeof message,
+                 "client_id %" PRIu64 ", client_seq %" PRIu64
+                 " was used for another write; nothing written",
+                 w->client_id, w->client_seq);
+        s_error_begin(req, "conflict", message);
+        status = 409;
+        break;
+    case QKV_WRITE_SESSION_EXPIRED:
+        snprintf(message, sizeof message,
+                 "client_seq %" PRIu64 " is older than the session of "
+                 "client_id %" PRIu64 " remembers; refused, never applied",
+                 w->client_seq, w->client_id);
+        s_error_begin(req, "session_expired", message);
+        status = 409;
+        break;
+    default:
         s_error_begin(req, "unavailable",
                       "not written: the node is out of memory or stopping");
-    if (kv != NULL)
-        qkv_json_member_str(req->out, "key", kv->key, kv->key_len);
-    qkv_json_member_u64(req->out, "index", r->index);
-    return s_json_end(req, 503);
+        break;
+    }
+    if (keyed)
+        qkv_json_member_str(req->out, "key", w->key, w->key_len);
+    if (r->status == QKV_WRITE_TIMEOUT)
+        qkv_json_member_u64(req->out, "index", r->index);
+    return s_json_end(req, status);
 }
 
-//  POST /put, /write and /delete: a body, one entry, the answer.
+//  Every write route: the body, its parse, one entry, the answer.
 
-static int s_keyed_write(s_req_t *req, qkv_op_t op) {
-    json_t *root = NULL;
-    s_kv_t kv = {NULL, 0, NULL, 0};
+static int s_write(s_req_t *req, qkv_op_t op) {
+    const qkv_config_t *cfg = req->gw->cfg;
+    qkv_rest_limits_t limits = {cfg->max_key_bytes, cfg->max_value_bytes};
+    qkv_rest_write_t parsed;
+    qkv_rest_error_t err;
     qkv_write_result_t result;
-    int rc = s_read_body(req);
+    int rc = s_read_body(req, op == QKV_OP_RESET);
 
-    if (rc == 0)
-        rc = s_parse_write(req, op, &root, &kv);
-    if (rc == 0) {
-        memset(&result, 0, sizeof result);
-        qkv_node_write(req->gw->node, op, kv.key, kv.key_len, kv.value,
-                       kv.value_len, &result);
-        if (result.status == QKV_WRITE_NOT_LEADER)
-            rc = s_not_leader(req);
-        else
-            rc = s_write_answer(req, op, &kv, &result);
-    }
-    json_decref(root);
+    if (rc != 0)
+        return rc;
+    if (qkv_rest_parse_write(req->w->body.data, req->w->body.size, op,
+                             &limits, &parsed, &err) != 0)
+        return s_refuse_rest(req, &err);
+    memset(&result, 0, sizeof result);
+    qkv_node_write(req->gw->node, &parsed.write, &result);
+    if (result.status == QKV_WRITE_NOT_LEADER)
+        rc = s_not_leader(req);
+    else
+        rc = s_write_answer(req, &parsed.write, &result);
+    qkv_rest_write_free(&parsed);
     return rc;
 }
 
 static int s_handle_write(s_req_t *req) {
-    return s_keyed_write(req, QKV_OP_PUT);
+    return s_write(req, QKV_OP_PUT);
 }
 
 static int s_handle_delete(s_req_t *req) {
-    return s_keyed_write(req, QKV_OP_DELETE);
+    return s_write(req, QKV_OP_DELETE);
 }
 
 static int s_handle_reset(s_req_t *req) {
-    qkv_write_result_t result;
-
-    memset(&result, 0, sizeof result);
-    qkv_node_write(req->gw->node, QKV_OP_RESET, "", 0, "", 0, &result);
-    if (result.status == QKV_WRITE_NOT_LEADER)
-        return s_not_leader(req);
-    return s_write_answer(req, QKV_OP_RESET, NULL, &result);
+    return s_write(req, QKV_OP_RESET);
 }
 
 //  ---------------------------------------------------------------------
 //  GET /get?key=K, GET /read?key=K
 
-//  Reads an optional unsigned query parameter; returns 0 (absent: *v
-//  untouched), or answers 400 and returns the status.
+//  Parses the query (key into the worker's key buffer when want_key);
+//  0, or answers and returns the status.
 
-static int s_query_u64(s_req_t *req, const char *query, const char *name,
-                       uint64_t max, uint64_t *v) {
-    char text[32];
-    int len = mg_get_var2(query, strlen(query), name, text, sizeof text, 0);
-    if (len == -1)
-        return 0;
-    char *end = text;
-    errno = 0;
-    unsigned long long n = len > 0 && text[0] >= '0' && text[0] <= '9'
-                               ? strtoull(text, &end, 10)
-                               : 0;
-    if (len <= 0 || *end != '\0' || errno != 0 || n > max)
-        return s_refuse(req, 400, "bad_request",
-                        "%s must be a whole number from 0 to %llu", name,
-                        (unsigned long long)max);
-    *v = n;
+static int s_parse_query(s_req_t *req, bool want_key, qkv_rest_query_t *q) {
+    const qkv_config_t *cfg = req->gw->cfg;
+    qkv_rest_limits_t limits = {cfg->max_key_bytes, cfg->max_value_bytes};
+    const char *query = req->ri->query_string;
+    qkv_rest_error_t err;
+
+    if (qkv_rest_parse_query(query, query ? strlen(query) : 0, want_key,
+                             &limits, req->w->key, req->w->key_size, q,
+                             &err) != 0)
+        return s_refuse_rest(req, &err);
     return 0;
 }
 
-//  Read-your-writes: with ?min_index=I (and &wait_ms=W, at most 60000),
-//  waits until this node has applied I; answers 503 not_ready after W ms.
+//  Read-your-writes: with ?min_index=I (and &wait_ms=W), waits until this
+//  node has applied I; answers 503 not_ready after W ms.
 
-static int s_wait_min_index(s_req_t *req, const char *query) {
-    uint64_t min_index = 0, wait_ms = 0;
-    int rc = s_query_u64(req, query, "min_index", UINT64_MAX, &min_index);
-    if (rc == 0)
-        rc = s_query_u64(req, query, "wait_ms", 60000, &wait_ms);
-    if (rc != 0 || min_index == 0)
-        return rc;
-    if (qkv_node_wait_applied(req->gw->node, min_index, (int)wait_ms) == 0)
+static int s_wait_min_index(s_req_t *req, const qkv_rest_query_t *q) {
+    if (q->min_index == 0)
+        return 0;
+    if (qkv_node_wait_applied(req->gw->node, q->min_index, (int)q->wait_ms) ==
+        0)
         return 0;
     s_error_begin(req, "not_ready",
                   "min_index not applied on this node within wait_ms");
-    qkv_json_member_u64(req->out, "min_index", min_index);
+    qkv_json_member_u64(req->out, "min_index", q->min_index);
     return s_json_end(req, 503);
 }
 
 static int s_handle_get(s_req_t *req) {
     qkv_gateway_t *gw = req->gw;
     s_worker_t *w = req->w;
-    const char *query = req->ri->query_string;
+    qkv_rest_query_t q;
     uint64_t seq = 0, index = 0;
 
-    //  The buffer holds max_key_bytes + 1, so -2 (too small) means longer
-    int len = -1;
-    if (query != NULL)
-        len = mg_get_var2(query, strlen(query), "key", w->key, w->key_size, 0);
-    if (len == -1)
-        return s_refuse(req, 400, "bad_request",
-                        "missing key parameter: use ?key=K");
-    if (len < 0)
-        return s_refuse(req, 413, "too_large",
-                        "key is longer than %zu bytes (MAX_KEY_BYTES)",
-                        gw->cfg->max_key_bytes);
-    if (len == 0)
-        return s_refuse(req, 400, "bad_request", "key must not be empty");
-    int rc = s_wait_min_index(req, query);
+    int rc = s_parse_query(req, true, &q);
+    if (rc == 0)
+        rc = s_wait_min_index(req, &q);
     if (rc != 0)
         return rc;
 
     qkv_buf_reset(&w->value);
-    int found = qkv_store_get(qkv_node_store(gw->node), w->key, (size_t)len,
+    int found = qkv_store_get(qkv_node_store(gw->node), w->key, q.key_len,
                               &w->value, &seq, &index);
     if (found < 0 || w->value.failed)
         return s_error(req, 503, "unavailable", "out of memory");
     if (found == 0) {
         s_error_begin(req, "not_found", "key not found");
-        qkv_json_member_str(req->out, "key", w->key, (size_t)len);
+        qkv_json_member_str(req->out, "key", w->key, q.key_len);
         return s_json_end(req, 404);
     }
     s_json_begin(req);
-    qkv_json_member_str(req->out, "key", w->key, (size_t)len);
+    qkv_json_member_str(req->out, "key", w->key, q.key_len);
     qkv_json_member_str(req->out, "value", w->value.data, w->value.size);
     qkv_json_member_u64(req->out, "seq", seq);
     qkv_json_member_u64(req->out, "index", index);
@@ -875,17 +817,18 @@ static int s_handle_dump(s_req_t *req) {
     bool chunked = version != NULL && strcmp(version, "1.0") != 0;
     uint64_t applied_index = 0;
     size_t count = 0;
-    if (req->ri->query_string != NULL) {
-        int rc = s_wait_min_index(req, req->ri->query_string);
-        if (rc != 0)
-            return rc;
-    }
+    qkv_rest_query_t q;
+    int rc = s_parse_query(req, false, &q);
+    if (rc == 0)
+        rc = s_wait_min_index(req, &q);
+    if (rc != 0)
+        return rc;
 
     qkv_store_cursor_t *cursor = qkv_store_cursor_new(
         qkv_node_store(req->gw->node), &applied_index, &count);
     if (cursor == NULL)
         return s_error(req, 503, "unavailable", "out of memory");
-    int rc = s_dump_headers(req, chunked);
+    rc = s_dump_headers(req, chunked);
     if (rc == 0)
         rc = s_dump_stream(req, cursor, chunked, applied_index);
     qkv_store_cursor_destroy(&cursor);
@@ -935,6 +878,9 @@ static int s_handle_health(s_req_t *req) {
     qkv_json_member_u64(out, "last_index", st->last_index);
     qkv_json_member_u64(out, "commit_index", st->commit_index);
     qkv_json_member_u64(out, "applied_index", st->applied_index);
+    qkv_json_member_u64(out, "max_key_bytes", cfg->max_key_bytes);
+    qkv_json_member_u64(out, "max_value_bytes", cfg->max_value_bytes);
+    qkv_json_member_u64(out, "max_frame_bytes", st->max_frame_bytes);
     if (error_len > 0)
         qkv_json_member_str(out, "error", st->error, error_len);
     if (st->role == QKV_ROLE_LEADER)
@@ -995,24 +941,56 @@ static void s_metric_followers(qkv_buf_t *out, const qkv_node_status_t *st,
     }
 }
 
-//  The histogram: the node counts per bucket, Prometheus wants running
-//  totals. _count is the +Inf total so the two always agree.
+//  The label value of each protocol, indexed by qkv_proto_t.
+
+static const char *const s_proto_names[QKV_PROTO_COUNT] = {"rest", "zmq"};
+
+//  One counter family with a sample per protocol; which picks the field.
+
+enum { S_WRITES, S_COMMITS, S_TIMEOUTS, S_BAD_REQUESTS };
+
+static void s_metric_by_proto(qkv_buf_t *out, const qkv_metrics_t *m,
+                              const char *name, const char *help,
+                              int which) {
+    s_metric_head(out, name, "counter", help);
+    for (size_t p = 0; p < QKV_PROTO_COUNT; p++) {
+        const qkv_proto_metrics_t *pm = &m->by_proto[p];
+        uint64_t value = which == S_WRITES    ? pm->writes
+                         : which == S_COMMITS ? pm->commits
+                         : which == S_TIMEOUTS ? pm->timeouts
+                                               : pm->bad_requests;
+        qkv_buf_printf(out, "%s{proto=\"%s\"} %" PRIu64 "\n", name,
+                       s_proto_names[p], value);
+    }
+}
+
+//  The histogram, one series per protocol: the node counts per bucket,
+//  Prometheus wants running totals. _count is the +Inf total so the two
+//  always agree.
 
 static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
     const char *name = "qkv_write_latency_seconds";
-    uint64_t total = 0;
 
     s_metric_head(out, name, "histogram",
                   "Time from submitting a write to its answer.");
-    for (size_t i = 0; i < QKV_LATENCY_BUCKETS; i++) {
-        total += m->latency_le[i];
-        qkv_buf_printf(out, "%s_bucket{le=\"%g\"} %" PRIu64 "\n", name,
-                       qkv_latency_bounds_s[i], total);
+    for (size_t p = 0; p < QKV_PROTO_COUNT; p++) {
+        const qkv_proto_metrics_t *pm = &m->by_proto[p];
+        const char *proto = s_proto_names[p];
+        uint64_t total = 0;
+        for (size_t i = 0; i < QKV_LATENCY_BUCKETS; i++) {
+            total += pm->latency_le[i];
+            qkv_buf_printf(out,
+                           "%s_bucket{proto=\"%s\",le=\"%g\"} %" PRIu64 "\n",
+                           name, proto, qkv_latency_bounds_s[i], total);
+        }
+        total += pm->latency_le[QKV_LATENCY_BUCKETS];
+        qkv_buf_printf(out, "%s_bucket{proto=\"%s\",le=\"+Inf\"} %" PRIu64 "\n",
+                       name, proto, total);
+        qkv_buf_printf(out, "%s_sum{proto=\"%s\"} %.9g\n", name, proto,
+                       pm->latency_sum_s);
+        qkv_buf_printf(out, "%s_count{proto=\"%s\"} %" PRIu64 "\n", name,
+                       proto, total);
     }
-    total += m->latency_le[QKV_LATENCY_BUCKETS];
-    qkv_buf_printf(out, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, total);
-    qkv_buf_printf(out, "%s_sum %.9g\n", name, m->latency_sum_s);
-    qkv_buf_printf(out, "%s_count %" PRIu64 "\n", name, total);
 }
 
 static void s_metric_info(qkv_buf_t *out, const qkv_config_t *cfg,
@@ -1042,14 +1020,15 @@ static int s_handle_metrics(s_req_t *req) {
     qkv_node_metrics(node, &m);
     qkv_node_status(node, st);
     s_metric_info(out, req->gw->cfg, st);
-    s_metric(out, "qkv_writes_total", "counter", "Writes submitted to the log.",
-             m.writes);
-    s_metric(out, "qkv_commits_total", "counter", "Writes answered committed.",
-             m.commits);
-    s_metric(out, "qkv_quorum_timeouts_total", "counter",
-             "Writes answered 503: not confirmed in time.", m.timeouts);
-    s_metric(out, "qkv_bad_requests_total", "counter",
-             "Requests refused as invalid.", m.bad_requests);
+    s_metric_by_proto(out, &m, "qkv_writes_total",
+                      "Writes submitted to the log.", S_WRITES);
+    s_metric_by_proto(out, &m, "qkv_commits_total",
+                      "Writes answered committed.", S_COMMITS);
+    s_metric_by_proto(out, &m, "qkv_quorum_timeouts_total",
+                      "Writes answered 503: not confirmed in time.",
+                      S_TIMEOUTS);
+    s_metric_by_proto(out, &m, "qkv_bad_requests_total",
+                      "Requests refused as invalid.", S_BAD_REQUESTS);
     s_metric(out, "qkv_malformed_frames_total", "counter",
              "Replication frames dropped as malformed.", m.malformed_frames);
     s_metric(out, "qkv_repl_frames_sent_total", "counter",
@@ -1061,6 +1040,14 @@ static int s_handle_metrics(s_req_t *req) {
     s_metric(out, "qkv_repl_entries_sent_total", "counter",
              "Leader: log entries sent in APPENDs, resends included.",
              m.entries_sent);
+    s_metric(out, "qkv_sessions", "gauge", "Client sessions held.",
+             m.sessions);
+    s_metric(out, "qkv_session_records", "gauge",
+             "Write results the client sessions remember.",
+             m.session_records);
+    s_metric(out, "qkv_client_frames_oversize_total", "counter",
+             "Client frames ZeroMQ dropped for exceeding the frame limit.",
+             m.oversize_frames);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",
@@ -1159,7 +1146,7 @@ static int s_on_http_error(struct mg_connection *conn, int status,
         errmsg = "invalid Content-Length";
     }
     if (req.gw != NULL && status >= 400 && status < 500)
-        qkv_node_count_bad_request(req.gw->node);
+        qkv_node_count_bad_request(req.gw->node, QKV_PROTO_REST);
     s_error(&req, status, s_error_code(status),
             errmsg && errmsg[0] ? errmsg : s_status_text(status));
     s_req_done(&req);

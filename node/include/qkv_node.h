@@ -39,20 +39,36 @@ void qkv_node_destroy(qkv_node_t **self_p);
 const qkv_config_t *qkv_node_config(const qkv_node_t *self);
 qkv_store_t *qkv_node_store(qkv_node_t *self);
 
+/* A write as the gateway hands it to the node. */
+typedef struct {
+    qkv_op_t op;        /* QKV_OP_PUT, QKV_OP_DELETE, QKV_OP_RESET */
+    const char *key;    /* bytes, not NUL-terminated; "" for RESET */
+    size_t key_len;
+    const char *value;  /* PUT only; else NULL/0 */
+    size_t value_len;
+    uint64_t client_id; /* 0 with client_seq 0: untagged */
+    uint64_t client_seq;
+} qkv_write_t;
+
 typedef enum {
-    QKV_WRITE_COMMITTED = 0, /* committed and applied; index and seq set */
-    QKV_WRITE_TIMEOUT,       /* in the log (index set, or 0 if not yet
-                                numbered) but not committed by the deadline;
-                                it stays and commits when enough followers
-                                answer */
-    QKV_WRITE_NOT_LEADER,    /* this node is a follower */
-    QKV_WRITE_UNAVAILABLE    /* out of memory or shutting down: not written */
+    QKV_WRITE_COMMITTED = 0,   /* committed and applied (or the original's
+                                  result for a retry); index, seq set */
+    QKV_WRITE_TIMEOUT,         /* quorum_not_reached: not confirmed in time;
+                                  index set (never 0) */
+    QKV_WRITE_NOT_LEADER,      /* this node is a follower */
+    QKV_WRITE_CONFLICT,        /* (client_id, client_seq) reused with other
+                                  content: nothing written */
+    QKV_WRITE_SESSION_EXPIRED, /* pair older than the session remembers:
+                                  never applied */
+    QKV_WRITE_UNAVAILABLE      /* out of memory, stopping, or not taken in
+                                  time: nothing written */
 } qkv_write_status_t;
 
 typedef struct {
     qkv_write_status_t status;
-    uint64_t index;     /* log index of the entry (0 when not appended) */
-    uint64_t seq;       /* key's seq after the write (PUT only) */
+    uint64_t index;     /* the entry's index (a retry: the original's) */
+    uint64_t seq;       /* PUT: the key's seq; DELETE: 1 if the key existed,
+                           else 0 */
     int64_t latency_us; /* from submission to the answer */
 } qkv_write_result_t;
 
@@ -60,8 +76,7 @@ typedef struct {
    REPLICATION_TIMEOUT_MS for it to commit. Key and value are copied;
    sizes must already be within the configured limits. Blocks the caller.
    Thread-safe. */
-void qkv_node_write(qkv_node_t *self, qkv_op_t op, const char *key,
-                    size_t key_len, const char *value, size_t value_len,
+void qkv_node_write(qkv_node_t *self, const qkv_write_t *write,
                     qkv_write_result_t *result);
 
 /* Read-your-writes: waits up to wait_ms for this node to have applied
@@ -85,6 +100,8 @@ typedef struct {
     uint64_t commit_index;   /* leader's commit index as this node knows it */
     uint64_t applied_index;  /* last entry applied to the store */
     char error[256];         /* "" when healthy; else why it stopped acking */
+    uint64_t max_frame_bytes; /* zmq client frame limit: 16 MiB +
+                                 2 x (MAX_KEY_BYTES + MAX_VALUE_BYTES) */
     size_t follower_count;
     qkv_follower_status_t followers[QKV_MAX_FOLLOWERS];
 } qkv_node_status_t;
@@ -97,24 +114,38 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *status);
 #define QKV_LATENCY_BUCKETS 14
 extern const double qkv_latency_bounds_s[QKV_LATENCY_BUCKETS];
 
+/* Where a request came from, for the metrics. */
+typedef enum {
+    QKV_PROTO_REST = 0,
+    QKV_PROTO_ZMQ = 1,
+    QKV_PROTO_COUNT
+} qkv_proto_t;
+
 typedef struct {
-    uint64_t writes;           /* writes submitted */
-    uint64_t commits;          /* writes answered committed */
-    uint64_t timeouts;         /* writes answered not confirmed in time */
-    uint64_t bad_requests;     /* requests refused as invalid */
+    uint64_t writes;        /* writes submitted */
+    uint64_t commits;       /* writes answered committed */
+    uint64_t timeouts;      /* writes answered not confirmed in time */
+    uint64_t bad_requests;  /* requests refused as invalid */
+    uint64_t latency_count; /* observations in the histogram */
+    double latency_sum_s;   /* their sum */
+    uint64_t latency_le[QKV_LATENCY_BUCKETS + 1]; /* non-cumulative */
+} qkv_proto_metrics_t;
+
+typedef struct {
+    qkv_proto_metrics_t by_proto[QKV_PROTO_COUNT];
     uint64_t malformed_frames; /* replication frames dropped as malformed */
     uint64_t frames_sent;      /* replication frames handed to ZeroMQ */
     uint64_t frames_received;  /* replication frames read */
     uint64_t entries_sent;     /* leader: log entries in those frames */
-    uint64_t latency_count;    /* observations in the histogram */
-    double latency_sum_s;      /* their sum */
-    uint64_t latency_le[QKV_LATENCY_BUCKETS + 1]; /* non-cumulative counts */
+    uint64_t sessions;         /* client sessions held */
+    uint64_t session_records;  /* write results remembered */
+    uint64_t oversize_frames;  /* client frames ZeroMQ dropped as too big */
 } qkv_metrics_t;
 
 /* Snapshot of the counters. */
 void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *metrics);
 
-/* Counts a refused request (for /metrics). */
-void qkv_node_count_bad_request(qkv_node_t *self);
+/* Counts a request refused as invalid, by protocol (for /metrics). */
+void qkv_node_count_bad_request(qkv_node_t *self, qkv_proto_t proto);
 
 #endif

@@ -148,8 +148,8 @@ static void s_observe(qkv_node_t *self, int64_t us) {
     atomic_fetch_add(&self->latency_sum_us, (uint64_t)us);
 }
 
-void qkv_node_write(qkv_node_t *self, qkv_op_t op, const char *key,
-                    size_t key_len, const char *value, size_t value_len,
+/* Shim: the (client_id, client_seq) pair is not looked at yet. */
+void qkv_node_write(qkv_node_t *self, const qkv_write_t *write,
                     qkv_write_result_t *result) {
     int64_t start = qkv_now_us();
     memset(result, 0, sizeof(*result));
@@ -162,7 +162,8 @@ void qkv_node_write(qkv_node_t *self, qkv_op_t op, const char *key,
     qkv_waiter_t *w = s_waiter_get(self);
     if (!w)
         return;
-    w->entry = qkv_entry_new(op, 0, key, key_len, value, value_len);
+    w->entry = qkv_entry_new(write->op, 0, write->key, write->key_len,
+                             write->value, write->value_len);
     if (!w->entry || s_inbox_push(self, w) != 0) {
         qkv_waiter_release(self, w); /* the actor's reference */
         qkv_waiter_release(self, w);
@@ -253,6 +254,8 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     st->last_index = atomic_load(&self->last_index);
     st->commit_index = atomic_load(&self->commit_index);
     st->applied_index = qkv_store_applied_index(self->store);
+    st->max_frame_bytes = (16u << 20) + 2 * (self->config.max_key_bytes +
+                                             self->config.max_value_bytes);
     pthread_mutex_lock(&self->error_mutex);
     memcpy(st->error, self->error, sizeof(st->error));
     pthread_mutex_unlock(&self->error_mutex);
@@ -276,23 +279,26 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
 
 void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     memset(m, 0, sizeof(*m));
-    m->writes = atomic_load(&self->writes);
-    m->commits = atomic_load(&self->commits);
-    m->timeouts = atomic_load(&self->timeouts);
-    m->bad_requests = atomic_load(&self->bad_requests);
+    qkv_proto_metrics_t *rest = &m->by_proto[QKV_PROTO_REST];
+    rest->writes = atomic_load(&self->writes);
+    rest->commits = atomic_load(&self->commits);
+    rest->timeouts = atomic_load(&self->timeouts);
+    for (int p = 0; p < QKV_PROTO_COUNT; p++)
+        m->by_proto[p].bad_requests = atomic_load(&self->bad_requests[p]);
     m->malformed_frames = atomic_load(&self->malformed);
     m->frames_sent = atomic_load(&self->frames_sent);
     m->frames_received = atomic_load(&self->frames_received);
     m->entries_sent = atomic_load(&self->entries_sent);
     for (int b = 0; b <= QKV_LATENCY_BUCKETS; b++) {
-        m->latency_le[b] = atomic_load(&self->latency_le[b]);
-        m->latency_count += m->latency_le[b];
+        rest->latency_le[b] = atomic_load(&self->latency_le[b]);
+        rest->latency_count += rest->latency_le[b];
     }
-    m->latency_sum_s = (double)atomic_load(&self->latency_sum_us) / 1e6;
+    rest->latency_sum_s = (double)atomic_load(&self->latency_sum_us) / 1e6;
 }
 
-void qkv_node_count_bad_request(qkv_node_t *self) {
-    atomic_fetch_add(&self->bad_requests, 1);
+void qkv_node_count_bad_request(qkv_node_t *self, qkv_proto_t proto) {
+    if ((unsigned)proto < QKV_PROTO_COUNT)
+        atomic_fetch_add(&self->bad_requests[proto], 1);
 }
 
 const qkv_config_t *qkv_node_config(const qkv_node_t *self) {

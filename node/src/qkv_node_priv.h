@@ -70,7 +70,9 @@ struct qkv_node_t {
     atomic_int applied_waiters;    /* threads in qkv_node_wait_applied */
 
     /* metrics */
-    _Atomic uint64_t writes, commits, timeouts, bad_requests, malformed;
+    _Atomic uint64_t writes, commits, timeouts; /* REST writes */
+    _Atomic uint64_t bad_requests[QKV_PROTO_COUNT];
+    _Atomic uint64_t malformed;
     _Atomic uint64_t frames_sent, frames_received, entries_sent;
     _Atomic uint64_t latency_le[QKV_LATENCY_BUCKETS + 1];
     _Atomic uint64_t latency_sum_us;

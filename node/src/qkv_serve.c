@@ -575,7 +575,7 @@ static void s_serve_frame(qkv_actor_t *actor, const zmq_msg_t *peer,
         s_error(&res, 0, rc == -1 ? QKV_CS_UNAVAILABLE : QKV_CS_BAD_REQUEST,
                 rc == -1 ? "out of memory" : reason);
         if (rc != -1)
-            atomic_fetch_add(&actor->node->bad_requests, 1);
+            qkv_node_count_bad_request(actor->node, QKV_PROTO_ZMQ);
         s_send_one(actor, peer, &res);
         return;
     }
@@ -584,7 +584,7 @@ static void s_serve_frame(qkv_actor_t *actor, const zmq_msg_t *peer,
         s_plan(actor, &reqs[i], peer, now, &self->plans[i]);
         immediate += !self->plans[i].deferred;
         if (self->plans[i].status == QKV_CS_BAD_REQUEST)
-            atomic_fetch_add(&actor->node->bad_requests, 1);
+            qkv_node_count_bad_request(actor->node, QKV_PROTO_ZMQ);
     }
     if (!immediate)
         return;
@@ -608,7 +608,7 @@ static int s_read_one(qkv_actor_t *actor, int64_t now) {
         qkv_cres_t res;
         s_error(&res, 0, QKV_CS_BAD_REQUEST,
                 "malformed message: send one frame per message");
-        atomic_fetch_add(&actor->node->bad_requests, 1);
+        qkv_node_count_bad_request(actor->node, QKV_PROTO_ZMQ);
         s_send_one(actor, &id, &res);
     }
     zmq_msg_close(&body);

@@ -195,6 +195,27 @@ static void test_health_and_roles(void) {
     json_decref(lh);
 }
 
+/* Every node shows its limits; the zmq frame limit is 16 MiB plus twice
+   a largest key and value. */
+static void test_health_limits(void) {
+    for (size_t i = 0; i < s_cluster.count; i++) {
+        long status;
+        json_t *h = kit_qkv_health(node_url(i), &status);
+        CU_ASSERT_EQUAL(status, 200);
+        uint64_t key = 0, value = 0, frame = 0;
+        CU_ASSERT(kit_json_u64(h, "max_key_bytes", &key));
+        CU_ASSERT(kit_json_u64(h, "max_value_bytes", &value));
+        CU_ASSERT(kit_json_u64(h, "max_frame_bytes", &frame));
+        CU_ASSERT_EQUAL(frame, (16u << 20) + 2 * (key + value));
+        if (!s_cluster.external) { /* the defaults */
+            CU_ASSERT_EQUAL(key, 4096);
+            CU_ASSERT_EQUAL(value, 1048576);
+            CU_ASSERT_EQUAL(frame, 18882560);
+        }
+        json_decref(h);
+    }
+}
+
 typedef struct {
     size_t node;
     const char *repl_id;
@@ -678,6 +699,66 @@ static void test_metrics(void) {
     free(leader);
 }
 
+/* The value of the sample written exactly as series (name and labels);
+   false when there is none. */
+static bool sample_of(const char *text, const char *series, double *value) {
+    size_t n = strlen(series);
+    for (const char *line = text; line && *line;) {
+        if (strncmp(line, series, n) == 0 && line[n] == ' ') {
+            char *end;
+            *value = strtod(line + n + 1, &end);
+            return end != line + n + 1;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return false;
+}
+
+/* Write metrics carry proto="rest" and proto="zmq"; the session gauges
+   and the oversize counter are there. */
+static void test_metrics_by_proto(void) {
+    static const char *series[] = {
+        "qkv_writes_total{proto=\"rest\"}",
+        "qkv_writes_total{proto=\"zmq\"}",
+        "qkv_commits_total{proto=\"rest\"}",
+        "qkv_commits_total{proto=\"zmq\"}",
+        "qkv_quorum_timeouts_total{proto=\"rest\"}",
+        "qkv_quorum_timeouts_total{proto=\"zmq\"}",
+        "qkv_bad_requests_total{proto=\"rest\"}",
+        "qkv_bad_requests_total{proto=\"zmq\"}",
+        "qkv_write_latency_seconds_bucket{proto=\"rest\",le=\"+Inf\"}",
+        "qkv_write_latency_seconds_bucket{proto=\"zmq\",le=\"+Inf\"}",
+        "qkv_write_latency_seconds_sum{proto=\"rest\"}",
+        "qkv_write_latency_seconds_sum{proto=\"zmq\"}",
+        "qkv_write_latency_seconds_count{proto=\"rest\"}",
+        "qkv_write_latency_seconds_count{proto=\"zmq\"}",
+        "qkv_sessions",
+        "qkv_session_records",
+        "qkv_client_frames_oversize_total",
+    };
+    for (size_t i = 0; i < s_cluster.count; i++) {
+        char *body = metrics_of(i);
+        CU_ASSERT_FATAL(body != NULL);
+        for (size_t k = 0; k < sizeof series / sizeof series[0]; k++) {
+            double v = -1;
+            bool found = sample_of(body, series[k], &v);
+            if (!found)
+                fprintf(stderr, "\n  %s/metrics lacks %s\n", node_url(i),
+                        series[k]);
+            CU_ASSERT(found && v >= 0);
+        }
+        CU_ASSERT(strstr(body, "\nqkv_writes_total ") == NULL);
+        if (i == 0) { /* earlier tests wrote and were refused over REST */
+            double writes = 0, count = 0, bad = 0;
+            CU_ASSERT(sample_of(body, series[0], &writes) && writes >= 100);
+            CU_ASSERT(sample_of(body, series[12], &count) && count >= 100);
+            CU_ASSERT(sample_of(body, series[6], &bad) && bad >= 10);
+        }
+        free(body);
+    }
+}
+
 /*  ---------------------------------------------------------------------
     Keys and values as arbitrary strings */
 
@@ -976,10 +1057,228 @@ static void test_delete(void) {
 }
 
 /*  ---------------------------------------------------------------------
+    Idempotent writes: "client_id" and "client_seq" (DESIGN.md, "Sessions
+    in the log"; errors conflict and session_expired). Client ids come from
+    the run's tag, so runs never share a session. */
+
+static uint64_t s_client_base; /* client_id_of(n) = s_client_base + n */
+
+static uint64_t client_id_of(unsigned n) {
+    return s_client_base + n;
+}
+
+/* POSTs body (JSON text) to the leader's path; returns the parsed answer
+   (NULL when not JSON) and sets *status (0: no answer). */
+static json_t *post_leader(const char *path, const char *body, long *status) {
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", leader(), path);
+    kit_resp_t resp;
+    json_t *json = NULL;
+    *status = 0;
+    if (kit_http("POST", url, body, strlen(body), &resp) == 0) {
+        *status = resp.status;
+        json = kit_json_parse(resp.body, resp.body_len);
+        kit_resp_free(&resp);
+    }
+    return json;
+}
+
+/* POST /put {"key","value","client_id","client_seq"}. */
+static json_t *tagged_put(const char *key, const char *value, uint64_t id,
+                          uint64_t seq, long *status) {
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"key\":\"%s\",\"value\":\"%s\",\"client_id\":%llu,"
+             "\"client_seq\":%llu}",
+             key, value, (unsigned long long)id, (unsigned long long)seq);
+    return post_leader("/put", body, status);
+}
+
+/* Expects a 200 write answer with exactly today's members; returns its
+   seq (0 for a delete) and index. */
+static void expect_put_ok(json_t *r, long status, const char *key,
+                          uint64_t *seq, uint64_t *index) {
+    if (status != 200)
+        fprintf(stderr, "\n  tagged write of %s answered %ld\n", key, status);
+    CU_ASSERT_EQUAL_FATAL(status, 200);
+    CU_ASSERT(json_is_true(json_object_get(r, "ok")));
+    KIT_ASSERT_STR(kit_json_str(r, "status"), "success");
+    KIT_ASSERT_STR(kit_json_str(r, "key"), key);
+    CU_ASSERT(json_is_number(json_object_get(r, "latency")));
+    CU_ASSERT(kit_json_str(r, "message") != NULL);
+    CU_ASSERT_EQUAL(json_object_size(r), 7);
+    *seq = *index = 0;
+    CU_ASSERT(kit_json_u64(r, "seq", seq));
+    CU_ASSERT(kit_json_u64(r, "index", index) && *index > 0);
+}
+
+/* Expects an error answer with status word word, carrying key. */
+static void expect_refused(json_t *r, long status, long code,
+                           const char *word, const char *key) {
+    if (status != code)
+        fprintf(stderr, "\n  expected %ld %s, got %ld %s\n", code, word,
+                status, r ? kit_json_str(r, "status") : "(no JSON)");
+    CU_ASSERT_EQUAL(status, code);
+    CU_ASSERT(json_is_false(json_object_get(r, "ok")));
+    KIT_ASSERT_STR(kit_json_str(r, "status"), word);
+    CU_ASSERT(kit_json_str(r, "message") != NULL);
+    if (key)
+        KIT_ASSERT_STR(kit_json_str(r, "key"), key);
+    CU_ASSERT(json_object_get(r, "index") == NULL); /* nothing written */
+}
+
+/* The same tagged PUT twice: one entry, the original's answer. */
+static void test_tagged_put_retried(void) {
+    char key[64];
+    key_of(key, sizeof key, "idem");
+    uint64_t id = client_id_of(1), seq1, index1, seq2, index2;
+    long status;
+    json_t *r = tagged_put(key, "once", id, 1, &status);
+    expect_put_ok(r, status, key, &seq1, &index1);
+    CU_ASSERT_EQUAL(seq1, 1);
+    json_decref(r);
+    r = tagged_put(key, "once", id, 1, &status);
+    expect_put_ok(r, status, key, &seq2, &index2);
+    json_decref(r);
+    if (seq2 != seq1 || index2 != index1)
+        fprintf(stderr, "\n  retry answered seq %llu index %llu, first "
+                        "seq %llu index %llu\n",
+                (unsigned long long)seq2, (unsigned long long)index2,
+                (unsigned long long)seq1, (unsigned long long)index1);
+    CU_ASSERT_EQUAL(seq2, seq1);
+    CU_ASSERT_EQUAL_FATAL(index2, index1); /* else no use waiting below */
+    read_expect(0, "/get", key, "once", 1, index1);
+    wait_followers_hold(key, "once", 1);
+    /* the next client_seq is a new write */
+    r = tagged_put(key, "twice", id, 2, &status);
+    expect_put_ok(r, status, key, &seq2, &index2);
+    CU_ASSERT_EQUAL(seq2, 2);
+    CU_ASSERT(index2 > index1);
+    json_decref(r);
+}
+
+/* The same pair with other content: 409 conflict, nothing written. */
+static void test_tagged_conflict(void) {
+    char key[64], other[64];
+    key_of(key, sizeof key, "conflict");
+    key_of(other, sizeof other, "conflict-other");
+    uint64_t id = client_id_of(2), seq, index;
+    long status;
+    json_t *r = tagged_put(key, "first", id, 1, &status);
+    expect_put_ok(r, status, key, &seq, &index);
+    json_decref(r);
+    r = tagged_put(key, "second", id, 1, &status);
+    expect_refused(r, status, 409, "conflict", key);
+    json_decref(r);
+    r = tagged_put(other, "first", id, 1, &status); /* other key */
+    expect_refused(r, status, 409, "conflict", other);
+    json_decref(r);
+    read_expect(0, "/get", key, "first", 1, index);
+    r = kit_qkv_read(leader(), "/get", other, &status);
+    CU_ASSERT_EQUAL(status, 404);
+    json_decref(r);
+}
+
+/* A pair older than its session remembers (a client_id never seen, at
+   client_seq 5): 409 session_expired, never applied on any node. */
+static void test_tagged_session_expired(void) {
+    char key[64], later[64], path[256];
+    key_of(key, sizeof key, "expired");
+    key_of(later, sizeof later, "expired-later");
+    long status;
+    json_t *r = tagged_put(key, "never", client_id_of(3), 5, &status);
+    expect_refused(r, status, 409, "session_expired", key);
+    json_decref(r);
+    /* once a later write applied everywhere, the key is on no node */
+    uint64_t seq, index;
+    write_ok("/put", later, "v", &seq, &index);
+    for (size_t i = 0; i < s_cluster.count; i++) {
+        snprintf(path, sizeof path, "%s/get?key=%s&min_index=%llu&wait_ms=%d",
+                 node_url(i), key, (unsigned long long)index, REPL_WAIT_MS);
+        r = kit_get_json(path, &status);
+        if (status != 404)
+            fprintf(stderr, "\n  %s: %s answered %ld\n",
+                    s_cluster.nodes[i].name, key, status);
+        CU_ASSERT_EQUAL(status, 404);
+        json_decref(r);
+    }
+}
+
+/* Malformed pairs: 400 naming the field, nothing written. */
+static void test_tagged_bad_pairs(void) {
+    char key[64];
+    key_of(key, sizeof key, "badpair");
+    static const char *tails[] = {
+        "\"client_id\":5",
+        "\"client_seq\":5",
+        "\"client_id\":0,\"client_seq\":1",
+        "\"client_id\":1,\"client_seq\":0",
+        "\"client_id\":9007199254740992,\"client_seq\":1",
+        "\"client_id\":1,\"client_seq\":9007199254740992",
+        "\"client_id\":1.5,\"client_seq\":1",
+        "\"client_id\":\"1\",\"client_seq\":1",
+        "\"client_id\":1,\"client_seq\":\"1\"",
+        "\"client_id\":-1,\"client_seq\":1",
+        "\"client_id\":true,\"client_seq\":1",
+        "\"client_id\":1,\"client_seq\":1e2",
+        "\"client_id\":99999999999999999999999,\"client_seq\":1",
+    };
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++) {
+        char body[256];
+        snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"v\",%s}", key,
+                 tails[i]);
+        long status;
+        json_t *r = post_leader("/put", body, &status);
+        const char *message = kit_json_str(r, "message");
+        if (status != 400 || !message || !strstr(message, "client_"))
+            fprintf(stderr, "\n  %s: %ld %s\n", body, status,
+                    message ? message : "(no message)");
+        CU_ASSERT_EQUAL(status, 400);
+        KIT_ASSERT_STR(kit_json_str(r, "status"), "bad_request");
+        CU_ASSERT(message != NULL && strstr(message, "client_") != NULL);
+        json_decref(r);
+    }
+    long status;
+    json_t *r = kit_qkv_read(leader(), "/get", key, &status);
+    CU_ASSERT_EQUAL(status, 404);
+    json_decref(r);
+}
+
+/* A tagged DELETE retried: the original's index and answer. */
+static void test_tagged_delete_retried(void) {
+    char key[64], body[256];
+    key_of(key, sizeof key, "idem-del");
+    uint64_t seq, index, first = 0, again = 0;
+    write_ok("/put", key, "doomed", &seq, &index);
+    snprintf(body, sizeof body,
+             "{\"key\":\"%s\",\"client_id\":%llu,\"client_seq\":1}", key,
+             (unsigned long long)client_id_of(4));
+    long status;
+    json_t *r = post_leader("/delete", body, &status);
+    CU_ASSERT_EQUAL_FATAL(status, 200);
+    CU_ASSERT(json_is_true(json_object_get(r, "deleted")));
+    CU_ASSERT(kit_json_u64(r, "index", &first) && first > index);
+    json_decref(r);
+    r = post_leader("/delete", body, &status);
+    CU_ASSERT_EQUAL(status, 200);
+    CU_ASSERT(json_is_true(json_object_get(r, "deleted"))); /* the original's */
+    CU_ASSERT(kit_json_u64(r, "index", &again));
+    if (again != first)
+        fprintf(stderr, "\n  delete retry: index %llu, first %llu\n",
+                (unsigned long long)again, (unsigned long long)first);
+    CU_ASSERT_EQUAL(again, first);
+    json_decref(r);
+    r = kit_qkv_read(leader(), "/get", key, &status);
+    CU_ASSERT_EQUAL(status, 404);
+    json_decref(r);
+}
+
+/*  ---------------------------------------------------------------------
     Setup */
 
 static int s_start(void) {
     kit_random_tag(s_tag);
+    s_client_base = strtoull(s_tag, NULL, 16) * 1000 + 1000;
     int rc = kit_cluster_from_env(&s_cluster, NODES);
     if (rc == 1) {
         printf("\ntesting the cluster at QKV_TEST_NODES, key prefix t%s-\n",
@@ -1005,6 +1304,7 @@ static int s_stop(void) {
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
         KIT_TEST(test_health_and_roles),
+        KIT_TEST(test_health_limits),
         KIT_TEST(test_followers_share_replication_id),
         KIT_TEST(test_put_then_get_on_leader),
         KIT_TEST(test_follower_reads),
@@ -1020,6 +1320,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_wrong_methods),
         KIT_TEST(test_too_large),
         KIT_TEST(test_metrics),
+        KIT_TEST(test_metrics_by_proto),
         KIT_TEST(test_special_keys),
         KIT_TEST(test_invalid_text),
         KIT_TEST(test_limits_count_bytes),
@@ -1027,6 +1328,11 @@ static int s_add_suites(void) {
         KIT_TEST(test_followers_caught_up),
         KIT_TEST(test_read_your_writes),
         KIT_TEST(test_delete),
+        KIT_TEST(test_tagged_bad_pairs),
+        KIT_TEST(test_tagged_put_retried),
+        KIT_TEST(test_tagged_conflict),
+        KIT_TEST(test_tagged_session_expired),
+        KIT_TEST(test_tagged_delete_retried),
         KIT_TEST(test_dumps_identical_at_end),
         KIT_TESTS_END};
     return kit_add_suite("cluster", s_start, s_stop, tests) ? 0 : -1;

@@ -6,7 +6,8 @@
     quorum_not_reached in time and stays invisible everywhere; the follower
     comes back empty on the same ports, the pending write commits and every
     dump becomes identical. Junk on a follower's replication and HTTP ports
-    does not hurt it and is counted; a reset empties every node.
+    does not hurt it and is counted; a reset empties every node, and a
+    tagged reset retried is not applied twice.
     leader_alone: WRITE_QUORUM=0 without followers answers at once.
     follower_no_leader_url: writes get 421.
     churn: followers restart while a writer goes on (quorum 2 of 3), then
@@ -345,6 +346,50 @@ static void test_reset_empties_every_node(void) {
     uint64_t seq = 0;
     CU_ASSERT(kit_json_u64(r, "seq", &seq) && seq == 1);
     json_decref(r);
+    for (size_t i = 1; i < s_cluster.count; i++)
+        CU_ASSERT(kit_qkv_wait_same_dump(leader(), node_url(i), WAIT_MS));
+}
+
+/* POSTs body to the leader's /reset; returns the status, sets *index. */
+static long reset_with(const char *body, uint64_t *index) {
+    char url[512];
+    snprintf(url, sizeof url, "%s/reset", leader());
+    kit_resp_t resp;
+    *index = 0;
+    if (kit_http("POST", url, body, strlen(body), &resp) != 0)
+        return 0;
+    json_t *json = kit_json_parse(resp.body, resp.body_len);
+    kit_json_u64(json, "index", index);
+    json_decref(json);
+    long status = resp.status;
+    kit_resp_free(&resp);
+    return status;
+}
+
+/* A tagged reset retried answers the original's index and empties
+   nothing again: a key written between the two survives. */
+static void test_tagged_reset_retried(void) {
+    char body[128];
+    snprintf(body, sizeof body, "{\"client_id\":%llu,\"client_seq\":1}",
+             strtoull(s_tag, NULL, 16) * 1000 + 1001);
+    uint64_t first, again, index;
+    CU_ASSERT_EQUAL_FATAL(reset_with(body, &first), 200);
+    CU_ASSERT(first > 0);
+    int64_t elapsed;
+    CU_ASSERT_EQUAL(timed_write(s_key2, "after-tagged-reset", &index,
+                                &elapsed, NULL),
+                    200);
+    CU_ASSERT(index > first);
+    CU_ASSERT_EQUAL(reset_with(body, &again), 200);
+    if (again != first)
+        fprintf(stderr, "\n  reset retry: index %llu, first %llu\n",
+                (unsigned long long)again, (unsigned long long)first);
+    CU_ASSERT_EQUAL(again, first);
+    expect_old_or_absent(0, s_key2, "after-tagged-reset");
+    /* an untagged reset with an empty object for a body */
+    CU_ASSERT_EQUAL(reset_with("{}", &again), 200);
+    CU_ASSERT(again > index);
+    expect_old_or_absent(0, s_key2, NULL);
     for (size_t i = 1; i < s_cluster.count; i++)
         CU_ASSERT(kit_qkv_wait_same_dump(leader(), node_url(i), WAIT_MS));
 }
@@ -689,6 +734,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_write_after_recovery),
         KIT_TEST(test_junk_on_replication_port),
         KIT_TEST(test_reset_empties_every_node),
+        KIT_TEST(test_tagged_reset_retried),
         KIT_TESTS_END};
     static const kit_test_t alone[] = {KIT_TEST(test_alone_writes_at_once),
                                        KIT_TESTS_END};

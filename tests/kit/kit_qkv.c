@@ -276,18 +276,25 @@ typedef struct {
     double inf;
 } s_hist_t;
 
-/* labels without the le="..." pair */
+/* labels without the le="..." pair and the comma that joined it, so
+   {proto="x",le="1"} and {le="1",proto="x"} both give proto="x", the
+   labels of the family's _count */
 static void s_without_le(const char *labels, char *out, size_t size) {
     const char *le = strstr(labels, "le=\"");
+    while (le && le != labels && le[-1] != ',')
+        le = strstr(le + 1, "le=\""); /* part of another label's name */
     if (!le) {
         snprintf(out, size, "%s", labels);
         return;
     }
     const char *end = strchr(le + 4, '"');
     end = end ? end + 1 : le + strlen(le);
+    const char *start = le;
     if (*end == ',')
         end++;
-    snprintf(out, size, "%.*s%s", (int)(le - labels), labels, end);
+    else if (start != labels)
+        start--; /* the comma before a last le pair */
+    snprintf(out, size, "%.*s%s", (int)(start - labels), labels, end);
 }
 
 static bool s_prom_bucket(s_hist_t *h, const char *name, const char *labels,
