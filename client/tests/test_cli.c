@@ -157,7 +157,7 @@ static void key_of(char *key, size_t size, const char *name) {
 static int s_init(void) {
     cli_bin();
     kit_random_tag(s_tag);
-    if (ckit_cluster_start(&s_cluster, NODES - 1, 1) != 0)
+    if (ckit_cluster_start(&s_cluster, NODES - 1, 1, NULL) != 0)
         return -1;
     for (size_t i = 0; i < NODES; i++)
         ckit_endpoint(&s_cluster.nodes[i], s_ep[i], sizeof s_ep[i]);
@@ -462,7 +462,7 @@ static void put_via(qkv_client_t *c, const char *key, const char *value) {
    followers, holds other data; check must count the differences. */
 static void test_check_divergence(void) {
     kit_cluster_t other;
-    CU_ASSERT_FATAL(ckit_cluster_start(&other, 0, -1) == 0);
+    CU_ASSERT_FATAL(ckit_cluster_start(&other, 0, -1, NULL) == 0);
     char other_ep[64];
     ckit_endpoint(&other.nodes[0], other_ep, sizeof other_ep);
 
