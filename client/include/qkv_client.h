@@ -18,17 +18,22 @@
     again there. Each switch resends every outstanding request.
 
     Idempotent writes. Every write carries the handle's client_id (random
-    and non-zero unless given in the options) and the next client_seq, so
-    a resent write is never applied twice: the leader answers the original
-    entry's index and seq. A blocking call whose node is alive but has not
-    answered sends its request again after retry_ms, then after twice
-    that, and so on up to 32 x retry_ms (within its timeout); pipelined
-    requests are sent again only when the handle switches connection, so
-    one lost to a node that restarted without falling silent completes
-    with QKV_ETIMEOUT. Requests go out in the order they were made, on
-    the first connection and again after a switch, so a handle's writes
-    enter the log in that order (a write that timed out may still land,
-    later than the ones after it).
+    unless given in the options) and the next client_seq, both from 1 to
+    2^53 - 1, so a resent write is never applied twice: the leader answers
+    the original entry's index and seq. The same pair with other content
+    is QKV_ECONFLICT; a pair the node no longer remembers (or a seq above
+    1 from a client_id it does not know, e.g. after a leader restart) is
+    QKV_ESESSION_EXPIRED. Neither is retried and neither writes anything;
+    after QKV_ESESSION_EXPIRED make a new handle (a new client_id). A
+    blocking call whose node is alive but has not answered sends its
+    request again after retry_ms, then after twice that, and so on up to
+    32 x retry_ms (within its timeout); pipelined requests are sent again
+    only when the handle switches connection, so one lost to a node that
+    restarted without falling silent completes with QKV_ETIMEOUT.
+    Requests go out in the order they were made, on the first connection
+    and again after a switch, so a handle's writes enter the log in that
+    order (a write that timed out may still land, later than the ones
+    after it).
 
     Deadlines. Every request, blocking or pipelined, has a deadline
     timeout_ms after it was made; a request not answered by then completes
@@ -77,7 +82,12 @@ typedef enum {
     QKV_EUNAVAILABLE = -10, /* the node answered unavailable */
     QKV_EPROTO = -11,       /* the node's answer broke the protocol */
     QKV_EAGAIN = -12,       /* the in-flight window is full: poll first */
-    QKV_ESOCKET = -13       /* ZeroMQ failed (see qkv_client_errmsg) */
+    QKV_ESOCKET = -13,      /* ZeroMQ failed (see qkv_client_errmsg) */
+    QKV_ECONFLICT = -14,    /* the write's (client_id, client_seq) was used
+                               with other content: nothing written */
+    /* the write's pair is older than the node's session memory (or a seq
+       above 1 from a client_id it does not know): refused, not applied */
+    QKV_ESESSION_EXPIRED = -15
 } qkv_err_t;
 
 /* Static text for an error code ("timeout", ...); never NULL. */
@@ -106,9 +116,10 @@ typedef struct {
     size_t max_frame_bytes; /* largest answer frame accepted (ZeroMQ
                                drops the connection above it); default
                                256 MiB */
-    uint64_t client_id;     /* writer identity for idempotent retries;
-                               default random */
-    uint64_t first_seq;     /* client_seq of the first write; default 1 */
+    uint64_t client_id;     /* writer identity for idempotent retries,
+                               1 to 2^53 - 1; default random */
+    uint64_t first_seq;     /* client_seq of the first write, 1 to
+                               2^53 - 1; default 1 */
 } qkv_client_options_t;
 
 /* Creates a handle for endpoints, a comma-separated list of
@@ -116,7 +127,8 @@ typedef struct {
    options may be NULL for the defaults. Connecting is asynchronous:
    nothing waits for the node here. Returns the handle, or NULL with the
    reason in errbuf (errlen bytes; errbuf may be NULL) when an endpoint or
-   option is invalid, or on a ZeroMQ or memory failure. */
+   option is invalid (e.g. client_id or first_seq above 2^53 - 1), or on
+   a ZeroMQ or memory failure. */
 qkv_client_t *qkv_client_new(const char *endpoints,
                              const qkv_client_options_t *options, char *errbuf,
                              size_t errlen);
@@ -138,20 +150,23 @@ const char *qkv_client_endpoint(const qkv_client_t *self);
 /* Changes timeout_ms for requests made from now on (> 0). */
 void qkv_client_set_timeout(qkv_client_t *self, int timeout_ms);
 
-/* The handle's client_id (never 0). */
+/* The handle's client_id (1 to 2^53 - 1). */
 uint64_t qkv_client_id(const qkv_client_t *self);
 
 /* The client_seq the next write will carry. */
 uint64_t qkv_client_next_seq(const qkv_client_t *self);
 
-/* For callers that retry by hand: the next write carries seq (> 0). A
-   write repeated with a client_seq it already carried is not applied
-   again; the leader answers the original entry's index and seq (as long
-   as it remembers it: the last DEDUP_WINDOW writes). To retry a write
-   that failed with QKV_ETIMEOUT: note seq = qkv_client_next_seq before
-   the first attempt; then saved = qkv_client_next_seq, set seq, repeat
-   the same write, and set saved back. */
-void qkv_client_set_next_seq(qkv_client_t *self, uint64_t seq);
+/* For callers that retry by hand: the next write carries seq (1 to
+   2^53 - 1). Returns 0, or QKV_EINVAL (nothing changed) for a seq out of
+   that range. A write repeated with a client_seq it already carried is
+   not applied again; the leader answers the original entry's index and
+   seq (as long as it remembers it: the last DEDUP_WINDOW writes;
+   QKV_ESESSION_EXPIRED after that), or QKV_ECONFLICT when the content
+   differs. To retry a write that failed with QKV_ETIMEOUT: note seq =
+   qkv_client_next_seq before the first attempt; then saved =
+   qkv_client_next_seq, set seq, repeat the same write, and set saved
+   back. */
+int qkv_client_set_next_seq(qkv_client_t *self, uint64_t seq);
 
 /* Counters of a handle since it was made. */
 typedef struct {
@@ -229,6 +244,13 @@ typedef struct {
     uint64_t applied_index;
     qkv_follower_info_t *followers; /* leader only; NULL otherwise */
     size_t follower_count;
+    /* The node's limits, to size requests (0 when it does not say) */
+    uint64_t max_key_bytes;   /* longer keys: QKV_ETOOLARGE */
+    uint64_t max_value_bytes; /* longer values: QKV_ETOOLARGE */
+    uint64_t max_frame_bytes; /* a larger request frame makes ZeroMQ drop
+                                 the connection (and the answers in flight
+                                 on it): keep batch_bytes + one largest
+                                 request below it */
 } qkv_health_t;
 
 /* Asks the current node for its health. Returns 0 with *health filled
@@ -256,15 +278,24 @@ typedef struct {
 
 /* Starts a dump through client (which must outlive it). With min_index >
    0 every chunk waits until the node has applied that index. limit is the
-   most keys per chunk (0: the node's default). Nothing is sent until
-   qkv_dump_next. Returns NULL when out of memory. */
+   most keys per chunk (0: the node's default; at most 10000, else
+   qkv_dump_next says QKV_EINVAL). Nothing is sent until qkv_dump_next.
+   Returns NULL when out of memory.
+
+   The cursor that links chunks is only valid on the node that handed it
+   out: when the handle has moved to another endpoint since (failover or
+   redirect, also while a chunk is being fetched), qkv_dump_next fails
+   with QKV_EBADREQ instead of asking the other node, and so does a node
+   that no longer knows the cursor ("unknown cursor"). The dump cannot go
+   on then: destroy it and start a new one. */
 qkv_dump_t *qkv_dump_new(qkv_client_t *client, uint64_t min_index,
                          size_t limit);
 
 /* Sets *item to the next entry, or to NULL when the dump is complete, and
    returns 0; fetches the next chunk (a blocking call) when needed. On an
    error returns it (QKV_ENOTREADY, QKV_ETIMEOUT, ...) and may be called
-   again to retry the same chunk. */
+   again to retry the same chunk, except after QKV_EBADREQ (see
+   qkv_dump_new). */
 int qkv_dump_next(qkv_dump_t *self, const qkv_item_t **item);
 
 /* The node's applied index when it read the first chunk (0 before). */

@@ -107,9 +107,10 @@ static const s_help_t s_helps[] = {
     {"health",
      "Usage: qkv [OPTIONS] health\n"
      "\n"
-     "Prints the node's role, id, replication id, indexes and, on "
-     "the\n"
-     "leader, its followers; --json prints the same as one object.\n"},
+     "Prints the node's role, id, replication id, indexes, limits\n"
+     "(max_key_bytes, max_value_bytes, max_frame_bytes: 0 when the node\n"
+     "does not say) and, on the leader, its followers; --json prints the\n"
+     "same as one object.\n"},
     {"check",
      "Usage: qkv [OPTIONS] check [--wait-ms MS] LEADER FOLLOWER...\n"
      "\n"
@@ -179,6 +180,10 @@ static const char *s_status_name(int code) {
         return "out_of_memory";
     case QKV_EAGAIN:
         return "busy";
+    case QKV_ECONFLICT:
+        return "conflict";
+    case QKV_ESESSION_EXPIRED:
+        return "session_expired";
     default:
         return "error";
     }
@@ -452,8 +457,11 @@ static void s_print_health_json(const qkv_health_t *h) {
     printf(",\"replication_id\":");
     s_json_cstr(stdout, h->replication_id);
     printf(",\"last_index\":%" PRIu64 ",\"commit_index\":%" PRIu64
-           ",\"applied_index\":%" PRIu64 ",\"error\":",
-           h->last_index, h->commit_index, h->applied_index);
+           ",\"applied_index\":%" PRIu64 ",\"max_key_bytes\":%" PRIu64
+           ",\"max_value_bytes\":%" PRIu64 ",\"max_frame_bytes\":%" PRIu64
+           ",\"error\":",
+           h->last_index, h->commit_index, h->applied_index, h->max_key_bytes,
+           h->max_value_bytes, h->max_frame_bytes);
     s_json_cstr(stdout, h->error);
     if (strcmp(h->role, "leader") == 0) {
         printf(",\"followers\":[");
@@ -485,15 +493,18 @@ static int s_cmd_health(const s_opts_t *opts) {
     if (rc == 0 && opts->json)
         s_print_health_json(&h);
     else if (rc == 0) {
-        printf("id:             %s\n", h.node_id);
-        printf("role:           %s\n", h.role);
-        printf("replication_id: %s\n", h.replication_id);
-        printf("last_index:     %" PRIu64 "\n", h.last_index);
-        printf("commit_index:   %" PRIu64 "\n", h.commit_index);
-        printf("applied_index:  %" PRIu64 "\n", h.applied_index);
-        printf("error:          %s\n", *h.error ? h.error : "(none)");
+        printf("id:              %s\n", h.node_id);
+        printf("role:            %s\n", h.role);
+        printf("replication_id:  %s\n", h.replication_id);
+        printf("last_index:      %" PRIu64 "\n", h.last_index);
+        printf("commit_index:    %" PRIu64 "\n", h.commit_index);
+        printf("applied_index:   %" PRIu64 "\n", h.applied_index);
+        printf("max_key_bytes:   %" PRIu64 "\n", h.max_key_bytes);
+        printf("max_value_bytes: %" PRIu64 "\n", h.max_value_bytes);
+        printf("max_frame_bytes: %" PRIu64 "\n", h.max_frame_bytes);
+        printf("error:           %s\n", *h.error ? h.error : "(none)");
         if (strcmp(h.role, "leader") == 0)
-            printf("followers:      %zu\n", h.follower_count);
+            printf("followers:       %zu\n", h.follower_count);
         for (size_t i = 0; i < h.follower_count; i++) {
             const qkv_follower_info_t *f = &h.followers[i];
             printf("  %s %s %s acked %" PRIu64 " lag %" PRIu64 "\n", f->id,

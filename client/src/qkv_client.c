@@ -23,7 +23,10 @@
     retry_ms more pass without any answer the node is taken for gone, the
     handle connects to the next endpoint and every outstanding request is
     queued again there. Writes carry client_id and client_seq, so sending
-    one twice never applies it twice.
+    one twice never applies it twice. A dump chunk that continues from a
+    cursor is the exception: the cursor means something only on the node
+    that handed it out, so a switch to another endpoint fails it with
+    QKV_EBADREQ instead of sending it there.
 */
 #include "qkv_client.h"
 #include "qkv_clock.h"
@@ -47,7 +50,6 @@
 #define S_DEFAULT_BATCH 1000
 #define S_DEFAULT_BATCH_BYTES (1u << 20)
 #define S_DEFAULT_FRAME_BYTES ((size_t)256 << 20)
-#define S_MAX_WAIT_MS 60000 /* the protocol's bound on wait_ms */
 #define S_REQ_OVERHEAD 96   /* wire bytes of a request besides its data */
 #define S_MAX_ENDPOINT 1024 /* longest endpoint we accept */
 #define S_NO_TIME INT64_MAX /* "no timer" */
@@ -114,7 +116,10 @@ typedef struct {
     uint64_t client_seq; /* writes */
     uint64_t min_index;  /* get, dump */
     uint64_t cursor;     /* dump */
+    const char *origin;  /* dump: endpoint that handed out cursor (not
+                            owned; NULL with cursor 0) */
     uint64_t limit;      /* dump */
+    uint64_t answer_gen; /* connection the answer came on */
     /* The answer */
     uint64_t index;
     uint64_t seq;
@@ -354,6 +359,10 @@ const char *qkv_strerror(int code) {
         return "too many requests in flight";
     case QKV_ESOCKET:
         return "socket error";
+    case QKV_ECONFLICT:
+        return "conflict: client_seq reused with other content";
+    case QKV_ESESSION_EXPIRED:
+        return "session expired";
     default:
         return "unknown error";
     }
@@ -438,6 +447,10 @@ static void s_queue_remove(qkv_client_t *self, s_req_t *req) {
 
 /* Gives req an id and deadline and queues it. */
 static int s_enqueue(qkv_client_t *self, s_req_t *req) {
+    if (s_is_write(req->op) && self->next_seq > QKV_CLIENT_ID_MAX) {
+        s_set_error(self, "client_seq would pass 2^53-1: make a new handle");
+        return QKV_EINVAL;
+    }
     req->id = self->next_id++;
     self->stats.requests++;
     if (s_map_put(&self->map, req) != 0) {
@@ -479,10 +492,24 @@ static int s_cmp_id(const void *a, const void *b) {
     return x < y ? -1 : x > y;
 }
 
-/* Queues every outstanding request again, in submission order. */
+/* Queues every outstanding request again, in submission order; a dump
+   chunk whose cursor came from another endpoint fails instead. */
 static int s_requeue_all(qkv_client_t *self) {
     while (self->queue.count)
         s_queue_remove(self, S_REQ_OF(s_list_first(&self->queue), in_queue));
+    s_link_t *l = self->outstanding.head.next;
+    while (l != &self->outstanding.head) {
+        s_req_t *req = S_REQ_OF(l, by_deadline);
+        l = l->next;
+        if (req->op == QKV_COP_DUMP && req->cursor &&
+            strcmp(req->origin, self->current) != 0) {
+            s_set_error(self,
+                        "dump cursor from %s is not valid on %s: start "
+                        "the dump again",
+                        req->origin, self->current);
+            s_complete(self, req, QKV_EBADREQ);
+        }
+    }
     size_t count = self->outstanding.count, n = 0;
     if (!count)
         return 0;
@@ -564,9 +591,10 @@ static void s_fill_request(const qkv_client_t *self, const s_req_t *req,
         int64_t margin = left / 4 < 1000 ? left / 4 : 1000;
         int64_t wait = left - margin;
         creq->min_index = req->min_index;
-        creq->wait_ms = (uint64_t)(wait < 0               ? 0
-                                   : wait > S_MAX_WAIT_MS ? S_MAX_WAIT_MS
-                                                          : wait);
+        creq->wait_ms =
+            (uint64_t)(wait < 0                      ? 0
+                       : wait > QKV_CMSG_MAX_WAIT_MS ? QKV_CMSG_MAX_WAIT_MS
+                                                     : wait);
     }
     if (req->op == QKV_COP_DUMP) {
         creq->cursor = req->cursor;
@@ -701,6 +729,9 @@ static int s_take_health(s_req_t *req, const qkv_chealth_t *in) {
     h->last_index = in->last_index;
     h->commit_index = in->commit_index;
     h->applied_index = in->applied_index;
+    h->max_key_bytes = in->max_key_bytes;
+    h->max_value_bytes = in->max_value_bytes;
+    h->max_frame_bytes = in->max_frame_bytes;
     if (!h->role || !h->node_id || !h->replication_id || !h->error)
         return QKV_ENOMEM;
     if (in->follower_count) {
@@ -809,6 +840,10 @@ static int s_status_error(qkv_cstatus_t status) {
         return QKV_ETOOLARGE;
     case QKV_CS_UNAVAILABLE:
         return QKV_EUNAVAILABLE;
+    case QKV_CS_CONFLICT:
+        return QKV_ECONFLICT;
+    case QKV_CS_SESSION_EXPIRED:
+        return QKV_ESESSION_EXPIRED;
     default:
         return QKV_EPROTO;
     }
@@ -833,6 +868,7 @@ static void s_on_result(qkv_client_t *self, const qkv_cres_t *res,
     s_req_t *req = s_map_get(&self->map, res->id);
     if (!req)
         return; /* a probe, or a second answer to a resent request */
+    req->answer_gen = gen;
     if (res->status == QKV_CS_OK) {
         s_complete(self, req, s_take_ok(self, req, res));
         return;
@@ -1013,6 +1049,7 @@ static int s_call(qkv_client_t *self, s_req_t *req) {
 /*  ---------------------------------------------------------------------
     Construction */
 
+/* A random client_id in 1 ... QKV_CLIENT_ID_MAX. */
 static uint64_t s_random_id(void) {
     uint64_t id = 0;
     while (id == 0) {
@@ -1022,6 +1059,7 @@ static uint64_t s_random_id(void) {
             id = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
                  ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)&id;
         }
+        id &= QKV_CLIENT_ID_MAX;
     }
     return id;
 }
@@ -1083,6 +1121,12 @@ qkv_client_t *qkv_client_new(const char *endpoints,
         opts.batch_requests > QKV_CMSG_MAX_BATCH) {
         s_err(errbuf, errlen, "invalid %s",
               !endpoints ? "endpoints" : "options");
+        return NULL;
+    }
+    if (opts.client_id > QKV_CLIENT_ID_MAX ||
+        opts.first_seq > QKV_CLIENT_ID_MAX) {
+        s_err(errbuf, errlen, "invalid options: %s above 2^53-1",
+              opts.client_id > QKV_CLIENT_ID_MAX ? "client_id" : "first_seq");
         return NULL;
     }
     qkv_client_t *self = calloc(1, sizeof(*self));
@@ -1188,9 +1232,13 @@ uint64_t qkv_client_next_seq(const qkv_client_t *self) {
     return self->next_seq;
 }
 
-void qkv_client_set_next_seq(qkv_client_t *self, uint64_t seq) {
-    if (seq > 0)
-        self->next_seq = seq;
+int qkv_client_set_next_seq(qkv_client_t *self, uint64_t seq) {
+    if (seq == 0 || seq > QKV_CLIENT_ID_MAX) {
+        s_set_error(self, "client_seq must be 1 to 2^53-1");
+        return QKV_EINVAL;
+    }
+    self->next_seq = seq;
+    return 0;
 }
 
 /*  ---------------------------------------------------------------------
@@ -1320,6 +1368,8 @@ struct qkv_dump_t {
     uint64_t min_index;     /* every chunk waits for it */
     uint64_t limit;         /* keys per chunk, 0 = node's default */
     uint64_t cursor;        /* of the next chunk */
+    char *origin;           /* endpoint that handed out cursor; NULL when
+                               unknown (the handle moved as it came) */
     bool started;           /* the first chunk came */
     bool finished;          /* the last chunk came */
     uint64_t applied_index; /* of the first chunk */
@@ -1340,22 +1390,47 @@ qkv_dump_t *qkv_dump_new(qkv_client_t *client, uint64_t min_index,
 }
 
 int qkv_dump_next(qkv_dump_t *self, const qkv_item_t **item) {
+    qkv_client_t *client = self->client;
     *item = NULL;
     while (self->pos == self->count) {
         if (self->finished)
             return 0;
-        s_req_t *req =
-            s_new_or_fail(self->client, QKV_COP_DUMP, NULL, 0, NULL, 0);
+        if (self->limit > QKV_CMSG_MAX_DUMP_LIMIT) {
+            s_set_error(client, "dump limit above %d", QKV_CMSG_MAX_DUMP_LIMIT);
+            return QKV_EINVAL;
+        }
+        if (self->cursor &&
+            (!self->origin || strcmp(self->origin, client->current))) {
+            s_set_error(client,
+                        "dump cursor from %s is not valid on %s: start "
+                        "the dump again",
+                        self->origin ? self->origin : "an earlier connection",
+                        client->current);
+            return QKV_EBADREQ;
+        }
+        s_req_t *req = s_new_or_fail(client, QKV_COP_DUMP, NULL, 0, NULL, 0);
         if (!req)
             return QKV_ENOMEM;
         req->cursor = self->cursor;
+        req->origin = self->origin;
         req->limit = self->limit;
         req->min_index = self->min_index;
-        int rc = s_call(self->client, req);
+        int rc = s_call(client, req);
         if (rc != 0) {
             s_req_free(req);
             return rc;
         }
+        /* The cursor is the current node's, unless the handle moved on
+           after the answer came (then whose it is stays unknown). */
+        char *from = NULL;
+        if (req->next && req->answer_gen == client->gen &&
+            !(from = strdup(client->current))) {
+            s_req_free(req);
+            s_set_error(client, "out of memory");
+            return QKV_ENOMEM;
+        }
+        free(self->origin);
+        self->origin = from;
         free(self->items);
         self->items = req->items;
         self->count = req->item_count;
@@ -1380,6 +1455,7 @@ void qkv_dump_destroy(qkv_dump_t **self_p) {
     if (!self_p || !*self_p)
         return;
     free((*self_p)->items);
+    free((*self_p)->origin);
     free(*self_p);
     *self_p = NULL;
 }

@@ -2,9 +2,12 @@
  */
 #include "ckit.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 void ckit_endpoint(const kit_node_t *node, char *buf, size_t size) {
     snprintf(buf, size, "tcp://127.0.0.1:%d", node->client_port);
@@ -32,9 +35,10 @@ static bool s_answers(void *arg) {
 }
 
 int ckit_cluster_start(kit_cluster_t *cluster, size_t followers,
-                       int write_quorum) {
+                       int write_quorum, const char *const *leader_args) {
     kit_cluster_opts_t opts = {.followers = followers,
-                               .write_quorum = write_quorum};
+                               .write_quorum = write_quorum,
+                               .leader_args = leader_args};
     if (kit_cluster_start(cluster, &opts) != 0)
         return -1;
     for (size_t i = 0; i < cluster->count; i++) {
@@ -166,4 +170,123 @@ bool ckit_settled(const char *endpoint, int timeout_ms, uint64_t *index) {
     if (index)
         *index = s.index;
     return ok;
+}
+
+/*  ---------------------------------------------------------------------
+    Fake nodes */
+
+struct ckit_fake_t {
+    void *ctx;              /* its own ZeroMQ context */
+    void *sock;             /* ROUTER; used by the thread only once started */
+    char endpoint[64];      /* where it listens */
+    ckit_answer_fn *answer; /* what to say */
+    void *arg;              /* for answer */
+    qkv_encoder_t *enc;     /* answer frames */
+    qkv_decoder_t *dec;     /* request frames */
+    pthread_t thread;       /* serves sock */
+    bool started;           /* thread runs */
+    atomic_bool stop;       /* asks the thread to end */
+};
+
+/* Answers one [routing id][frame] message. */
+static void s_fake_serve(ckit_fake_t *self, zmq_msg_t *peer, const void *data,
+                         size_t size) {
+    const qkv_creq_t *reqs;
+    size_t n = 0, count = 0;
+    const char *reason = NULL;
+    int rc = qkv_cdec_requests(self->dec, data, size, &reqs, &n, &reason);
+    qkv_cenc_begin_open(self->enc);
+    if (rc != 0) {
+        const char *why = reason ? reason : "out of memory";
+        qkv_cres_t res = {.id = 0,
+                          .status = QKV_CS_BAD_REQUEST,
+                          .message = why,
+                          .message_len = strlen(why)};
+        qkv_cenc_result(self->enc, &res);
+        count = 1;
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        qkv_cres_t res;
+        memset(&res, 0, sizeof res);
+        res.id = reqs[i].id;
+        if (self->answer(&reqs[i], &res, self->arg)) {
+            qkv_cenc_result(self->enc, &res);
+            count++;
+        }
+    }
+    qkv_cenc_end_open(self->enc, count);
+    size_t out_size;
+    const void *out = qkv_encoder_data(self->enc, &out_size);
+    if (!count || !out)
+        return;
+    zmq_msg_send(peer, self->sock, ZMQ_SNDMORE);
+    zmq_send(self->sock, out, out_size, 0);
+}
+
+static void *s_fake_run(void *arg) {
+    ckit_fake_t *self = arg;
+    while (!atomic_load(&self->stop)) {
+        zmq_pollitem_t item = {self->sock, 0, ZMQ_POLLIN, 0};
+        if (zmq_poll(&item, 1, 20) <= 0)
+            continue;
+        zmq_msg_t peer, body;
+        zmq_msg_init(&peer);
+        zmq_msg_init(&body);
+        if (zmq_msg_recv(&peer, self->sock, 0) >= 0 && zmq_msg_more(&peer) &&
+            zmq_msg_recv(&body, self->sock, 0) >= 0 && !zmq_msg_more(&body))
+            s_fake_serve(self, &peer, zmq_msg_data(&body), zmq_msg_size(&body));
+        zmq_msg_close(&body);
+        zmq_msg_close(&peer);
+    }
+    return NULL;
+}
+
+ckit_fake_t *ckit_fake_new(ckit_answer_fn *answer, void *arg) {
+    ckit_fake_t *self = calloc(1, sizeof *self);
+    if (!self)
+        return NULL;
+    self->answer = answer;
+    self->arg = arg;
+    atomic_init(&self->stop, false);
+    qkv_decoder_limits_t limits = {64u << 20, QKV_CMSG_MAX_KEY,
+                                   QKV_CMSG_MAX_VALUE};
+    self->enc = qkv_encoder_new();
+    self->dec = qkv_decoder_new(&limits);
+    self->ctx = zmq_ctx_new();
+    self->sock = self->ctx ? zmq_socket(self->ctx, ZMQ_ROUTER) : NULL;
+    int linger = 0;
+    size_t len = sizeof self->endpoint;
+    if (!self->enc || !self->dec || !self->sock ||
+        zmq_setsockopt(self->sock, ZMQ_LINGER, &linger, sizeof linger) ||
+        zmq_bind(self->sock, "tcp://127.0.0.1:*") ||
+        zmq_getsockopt(self->sock, ZMQ_LAST_ENDPOINT, self->endpoint, &len) ||
+        pthread_create(&self->thread, NULL, s_fake_run, self)) {
+        fprintf(stderr, "\n  ckit_fake_new: %s\n", zmq_strerror(zmq_errno()));
+        ckit_fake_destroy(&self);
+        return NULL;
+    }
+    self->started = true;
+    return self;
+}
+
+const char *ckit_fake_endpoint(const ckit_fake_t *self) {
+    return self->endpoint;
+}
+
+void ckit_fake_destroy(ckit_fake_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    ckit_fake_t *self = *self_p;
+    if (self->started) {
+        atomic_store(&self->stop, true);
+        pthread_join(self->thread, NULL);
+    }
+    if (self->sock)
+        zmq_close(self->sock);
+    if (self->ctx)
+        zmq_ctx_term(self->ctx);
+    qkv_encoder_destroy(&self->enc);
+    qkv_decoder_destroy(&self->dec);
+    free(self);
+    *self_p = NULL;
 }

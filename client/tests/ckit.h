@@ -1,12 +1,14 @@
 /*  ckit.h - helpers the client suites share on top of the test kit:
     clusters whose client ports answer, client handles that must open,
-    and whole-node snapshots through the client protocol.
+    whole-node snapshots through the client protocol, and fake nodes that
+    answer what a test tells them to.
 */
 #ifndef CKIT_H
 #define CKIT_H
 
 #include "kit.h"
 #include "qkv_client.h"
+#include "qkv_cmsg.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -15,10 +17,11 @@
 #define CKIT_WAIT_MS 30000 /* deadline of anything replication does */
 
 /* Starts a leader and `followers` followers (write_quorum -1: the
-   default) through kit_cluster_start and waits until every node's client
-   port answers health. Returns 0 or -1 (everything stopped). */
+   default; leader_args: more leader flags, NULL-terminated, or NULL)
+   through kit_cluster_start and waits until every node's client port
+   answers health. Returns 0 or -1 (everything stopped). */
 int ckit_cluster_start(kit_cluster_t *cluster, size_t followers,
-                       int write_quorum);
+                       int write_quorum, const char *const *leader_args);
 
 /* Writes tcp://127.0.0.1:CLIENT_PORT of node into buf. */
 void ckit_endpoint(const kit_node_t *node, char *buf, size_t size);
@@ -52,5 +55,28 @@ const qkv_item_t *ckit_snapshot_find(const ckit_snapshot_t *snap,
 /* Waits until the leader at endpoint has committed and applied every entry
    it holds; sets *index to that index. */
 bool ckit_settled(const char *endpoint, int timeout_ms, uint64_t *index);
+
+/*  ---------------------------------------------------------------------
+    Fake nodes: a ROUTER on a free port of 127.0.0.1, served by a thread
+    that decodes each request frame and asks answer() for each request.
+    answer() runs on that thread; it fills res (id already set; strings
+    and health must stay valid until it is called again) and returns
+    true, or returns false to stay silent about that request. The answers
+    to one frame go back in one frame, built as an open frame
+    (qkv_cenc_begin_open). A frame error is answered under id 0 with the
+    decoder's reason, as a node does. */
+
+typedef bool(ckit_answer_fn)(const qkv_creq_t *req, qkv_cres_t *res, void *arg);
+
+typedef struct ckit_fake_t ckit_fake_t;
+
+/* Starts a fake node; NULL (printed) when it cannot. */
+ckit_fake_t *ckit_fake_new(ckit_answer_fn *answer, void *arg);
+
+/* Its endpoint, tcp://127.0.0.1:PORT. */
+const char *ckit_fake_endpoint(const ckit_fake_t *self);
+
+/* Stops the thread, closes the socket, nulls *self_p; safe on NULL. */
+void ckit_fake_destroy(ckit_fake_t **self_p);
 
 #endif

@@ -4,7 +4,10 @@
     leader with two followers: put, get, del, dump, health and check, in
     text and JSON, with their exit statuses. Divergence is real: a second,
     independent leader-only cluster is given other data and `qkv check`
-    must count what differs. JSON output is parsed with jansson.
+    must count what differs. JSON output is parsed with jansson. A fake
+    node (ckit_fake_t) answers conflict and session_expired, which a real
+    node never says to the tool's fresh client_id. test_health's limits
+    need the node of the same issue (merged).
 */
 #include "ckit.h"
 
@@ -157,7 +160,7 @@ static void key_of(char *key, size_t size, const char *name) {
 static int s_init(void) {
     cli_bin();
     kit_random_tag(s_tag);
-    if (ckit_cluster_start(&s_cluster, NODES - 1, 1) != 0)
+    if (ckit_cluster_start(&s_cluster, NODES - 1, 1, NULL) != 0)
         return -1;
     for (size_t i = 0; i < NODES; i++)
         ckit_endpoint(&s_cluster.nodes[i], s_ep[i], sizeof s_ep[i]);
@@ -349,7 +352,9 @@ static void test_dump(void) {
 static void test_json_matches_rest(void) {
     char key[64];
     key_of(key, sizeof key, "ill-formed");
-    s_run_t r = run("-e", s_ep[0], "put", key, "a\xe2\x82" "b\x7f");
+    s_run_t r = run("-e", s_ep[0], "put", key,
+                    "a\xe2\x82"
+                    "b\x7f");
     CU_ASSERT_EQUAL(r.status, 0);
     run_free(&r);
     r = run("-e", s_ep[0], "--json", "get", key);
@@ -375,6 +380,9 @@ static void test_health(void) {
     s_run_t r = run("-e", s_ep[0], "health");
     CU_ASSERT_EQUAL(r.status, 0);
     CU_ASSERT(strstr(r.out, "leader") != NULL);
+    CU_ASSERT(strstr(r.out, "max_key_bytes:   4096\n") != NULL);
+    CU_ASSERT(strstr(r.out, "max_value_bytes: 1048576\n") != NULL);
+    CU_ASSERT(strstr(r.out, "max_frame_bytes: ") != NULL);
     run_free(&r);
     r = run("-e", s_ep[0], "health", "--json");
     CU_ASSERT_EQUAL(r.status, 0);
@@ -388,11 +396,55 @@ static void test_health(void) {
     CU_ASSERT(kit_json_u64(j, "last_index", &n));
     CU_ASSERT(kit_json_u64(j, "commit_index", &n));
     CU_ASSERT(kit_json_u64(j, "applied_index", &n));
+    /* the node's limits: the defaults it was started with */
+    CU_ASSERT(kit_json_u64(j, "max_key_bytes", &n) && n == 4096);
+    CU_ASSERT(kit_json_u64(j, "max_value_bytes", &n) && n == 1u << 20);
+    CU_ASSERT(kit_json_u64(j, "max_frame_bytes", &n) && n >= 4096 + (1u << 20));
     json_t *followers = json_object_get(j, "followers");
     CU_ASSERT(json_is_array(followers) &&
               json_array_size(followers) == NODES - 1);
     json_decref(j);
     run_free(&r);
+}
+
+/* A fake node's put answers: conflict for keys starting with c,
+   session_expired for the others. */
+static bool s_refuse_puts(const qkv_creq_t *req, qkv_cres_t *res, void *arg) {
+    (void)arg;
+    bool conflict = req->key_len && req->key[0] == 'c';
+    res->status = req->op != QKV_COP_PUT ? QKV_CS_BAD_REQUEST
+                  : conflict             ? QKV_CS_CONFLICT
+                                         : QKV_CS_SESSION_EXPIRED;
+    res->message = conflict ? "pair reused" : "pair too old";
+    res->message_len = strlen(res->message);
+    return true;
+}
+
+static void test_conflict_and_expired(void) {
+    ckit_fake_t *fake = ckit_fake_new(s_refuse_puts, NULL);
+    CU_ASSERT_FATAL(fake != NULL);
+    const char *ep = ckit_fake_endpoint(fake);
+    struct {
+        const char *key, *word, *text, *message;
+    } cases[] = {{"c1", "conflict", "conflict", "pair reused"},
+                 {"s1", "session_expired", "session expired", "pair too old"}};
+    for (size_t i = 0; i < 2; i++) {
+        s_run_t r = run("-e", ep, "put", cases[i].key, "v");
+        CU_ASSERT_EQUAL(r.status, 2);
+        CU_ASSERT(strstr(r.err, cases[i].text) != NULL);
+        CU_ASSERT(strstr(r.err, cases[i].message) != NULL);
+        CU_ASSERT(*r.out == '\0');
+        run_free(&r);
+        r = run("-e", ep, "--json", "put", cases[i].key, "v");
+        CU_ASSERT_EQUAL(r.status, 2);
+        json_t *j = out_json(&r);
+        CU_ASSERT(j && json_is_false(json_object_get(j, "ok")));
+        KIT_ASSERT_STR(j ? kit_json_str(j, "status") : NULL, cases[i].word);
+        KIT_ASSERT_STR(j ? kit_json_str(j, "message") : NULL, cases[i].message);
+        json_decref(j);
+        run_free(&r);
+    }
+    ckit_fake_destroy(&fake);
 }
 
 static void test_errors(void) {
@@ -462,7 +514,7 @@ static void put_via(qkv_client_t *c, const char *key, const char *value) {
    followers, holds other data; check must count the differences. */
 static void test_check_divergence(void) {
     kit_cluster_t other;
-    CU_ASSERT_FATAL(ckit_cluster_start(&other, 0, -1) == 0);
+    CU_ASSERT_FATAL(ckit_cluster_start(&other, 0, -1, NULL) == 0);
     char other_ep[64];
     ckit_endpoint(&other.nodes[0], other_ep, sizeof other_ep);
 
@@ -544,6 +596,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_json_matches_rest),
         KIT_TEST(test_health),
         KIT_TEST(test_errors),
+        KIT_TEST(test_conflict_and_expired),
         KIT_TEST(test_check_identical),
         KIT_TEST(test_check_divergence),
         KIT_TESTS_END};

@@ -4,13 +4,21 @@
     ports, and drives them through libqkv only: blocking calls, redirects
     from followers, read-your-writes on followers, 10 000 pipelined writes
     on one connection compared on every node afterwards, idempotent
-    retries, timeouts and fallbacks. Keys carry a random per-run tag. The
-    reset test, which empties the cluster, runs last.
+    retries, conflicts and expired sessions, timeouts and fallbacks. Fake
+    nodes (ckit_fake_t) say what a real one rarely does: conflict and
+    session_expired on demand, health limits, a node that goes silent in
+    the middle of a dump. Keys carry a random per-run tag. The reset test,
+    which empties the cluster, runs last.
+
+    Needs the node of the same issue (merged): test_conflict_and_expired
+    (conflict, session_expired from a real leader) and test_health's
+    limits (max_key_bytes etc.).
 */
 #include "ckit.h"
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +26,7 @@
 
 #define NODES 6
 #define PIPELINED 10000
+#define LEADER_MAX_KEY 3000 /* --max-key-bytes of the leader */
 
 static kit_cluster_t s_cluster;
 static char s_tag[9];
@@ -67,7 +76,8 @@ static void get_expect(qkv_client_t *client, const char *key,
 
 static int s_init(void) {
     kit_random_tag(s_tag);
-    if (ckit_cluster_start(&s_cluster, NODES - 1, 2) != 0)
+    static const char *const leader_args[] = {"--max-key-bytes=3000", NULL};
+    if (ckit_cluster_start(&s_cluster, NODES - 1, 2, leader_args) != 0)
         return -1;
     for (size_t i = 0; i < NODES; i++)
         ckit_endpoint(&s_cluster.nodes[i], s_ep[i], sizeof s_ep[i]);
@@ -161,6 +171,10 @@ static void test_health(void) {
     CU_ASSERT(h.commit_index <= h.last_index);
     for (size_t i = 0; i < h.follower_count; i++)
         CU_ASSERT(h.followers[i].endpoint && h.followers[i].id);
+    /* The limits the leader was started with (needs the merged node) */
+    CU_ASSERT_EQUAL(h.max_key_bytes, LEADER_MAX_KEY);
+    CU_ASSERT_EQUAL(h.max_value_bytes, 1u << 20); /* the default */
+    CU_ASSERT(h.max_frame_bytes >= h.max_key_bytes + h.max_value_bytes);
     char *repl_id = strdup(h.replication_id);
     qkv_health_clear(&h);
     CU_ASSERT(h.role == NULL);
@@ -173,6 +187,7 @@ static void test_health(void) {
         CU_ASSERT_EQUAL_FATAL(qkv_health(f, &h), 0);
         KIT_ASSERT_STR(h.role, "follower");
         CU_ASSERT_EQUAL(h.follower_count, 0);
+        CU_ASSERT_EQUAL(h.max_key_bytes, 4096); /* the default */
         qkv_health_clear(&h);
         qkv_client_destroy(&f);
     }
@@ -476,35 +491,40 @@ static uint64_t last_index(qkv_client_t *c) {
     return index;
 }
 
-static void test_idempotent_retry(void) {
+/* A random client_id in 1 ... 2^53 - 1. */
+static uint64_t random_client_id(void) {
+    static kit_rng_t rng;
+    static bool seeded;
+    if (!seeded)
+        kit_rng_seed(&rng, (uint64_t)kit_now_ms());
+    seeded = true;
     uint64_t id = 0;
-    kit_rng_t rng;
-    kit_rng_seed(&rng, (uint64_t)kit_now_ms());
     while (!id)
-        id = kit_rng_next(&rng);
-    qkv_client_options_t options = {
-        .timeout_ms = CKIT_WAIT_MS, .client_id = id, .first_seq = 7};
+        id = kit_rng_next(&rng) & QKV_CLIENT_ID_MAX;
+    return id;
+}
+
+static void test_idempotent_retry(void) {
+    uint64_t id = random_client_id();
+    qkv_client_options_t options = {.timeout_ms = CKIT_WAIT_MS,
+                                    .client_id = id};
     qkv_client_t *c = ckit_client(s_ep[0], &options);
     CU_ASSERT_FATAL(c != NULL);
     CU_ASSERT_EQUAL(qkv_client_id(c), id);
-    CU_ASSERT_EQUAL(qkv_client_next_seq(c), 7);
+    CU_ASSERT_EQUAL(qkv_client_next_seq(c), 1);
     char key[64];
     key_of(key, sizeof key, "idem");
     qkv_result_t first, again;
     put_ok(c, key, "original", &first);
-    CU_ASSERT_EQUAL(qkv_client_next_seq(c), 8);
+    CU_ASSERT_EQUAL(qkv_client_next_seq(c), 2);
     CU_ASSERT_FATAL(ckit_settled(s_ep[0], CKIT_WAIT_MS, NULL));
     uint64_t before = last_index(c);
 
     /* The same (client_id, client_seq) again: the original answer */
-    qkv_client_set_next_seq(c, 7);
+    CU_ASSERT_EQUAL(qkv_client_set_next_seq(c, 1), 0);
     put_ok(c, key, "original", &again);
     CU_ASSERT_EQUAL(again.index, first.index);
     CU_ASSERT_EQUAL(again.seq, first.seq);
-    /* Even with another value: it is the same write */
-    qkv_client_set_next_seq(c, 7);
-    put_ok(c, key, "changed", &again);
-    CU_ASSERT_EQUAL(again.index, first.index);
     /* And from another handle with the same identity */
     qkv_client_t *twin = ckit_client(s_ep[0], &options);
     CU_ASSERT_FATAL(twin != NULL);
@@ -515,10 +535,50 @@ static void test_idempotent_retry(void) {
     get_expect(c, key, 0, "original", first.seq, first.index);
 
     /* A new seq is a new write */
-    qkv_client_set_next_seq(c, 8);
+    CU_ASSERT_EQUAL(qkv_client_set_next_seq(c, 2), 0);
     put_ok(c, key, "next", &again);
     CU_ASSERT(again.index > first.index);
     CU_ASSERT_EQUAL(again.seq, first.seq + 1);
+    qkv_client_destroy(&c);
+}
+
+/* Needs the merged node: a pair reused with other content is a conflict,
+   a seq above 1 from a client the leader does not know has expired;
+   neither writes anything. */
+static void test_conflict_and_expired(void) {
+    qkv_client_options_t options = {.timeout_ms = CKIT_WAIT_MS,
+                                    .client_id = random_client_id()};
+    qkv_client_t *c = ckit_client(s_ep[0], &options);
+    CU_ASSERT_FATAL(c != NULL);
+    char key[64];
+    key_of(key, sizeof key, "conflict");
+    qkv_result_t first;
+    put_ok(c, key, "original", &first);
+    CU_ASSERT_FATAL(ckit_settled(s_ep[0], CKIT_WAIT_MS, NULL));
+    uint64_t before = last_index(c);
+    CU_ASSERT_EQUAL(qkv_client_set_next_seq(c, 1), 0);
+    int rc = qkv_put(c, key, strlen(key), "changed", 7, NULL);
+    if (rc != QKV_ECONFLICT)
+        fprintf(stderr, "\n  reused pair, other value: %s: %s\n",
+                qkv_strerror(rc), qkv_client_errmsg(c));
+    CU_ASSERT_EQUAL(rc, QKV_ECONFLICT);
+    get_expect(c, key, 0, "original", first.seq, first.index);
+    qkv_client_destroy(&c);
+
+    /* An identity the leader never saw, starting at seq 5 */
+    qkv_client_options_t late = {.timeout_ms = CKIT_WAIT_MS,
+                                 .client_id = random_client_id(),
+                                 .first_seq = 5};
+    c = ckit_client(s_ep[0], &late);
+    CU_ASSERT_FATAL(c != NULL);
+    key_of(key, sizeof key, "expired");
+    rc = qkv_put(c, key, strlen(key), "never", 5, NULL);
+    if (rc != QKV_ESESSION_EXPIRED)
+        fprintf(stderr, "\n  unknown client at seq 5: %s: %s\n",
+                qkv_strerror(rc), qkv_client_errmsg(c));
+    CU_ASSERT_EQUAL(rc, QKV_ESESSION_EXPIRED);
+    CU_ASSERT_EQUAL(qkv_get(c, key, strlen(key), 0, NULL), QKV_ENOTFOUND);
+    CU_ASSERT_EQUAL(last_index(c), before);
     qkv_client_destroy(&c);
 }
 
@@ -598,8 +658,8 @@ static void test_stalled_leader_retries(void) {
        failover is sent fresh, not counted as resent). */
     qkv_client_stats_t later;
     qkv_client_stats(c, &later);
-    bool retried = later.resent > stats.resent ||
-                   later.failovers > stats.failovers;
+    bool retried =
+        later.resent > stats.resent || later.failovers > stats.failovers;
     if (!retried)
         fprintf(stderr, "\n  resent %llu -> %llu, failovers %llu -> %llu\n",
                 (unsigned long long)stats.resent,
@@ -706,6 +766,300 @@ static void test_fallback_endpoint(void) {
 }
 
 /*  ---------------------------------------------------------------------
+    Fake nodes */
+
+/* What a fake node saw and how it answers. */
+typedef struct {
+    atomic_int puts;        /* put requests seen */
+    atomic_int dumps;       /* dump requests with cursor 0 */
+    atomic_int cursors;     /* dump requests with a cursor */
+    atomic_int healths;     /* health requests */
+    bool silent_cursors;    /* never answer a dump with a cursor */
+    bool silent_health;     /* never answer health */
+    atomic_bool silent_all; /* answer nothing */
+    const char *item;       /* the one key (= value) of its dump */
+    uint64_t next;          /* the cursor its first chunk hands out */
+    qkv_citem_t answer;     /* the fake's thread only: the dump's item */
+} s_fake_state_t;
+
+static qkv_chealth_t s_fake_health = {.role = "leader",
+                                      .role_len = 6,
+                                      .node_id = "fake",
+                                      .node_id_len = 4,
+                                      .replication_id = "r",
+                                      .replication_id_len = 1,
+                                      .error = "",
+                                      .max_key_bytes = 111,
+                                      .max_value_bytes = 2222,
+                                      .max_frame_bytes = 33333};
+
+/* Puts: the status by the key's first letter (c conflict, s
+   session_expired, else ok); dumps: one item then the state's cursor, a
+   cursor is "unknown"; health: s_fake_health. */
+static bool s_fake_answer(const qkv_creq_t *req, qkv_cres_t *res, void *arg) {
+    s_fake_state_t *st = arg;
+    if (atomic_load(&st->silent_all))
+        return false;
+    switch (req->op) {
+    case QKV_COP_PUT:
+        atomic_fetch_add(&st->puts, 1);
+        if (req->key[0] == 'c' || req->key[0] == 's') {
+            bool c = req->key[0] == 'c';
+            res->status = c ? QKV_CS_CONFLICT : QKV_CS_SESSION_EXPIRED;
+            res->message = c ? "fake conflict" : "fake expiry";
+            res->message_len = strlen(res->message);
+            return true;
+        }
+        res->status = QKV_CS_OK;
+        res->has_index = res->has_seq = true;
+        res->index = req->client_seq; /* for the test to read back */
+        res->seq = 1;
+        return true;
+    case QKV_COP_DUMP:
+        if (req->cursor) {
+            atomic_fetch_add(&st->cursors, 1);
+            if (st->silent_cursors)
+                return false;
+            res->status = QKV_CS_BAD_REQUEST;
+            res->message = "unknown cursor";
+            res->message_len = 14;
+            return true;
+        }
+        atomic_fetch_add(&st->dumps, 1);
+        st->answer = (qkv_citem_t){
+            st->item, strlen(st->item), st->item, strlen(st->item), 1, 1};
+        res->status = QKV_CS_OK;
+        res->items = &st->answer;
+        res->item_count = 1;
+        res->has_next = true;
+        res->next = st->next;
+        res->applied_index = 1;
+        return true;
+    case QKV_COP_HEALTH:
+        atomic_fetch_add(&st->healths, 1);
+        if (st->silent_health)
+            return false;
+        res->status = QKV_CS_OK;
+        res->health = &s_fake_health;
+        return true;
+    default:
+        res->status = QKV_CS_BAD_REQUEST;
+        res->message = "not faked";
+        res->message_len = 9;
+        return true;
+    }
+}
+
+static void test_fake_conflict_and_expired(void) {
+    s_fake_state_t st = {.item = "x"};
+    ckit_fake_t *fake = ckit_fake_new(s_fake_answer, &st);
+    CU_ASSERT_FATAL(fake != NULL);
+    qkv_client_options_t options = {.timeout_ms = 5000, .retry_ms = 100};
+    qkv_client_t *c = ckit_client(ckit_fake_endpoint(fake), &options);
+    CU_ASSERT_FATAL(c != NULL);
+    qkv_result_t r;
+    CU_ASSERT_EQUAL(qkv_put(c, "c1", 2, "v", 1, &r), QKV_ECONFLICT);
+    CU_ASSERT(strstr(qkv_client_errmsg(c), "fake conflict") != NULL);
+    CU_ASSERT_EQUAL(qkv_put(c, "s1", 2, "v", 1, &r), QKV_ESESSION_EXPIRED);
+    CU_ASSERT(strstr(qkv_client_errmsg(c), "fake expiry") != NULL);
+    /* Pipelined: the same codes in the completions */
+    CU_ASSERT_EQUAL(qkv_submit_put(c, "c2", 2, "v", 1, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(qkv_submit_put(c, "s2", 2, "v", 1, NULL, NULL), 0);
+    CU_ASSERT_EQUAL(qkv_submit_put(c, "ok", 2, "v", 1, NULL, NULL), 0);
+    qkv_completion_t done[3];
+    int got = 0;
+    while (got < 3) {
+        int n = qkv_poll(c, done + got, (size_t)(3 - got), 2000);
+        CU_ASSERT_FATAL(n > 0);
+        got += n;
+    }
+    int conflicts = 0, expired = 0, ok = 0;
+    for (int i = 0; i < 3; i++) {
+        conflicts += done[i].status == QKV_ECONFLICT;
+        expired += done[i].status == QKV_ESESSION_EXPIRED;
+        ok += done[i].status == 0;
+    }
+    CU_ASSERT(conflicts == 1 && expired == 1 && ok == 1);
+    /* Neither is retried: well past retry_ms, the node saw each once */
+    struct timespec half = {0, 500 * 1000000L};
+    nanosleep(&half, NULL);
+    CU_ASSERT_EQUAL(atomic_load(&st.puts), 5);
+    qkv_client_stats_t stats;
+    qkv_client_stats(c, &stats);
+    CU_ASSERT_EQUAL(stats.resent, 0);
+    KIT_ASSERT_STR(qkv_strerror(QKV_ESESSION_EXPIRED), "session expired");
+    CU_ASSERT(strstr(qkv_strerror(QKV_ECONFLICT), "conflict") != NULL);
+    qkv_client_destroy(&c);
+    ckit_fake_destroy(&fake);
+}
+
+static void test_fake_health_limits(void) {
+    s_fake_state_t st = {.item = "x"};
+    ckit_fake_t *fake = ckit_fake_new(s_fake_answer, &st);
+    CU_ASSERT_FATAL(fake != NULL);
+    qkv_client_options_t options = {.timeout_ms = 5000};
+    qkv_client_t *c = ckit_client(ckit_fake_endpoint(fake), &options);
+    CU_ASSERT_FATAL(c != NULL);
+    qkv_health_t h;
+    CU_ASSERT_EQUAL_FATAL(qkv_health(c, &h), 0);
+    KIT_ASSERT_STR(h.node_id, "fake");
+    CU_ASSERT_EQUAL(h.max_key_bytes, 111);
+    CU_ASSERT_EQUAL(h.max_value_bytes, 2222);
+    CU_ASSERT_EQUAL(h.max_frame_bytes, 33333);
+    qkv_health_clear(&h);
+    qkv_client_destroy(&c);
+    ckit_fake_destroy(&fake);
+}
+
+/* A dump whose node falls silent after its first chunk: the handle fails
+   over to the next endpoint, and the chunk that needs the first node's
+   cursor fails with QKV_EBADREQ instead of going there. */
+static void test_dump_cursor_failover(void) {
+    s_fake_state_t a = {
+        .item = "a", .next = 5, .silent_cursors = true, .silent_health = true};
+    s_fake_state_t b = {.item = "b", .next = 0};
+    ckit_fake_t *fa = ckit_fake_new(s_fake_answer, &a);
+    ckit_fake_t *fb = ckit_fake_new(s_fake_answer, &b);
+    CU_ASSERT_FATAL(fa && fb);
+    char list[160];
+    snprintf(list, sizeof list, "%s,%s", ckit_fake_endpoint(fa),
+             ckit_fake_endpoint(fb));
+    qkv_client_options_t options = {.timeout_ms = 10000, .retry_ms = 200};
+
+    /* Failover while the cursor's chunk is in flight */
+    qkv_client_t *c = ckit_client(list, &options);
+    CU_ASSERT_FATAL(c != NULL);
+    qkv_dump_t *d = qkv_dump_new(c, 0, 0);
+    const qkv_item_t *item;
+    CU_ASSERT_EQUAL_FATAL(qkv_dump_next(d, &item), 0);
+    CU_ASSERT_FATAL(item != NULL);
+    KIT_ASSERT_STR(item->key, "a");
+    int64_t start = kit_now_ms();
+    int rc = qkv_dump_next(d, &item);
+    if (rc != QKV_EBADREQ)
+        fprintf(stderr, "\n  dump across a failover: %s: %s\n",
+                qkv_strerror(rc), qkv_client_errmsg(c));
+    CU_ASSERT_EQUAL(rc, QKV_EBADREQ);
+    CU_ASSERT(item == NULL);
+    CU_ASSERT(kit_now_ms() - start < 5000);
+    CU_ASSERT(strstr(qkv_client_errmsg(c), "cursor") != NULL);
+    KIT_ASSERT_STR(qkv_client_endpoint(c), ckit_fake_endpoint(fb));
+    CU_ASSERT_EQUAL(atomic_load(&a.cursors), 1);
+    CU_ASSERT_EQUAL(atomic_load(&b.cursors), 0);
+    /* It stays failed; a new dump starts cleanly on the new node */
+    CU_ASSERT_EQUAL(qkv_dump_next(d, &item), QKV_EBADREQ);
+    qkv_dump_destroy(&d);
+    d = qkv_dump_new(c, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(qkv_dump_next(d, &item), 0);
+    CU_ASSERT_FATAL(item != NULL);
+    KIT_ASSERT_STR(item->key, "b");
+    CU_ASSERT_EQUAL(qkv_dump_next(d, &item), 0);
+    CU_ASSERT(item == NULL);
+    qkv_dump_destroy(&d);
+    qkv_client_destroy(&c);
+
+    /* Failover between two chunks, caused by another call */
+    c = ckit_client(list, &options);
+    CU_ASSERT_FATAL(c != NULL);
+    d = qkv_dump_new(c, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(qkv_dump_next(d, &item), 0);
+    KIT_ASSERT_STR(item ? item->key : NULL, "a");
+    qkv_health_t h;
+    CU_ASSERT_EQUAL_FATAL(qkv_health(c, &h), 0); /* answered by b */
+    qkv_health_clear(&h);
+    KIT_ASSERT_STR(qkv_client_endpoint(c), ckit_fake_endpoint(fb));
+    CU_ASSERT_EQUAL(qkv_dump_next(d, &item), QKV_EBADREQ);
+    CU_ASSERT_EQUAL(atomic_load(&a.cursors), 1); /* not sent anywhere */
+    CU_ASSERT_EQUAL(atomic_load(&b.cursors), 0);
+    qkv_dump_destroy(&d);
+    qkv_client_destroy(&c);
+
+    ckit_fake_destroy(&fa);
+    ckit_fake_destroy(&fb);
+
+    /* A node that does not know the cursor says so: also QKV_EBADREQ */
+    s_fake_state_t forgetful = {.item = "f", .next = 9};
+    ckit_fake_t *ff = ckit_fake_new(s_fake_answer, &forgetful);
+    CU_ASSERT_FATAL(ff != NULL);
+    c = ckit_client(ckit_fake_endpoint(ff), &options);
+    CU_ASSERT_FATAL(c != NULL);
+    d = qkv_dump_new(c, 0, 0);
+    CU_ASSERT_EQUAL_FATAL(qkv_dump_next(d, &item), 0);
+    CU_ASSERT_EQUAL(qkv_dump_next(d, &item), QKV_EBADREQ);
+    CU_ASSERT(strstr(qkv_client_errmsg(c), "unknown cursor") != NULL);
+    CU_ASSERT_EQUAL(atomic_load(&forgetful.cursors), 1);
+    /* and a limit above 10000 never leaves the process */
+    qkv_dump_destroy(&d);
+    d = qkv_dump_new(c, 0, 10001);
+    CU_ASSERT_EQUAL(qkv_dump_next(d, &item), QKV_EINVAL);
+    CU_ASSERT_EQUAL(atomic_load(&forgetful.dumps), 1);
+    qkv_dump_destroy(&d);
+    qkv_client_destroy(&c);
+    ckit_fake_destroy(&ff);
+}
+
+/* client_id and client_seq stay in 1 ... 2^53 - 1. */
+static void test_client_id_range(void) {
+    char dead[64];
+    snprintf(dead, sizeof dead, "tcp://127.0.0.1:%d", kit_free_port());
+    /* Random ids: 64 random bits would pass 2^53 in all but 1 of 2048 */
+    for (int i = 0; i < 200; i++) {
+        qkv_client_t *c = ckit_client(dead, NULL);
+        CU_ASSERT_FATAL(c != NULL);
+        uint64_t id = qkv_client_id(c);
+        if (id == 0 || id > QKV_CLIENT_ID_MAX) {
+            fprintf(stderr, "\n  client_id %llu\n", (unsigned long long)id);
+            CU_FAIL("random client_id out of range");
+        }
+        qkv_client_destroy(&c);
+    }
+    /* Options */
+    char err[256] = "";
+    qkv_client_options_t options = {.client_id = QKV_CLIENT_ID_MAX + 1};
+    CU_ASSERT(qkv_client_new(dead, &options, err, sizeof err) == NULL);
+    CU_ASSERT(strstr(err, "client_id") != NULL);
+    options = (qkv_client_options_t){.first_seq = QKV_CLIENT_ID_MAX + 1};
+    CU_ASSERT(qkv_client_new(dead, &options, err, sizeof err) == NULL);
+    CU_ASSERT(strstr(err, "first_seq") != NULL);
+    options =
+        (qkv_client_options_t){.client_id = QKV_CLIENT_ID_MAX, .first_seq = 7};
+    qkv_client_t *c = ckit_client(dead, &options);
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT(qkv_client_id(c) == QKV_CLIENT_ID_MAX);
+    CU_ASSERT_EQUAL(qkv_client_next_seq(c), 7);
+    /* qkv_client_set_next_seq */
+    CU_ASSERT_EQUAL(qkv_client_set_next_seq(c, 0), QKV_EINVAL);
+    CU_ASSERT_EQUAL(qkv_client_set_next_seq(c, QKV_CLIENT_ID_MAX + 1),
+                    QKV_EINVAL);
+    CU_ASSERT_EQUAL(qkv_client_next_seq(c), 7);
+    CU_ASSERT_EQUAL(qkv_client_set_next_seq(c, QKV_CLIENT_ID_MAX), 0);
+    CU_ASSERT(qkv_client_next_seq(c) == QKV_CLIENT_ID_MAX);
+    qkv_client_destroy(&c);
+
+    /* The last seq is used, the one after it is refused here */
+    s_fake_state_t st = {.item = "x"};
+    ckit_fake_t *fake = ckit_fake_new(s_fake_answer, &st);
+    CU_ASSERT_FATAL(fake != NULL);
+    options = (qkv_client_options_t){.timeout_ms = 5000,
+                                     .first_seq = QKV_CLIENT_ID_MAX};
+    c = ckit_client(ckit_fake_endpoint(fake), &options);
+    CU_ASSERT_FATAL(c != NULL);
+    qkv_result_t r;
+    CU_ASSERT_EQUAL(qkv_put(c, "k", 1, "v", 1, &r), 0);
+    CU_ASSERT(r.index == QKV_CLIENT_ID_MAX); /* the fake echoes the seq */
+    CU_ASSERT_EQUAL(qkv_put(c, "k", 1, "v", 1, NULL), QKV_EINVAL);
+    CU_ASSERT_EQUAL(qkv_submit_put(c, "k", 1, "v", 1, NULL, NULL), QKV_EINVAL);
+    CU_ASSERT_EQUAL(qkv_outstanding(c), 0);
+    CU_ASSERT_EQUAL(atomic_load(&st.puts), 1);
+    /* reads go on */
+    qkv_health_t h;
+    CU_ASSERT_EQUAL(qkv_health(c, &h), 0);
+    qkv_health_clear(&h);
+    qkv_client_destroy(&c);
+    ckit_fake_destroy(&fake);
+}
+
+/*  ---------------------------------------------------------------------
     Reset (last: it empties the cluster) */
 
 static void test_reset(void) {
@@ -735,10 +1089,15 @@ static int s_add_suites(void) {
                                        KIT_TEST(test_pipelined_10000),
                                        KIT_TEST(test_pipelined_mixed),
                                        KIT_TEST(test_idempotent_retry),
+                                       KIT_TEST(test_conflict_and_expired),
                                        KIT_TEST(test_stalled_leader_retries),
                                        KIT_TEST(test_timeouts_and_arguments),
                                        KIT_TEST(test_value_too_large_for_node),
                                        KIT_TEST(test_fallback_endpoint),
+                                       KIT_TEST(test_fake_conflict_and_expired),
+                                       KIT_TEST(test_fake_health_limits),
+                                       KIT_TEST(test_dump_cursor_failover),
+                                       KIT_TEST(test_client_id_range),
                                        KIT_TEST(test_reset),
                                        KIT_TESTS_END};
     return kit_add_suite("libqkv", s_init, s_cleanup, tests) ? 0 : -1;
