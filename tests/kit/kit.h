@@ -342,8 +342,10 @@ bool kit_qkv_wait_same_dump(const char *leader, const char *node,
    first problem in why. */
 bool kit_prom_check(const char *text, char *why, size_t why_size);
 
-/* The value of the first sample named exactly name (with any labels);
-   false when there is none. */
+/* The value of the first sample named exactly name (with any labels),
+   or, when name ends in {LABELS}, of the sample with exactly those labels
+   (as the node writes them, e.g. qkv_writes_total{proto="zmq"}); false
+   (and *value untouched) when there is none. */
 bool kit_prom_value(const char *text, const char *name, double *value);
 
 #endif

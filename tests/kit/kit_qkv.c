@@ -362,15 +362,26 @@ bool kit_prom_check(const char *text, char *why, size_t why_size) {
 }
 
 bool kit_prom_value(const char *text, const char *name, double *value) {
-    char got[128], labels[512];
+    char got[128], labels[512], want[128];
+    const char *brace = strchr(name, '{');
+    size_t name_len = brace ? (size_t)(brace - name) : strlen(name);
+    if (name_len >= sizeof want)
+        return false;
+    memcpy(want, name, name_len);
+    want[name_len] = '\0';
     for (const char *line = text; *line;) {
         const char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        double v;
         if (len > 0 && line[0] != '#' &&
             s_prom_line(line, len, got, sizeof got, labels, sizeof labels,
-                        value) &&
-            strcmp(got, name) == 0)
+                        &v) &&
+            strcmp(got, want) == 0 &&
+            (!brace || (strlen(labels) + 2 == strlen(brace) &&
+                        strncmp(brace + 1, labels, strlen(labels)) == 0))) {
+            *value = v;
             return true;
+        }
         line = nl ? nl + 1 : line + len;
     }
     return false;

@@ -1,0 +1,180 @@
+/*  qkv_core.h - the replication core: every rule of replication, and no
+    socket, clock or disk.
+
+    The core is the leader's or a follower's half of the protocol in
+    proto/PROTOCOL.md as a state machine, after etcd-io/raft's raft.go and
+    log.go. It takes events - entries proposed, an ACK or APPEND received,
+    a send that failed, entries made durable, entries applied - and, once
+    per turn of the actor, qkv_core_ready says what to do: the messages to
+    send to whom, and up to which index committed entries may be applied.
+    Time comes in as an argument, never from a clock, so the rules are
+    tested table-driven without processes (tests/unit/test_core.c).
+
+    The rules, in short (the design essay is at the top of qkv_core.c):
+    - The leader numbers entries and stamps them with its term; an APPEND
+      carries (prev_index, prev_term), entries and the commit index.
+    - A follower keeps an APPEND only when its log holds prev_index with
+      prev_term; it drops a conflicting suffix (never a committed entry)
+      and acknowledges the end of the prefix it verified against this
+      APPEND, capped by what it holds durably. A refusal carries a
+      walk-back hint: the follower's last (index, term) at or below the
+      refused prev_index.
+    - A peer's match index is only ever an index it verified. The commit
+      index is the write_quorum-th highest match, capped by the leader's
+      own durable index, and only advances to an entry of the leader's
+      current term. It never goes down.
+    - Per peer, as etcd's Progress: REPLICATE streams batches within a
+      byte window; PROBE sends one APPEND and waits for its answer (or a
+      resend interval). A refusal, a failed send, or in-flight entries
+      unacknowledged for a resend interval move a peer to PROBE from its
+      match index + 1.
+    - Every peer hears from the leader at least every heartbeat, and at
+      once when the commit index moved past what it was last told.
+    - A follower applies only what is committed and verified in the
+      current term.
+
+    Invariants: applied <= commit <= last index; durable <= last index.
+    Not thread-safe: the replication actor is its only user.
+*/
+#ifndef QKV_CORE_H
+#define QKV_CORE_H
+
+#include "qkv_log.h"
+#include "qkv_msg.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QKV_CORE_MAX_PEERS 64
+
+typedef struct {
+    bool leader;           /* true: leads; false: follows */
+    size_t peer_count;     /* leader: its followers (<= QKV_CORE_MAX_PEERS) */
+    size_t write_quorum;   /* leader: follower copies a commit needs */
+    uint64_t cluster_id;   /* leader: the cluster it leads (non-zero);
+                              follower: 0, learnt from the first APPEND */
+    uint64_t term;         /* leader: its term (>= 1); follower: 0 */
+    int64_t heartbeat_us;  /* leader: a message to every peer this often */
+    int64_t resend_us;     /* leader: silence after which a peer is probed
+                              again; covers a round trip */
+    size_t batch_bytes;    /* leader: entry bytes per APPEND (at least one
+                              entry goes whatever its size) */
+    size_t window_bytes;   /* leader: entry bytes in flight per peer */
+    int64_t ack_repeat_us; /* follower: an ACK equal to the last one sent is
+                              left out within this time */
+} qkv_core_config_t;
+
+/* One message to send. */
+typedef struct {
+    int type;    /* QKV_MSG_APPEND or QKV_MSG_ACK */
+    size_t peer; /* leader: the follower (0 .. peer_count - 1); follower: 0 */
+    uint64_t cluster_id;
+    uint64_t term;
+    /* APPEND */
+    uint64_t prev_index;
+    uint64_t prev_term;
+    uint64_t commit_index;
+    uint64_t first, last; /* entries first .. last of the log; none when
+                             first > last */
+    /* ACK */
+    bool ok;
+    uint64_t index;
+    uint64_t hint_index;
+    uint64_t hint_term;
+} qkv_core_msg_t;
+
+/* What to do after a turn of events. */
+typedef struct {
+    const qkv_core_msg_t *msgs; /* in order; valid until the next call */
+    size_t msg_count;
+    uint64_t apply_to; /* apply committed entries up to this index */
+    bool reset; /* follower: it now follows another cluster; its log is
+                   empty: drop the store and the sessions (applied is 0) */
+} qkv_core_ready_t;
+
+/* A peer as the leader sees it. */
+typedef struct {
+    uint64_t match;      /* highest index verified on the peer */
+    uint64_t next;       /* next index to send it */
+    bool probing;        /* in PROBE: one APPEND at a time */
+    int64_t last_ack_us; /* time of its last ACK; 0 = never */
+} qkv_core_peer_t;
+
+typedef struct qkv_core_t qkv_core_t;
+
+/* Returns a core for cfg (copied) with an empty log, or NULL when out of
+   memory or cfg is inconsistent (a leader without cluster_id or term, a
+   quorum above its peers, too many peers). */
+qkv_core_t *qkv_core_new(const qkv_core_config_t *cfg);
+/* Destroys the core and its log; nulls *self_p; safe on NULL. */
+void qkv_core_destroy(qkv_core_t **self_p);
+
+/* The log, for reading entries (encoding, applying). Owned by the core;
+   only the core changes it. */
+const qkv_log_t *qkv_core_log(const qkv_core_t *self);
+
+/*  ---------------------------------------------------------------------
+    Events */
+
+/* Leader: logs *entry_p with the next index and the leader's term, its
+   time_ms raised to the previous entry's if lower, and takes it (nulls
+   *entry_p). Returns the index, or 0 when out of memory or not the
+   leader (the entry stays the caller's). */
+uint64_t qkv_core_propose(qkv_core_t *self, qkv_entry_t **entry_p);
+
+/* Leader: an ACK from peer. Returns 0, or QKV_MALFORMED when it cannot
+   be from this cluster's follower (another cluster id, a higher term, an
+   index beyond the log); it then changes nothing. */
+int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *ack,
+                      int64_t now);
+
+/* Leader: a message to peer could not be queued (peer absent, queue
+   full): it is probed again after a resend interval. */
+void qkv_core_send_failed(qkv_core_t *self, size_t peer, int64_t now);
+
+/* Follower: an APPEND from the leader. Returns 0, or -1 when the follower
+   had to stop (out of memory holding entries, or the leader contradicts
+   a committed entry): it then acknowledges nothing more and
+   qkv_core_error says why. */
+int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *append,
+                         int64_t now);
+
+/* Entries up to index (at most the last) are held as FSYNC promises. */
+void qkv_core_durable_to(qkv_core_t *self, uint64_t index);
+
+/* The state machine applied entries up to index (at most apply_to). A
+   follower drops them from its log. */
+void qkv_core_applied_to(qkv_core_t *self, uint64_t index);
+
+/* The state machine cannot apply entry index: the follower stops
+   acknowledging (a leader keeps its commit index) and says why. */
+void qkv_core_fail(qkv_core_t *self, const char *why);
+
+/*  ---------------------------------------------------------------------
+    Output */
+
+/* Ends a turn: advances the commit index, decides what to send now and
+   fills *ready. Call it after the turn's events (and after reporting what
+   became durable), then send and apply before the next events. */
+void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *ready);
+
+/* When time alone next gives qkv_core_ready something to do (a
+   heartbeat, a probe, a resend check), or 0 for never. */
+int64_t qkv_core_next_due(const qkv_core_t *self);
+
+/*  ---------------------------------------------------------------------
+    State */
+
+bool qkv_core_is_leader(const qkv_core_t *self);
+uint64_t qkv_core_cluster_id(const qkv_core_t *self);
+uint64_t qkv_core_term(const qkv_core_t *self);
+uint64_t qkv_core_last_index(const qkv_core_t *self);
+uint64_t qkv_core_commit_index(const qkv_core_t *self);
+uint64_t qkv_core_applied_index(const qkv_core_t *self);
+uint64_t qkv_core_durable_index(const qkv_core_t *self);
+/* Why the follower stopped acknowledging; "" while it has not. */
+const char *qkv_core_error(const qkv_core_t *self);
+/* Leader: the state of peer i. */
+void qkv_core_peer(const qkv_core_t *self, size_t i, qkv_core_peer_t *peer);
+
+#endif

@@ -1,0 +1,457 @@
+/*  qkv_actor.c - the replication actor: the one thread that owns every
+    socket, the timer and the state machine of a node, and wires them to
+    the replication core.
+
+    Design
+    ------
+    The rules of replication live in the core (qkv_core.c), which does no
+    I/O; the door (qkv_door.c) is where every write enters; the state
+    machine (qkv_state.c) applies committed entries to the store and the
+    client sessions. This file is the loop around them. Each turn:
+
+    1. Wait in zmq_poll for the pipe, the timer (a timerfd: zmq_poll's own
+       timeout has only millisecond resolution, simulated delays need
+       better), the client ROUTER, the inbox of REST writes (an eventfd)
+       and the replication sockets.
+    2. Events: client frames (reads answered, writes to the door); REST
+       writes from the inbox to the door; ACKs (leader) or APPENDs
+       (follower) to the core.
+    3. The log in memory is all there is to make durable: report it so.
+    4. Ask the core what to do (qkv_core_ready): encode and send its
+       messages; apply what it says is committed, in chunks, under the
+       store's write lock, and hand the outcomes to the door, which answers
+       the writers.
+    5. Answer what passed its deadline; send the open answer frames;
+       publish status for other threads.
+
+    Nothing blocks and nothing sleeps but zmq_poll. The leader's whole log
+    stays in memory; a follower keeps only what it has not applied yet.
+*/
+#include "qkv_clients.h"
+#include "qkv_core.h"
+#include "qkv_door.h"
+#include "qkv_node_priv.h"
+#include "qkv_peers.h"
+#include "qkv_state.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#define S_BATCH_BYTES (1u << 20)   /* entry bytes per APPEND */
+#define S_WINDOW_BYTES (16u << 20) /* entry bytes in flight per follower */
+#define S_ACK_FRAME_MAX 256        /* an ACK is about 40 bytes */
+#define S_APPLY_CHUNK 256          /* entries applied per store lock */
+#define S_ACK_REPEAT_US 10000      /* an identical ACK at most this often */
+#define S_READS_PER_TURN 1024      /* replication frames read per turn */
+/* largest APPEND: a full batch plus one entry of the largest legal size */
+#define S_FRAME_MAX ((size_t)S_BATCH_BYTES + (1u << 20) + (64u << 20) + 4096)
+
+typedef struct {
+    qkv_node_t *node;        /* the node we serve */
+    const qkv_config_t *cfg; /* its settings */
+    zsock_t *pipe;           /* actor pipe */
+    qkv_core_t *core;        /* the rules */
+    qkv_state_t *state;      /* store + sessions */
+    qkv_door_t *door;        /* where writes enter */
+    qkv_clients_t *clients;  /* the zmq-native endpoint */
+    qkv_peers_t *peers;      /* replication links */
+    qkv_encoder_t *encoder;  /* reused for every replication frame */
+    qkv_decoder_t *decoder;  /* reused for every replication frame */
+    int timer_fd;            /* armed for the next timer */
+    int64_t peers_due;       /* next held frame due; 0 none */
+    char leader_endpoint[QKV_MAX_ENDPOINT + 1]; /* where clients go to
+                                                   write; "" unknown */
+    qkv_outcome_t outcomes[S_APPLY_CHUNK];
+} s_actor_t;
+
+/*  =====================================================================
+    The door's hooks */
+
+static void s_answer(void *ctx, const qkv_origin_t *origin,
+                     const qkv_write_result_t *result) {
+    s_actor_t *self = ctx;
+    if (origin->proto == QKV_PROTO_REST)
+        qkv_waiter_answer(self->node, origin->waiter, result);
+    else
+        qkv_clients_answer(self->clients, origin, result);
+}
+
+static void s_numbered(void *ctx, const qkv_origin_t *origin,
+                       uint64_t index) {
+    (void)ctx;
+    if (origin->proto == QKV_PROTO_REST)
+        qkv_waiter_numbered(origin->waiter, index);
+}
+
+/*  =====================================================================
+    Events */
+
+/* Hands every REST write in the inbox to the door. */
+static void s_take_inbox(s_actor_t *self, int64_t now) {
+    qkv_waiter_t *w = qkv_node_inbox_take(self->node);
+    while (w) {
+        qkv_waiter_t *next = w->next;
+        if (qkv_waiter_take(w)) {
+            qkv_origin_t origin = {QKV_PROTO_REST, w->entry->op, 0, 0, w,
+                                   w->start_us};
+            qkv_door_write(self->door, &w->entry, &origin, now);
+        } else {
+            qkv_waiter_release(self->node, w); /* its worker gave up */
+        }
+        w = next;
+    }
+}
+
+static void s_count(_Atomic uint64_t *counter, uint64_t n) {
+    atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* Decodes one replication frame from peer and steps the core with it. */
+static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
+                       int64_t now) {
+    s_count(&self->node->frames_received, 1);
+    const qkv_msg_t *m;
+    int rc = qkv_decoder_decode(self->decoder, zmq_msg_data(frame),
+                                zmq_msg_size(frame), &m);
+    if (rc == QKV_NEWER) {
+        qkv_node_set_error(self->node,
+                           "a peer speaks replication protocol version %llu; "
+                           "this node speaks %d: upgrade it",
+                           (unsigned long long)m->version, QKV_REPL_VERSION);
+        s_count(&self->node->malformed, 1);
+        return;
+    }
+    bool leader = qkv_core_is_leader(self->core);
+    if (rc != 0 || m->type != (leader ? QKV_MSG_ACK : QKV_MSG_APPEND)) {
+        s_count(&self->node->malformed, 1);
+        return;
+    }
+    if (leader) {
+        if (qkv_core_step_ack(self->core, peer, m, now) != 0)
+            s_count(&self->node->malformed, 1);
+        return;
+    }
+    qkv_peers_keep_sender(self->peers);
+    if (m->leader_len && (strlen(self->leader_endpoint) != m->leader_len ||
+                          memcmp(self->leader_endpoint, m->leader,
+                                 m->leader_len) != 0)) {
+        memcpy(self->leader_endpoint, m->leader, m->leader_len);
+        self->leader_endpoint[m->leader_len] = '\0';
+    }
+    uint64_t cluster = qkv_core_cluster_id(self->core);
+    if (qkv_core_step_append(self->core, m, now) != 0)
+        qkv_node_set_error(self->node, "%s", qkv_core_error(self->core));
+    if (qkv_core_cluster_id(self->core) != cluster) {
+        if (cluster)
+            qkv_info("new cluster id %016llx: dropping the state of %016llx",
+                     (unsigned long long)qkv_core_cluster_id(self->core),
+                     (unsigned long long)cluster);
+        else
+            qkv_info("following cluster id %016llx",
+                     (unsigned long long)qkv_core_cluster_id(self->core));
+    }
+}
+
+/* Reads what waits on replication socket item (bounded). */
+static void s_read_peers(s_actor_t *self, size_t item, int64_t now) {
+    for (int n = 0; n < S_READS_PER_TURN; n++) {
+        size_t peer;
+        zmq_msg_t frame;
+        int rc = qkv_peers_recv(self->peers, item, &peer, &frame);
+        if (rc < 0)
+            return;
+        if (rc == 1)
+            s_on_frame(self, peer, &frame, now);
+        else
+            s_count(&self->node->malformed, 1);
+        zmq_msg_close(&frame);
+    }
+}
+
+/*  =====================================================================
+    The end of a turn */
+
+/* Encodes and sends the core's messages. */
+static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
+    const qkv_log_t *log = qkv_core_log(self->core);
+    for (size_t i = 0; i < rd->msg_count; i++) {
+        const qkv_core_msg_t *m = &rd->msgs[i];
+        uint64_t entries = 0;
+        if (m->type == QKV_MSG_APPEND) {
+            entries = m->last >= m->first ? m->last - m->first + 1 : 0;
+            qkv_append_head_t head = {
+                m->cluster_id,   m->term,
+                m->prev_index,   m->prev_term,
+                m->commit_index, self->leader_endpoint,
+                strlen(self->leader_endpoint)};
+            qkv_encoder_append_begin(self->encoder, &head, (size_t)entries);
+            for (uint64_t k = m->first; k <= m->last; k++)
+                qkv_encoder_add_entry(self->encoder, qkv_log_get(log, k));
+        } else {
+            qkv_ack_t ack = {m->cluster_id, m->term,       m->ok,
+                             m->index,      m->hint_index, m->hint_term};
+            qkv_encoder_ack(self->encoder, &ack);
+        }
+        size_t size;
+        const void *data = qkv_encoder_data(self->encoder, &size);
+        if (qkv_peers_send(self->peers, m->peer, data, size, now) != 0) {
+            qkv_core_send_failed(self->core, m->peer, now);
+            continue;
+        }
+        s_count(&self->node->frames_sent, 1);
+        s_count(&self->node->entries_sent, entries);
+    }
+}
+
+/* Applies committed entries up to target. */
+static void s_apply(s_actor_t *self, uint64_t target, int64_t now) {
+    uint64_t before = qkv_state_applied_index(self->state);
+    uint64_t applied = before;
+    while (applied < target) {
+        size_t n = qkv_state_apply(self->state, qkv_core_log(self->core),
+                                   target, self->outcomes, S_APPLY_CHUNK);
+        if (n == 0) {
+            char why[128];
+            snprintf(why, sizeof(why),
+                     "out of memory applying index %llu: not acknowledging",
+                     (unsigned long long)applied + 1);
+            qkv_core_fail(self->core, why);
+            qkv_node_set_error(self->node, "%s", why);
+            break;
+        }
+        applied += n;
+        qkv_door_applied(self->door, self->outcomes, n, now);
+        qkv_core_applied_to(self->core, applied);
+    }
+    if (applied > before) {
+        qkv_node_applied_advanced(self->node);
+        qkv_clients_applied(self->clients, applied);
+    }
+}
+
+static void s_publish(s_actor_t *self) {
+    qkv_node_t *node = self->node;
+    atomic_store(&node->cluster_id, qkv_core_cluster_id(self->core));
+    atomic_store(&node->term, qkv_core_term(self->core));
+    atomic_store(&node->last_index, qkv_core_last_index(self->core));
+    atomic_store(&node->commit_index, qkv_core_commit_index(self->core));
+    const qkv_sessions_t *sessions = qkv_state_sessions(self->state);
+    atomic_store(&node->sessions, qkv_sessions_count(sessions));
+    atomic_store(&node->session_records, qkv_sessions_records(sessions));
+    for (size_t i = 0; i < self->cfg->follower_count; i++) {
+        qkv_core_peer_t p;
+        qkv_core_peer(self->core, i, &p);
+        atomic_store(&node->followers[i].acked_index, p.match);
+        atomic_store(&node->followers[i].last_ack_us, p.last_ack_us);
+    }
+}
+
+static void s_end_turn(s_actor_t *self, int64_t now) {
+    /* the log is in memory only: what it holds is all it will hold */
+    qkv_core_durable_to(self->core, qkv_core_last_index(self->core));
+    qkv_core_ready_t rd;
+    qkv_core_ready(self->core, now, &rd);
+    if (rd.reset) {
+        qkv_state_clear(self->state);
+        qkv_node_set_error(self->node, "%s", "");
+    }
+    s_send(self, &rd, now);
+    s_apply(self, rd.apply_to, now);
+    uint64_t failed = qkv_peers_flush(self->peers, now, &self->peers_due);
+    for (size_t i = 0; failed; i++, failed >>= 1)
+        if (failed & 1)
+            qkv_core_send_failed(self->core, i, now);
+    qkv_clients_flush(self->clients);
+    s_publish(self);
+}
+
+/* The zmq_poll timeout for the next timer: 0 when one is due, else -1
+   with the timerfd armed for it. */
+static long s_arm_timer(s_actor_t *self, int64_t now) {
+    int64_t due = qkv_core_next_due(self->core);
+    int64_t more[] = {qkv_door_expire(self->door, now),
+                      qkv_clients_expire(self->clients, now),
+                      self->peers_due};
+    for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+        if (more[i] && (!due || more[i] < due))
+            due = more[i];
+    qkv_clients_flush(self->clients); /* answers the expiries gave */
+    if (due && due <= now)
+        return 0;
+    struct itimerspec its = {{0, 0}, {0, 0}};
+    if (due) {
+        its.it_value.tv_sec = due / 1000000;
+        its.it_value.tv_nsec = (due % 1000000) * 1000;
+    }
+    timerfd_settime(self->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+    return -1;
+}
+
+/*  =====================================================================
+    Life cycle */
+
+static uint64_t s_random_id(void) {
+    uint64_t id = 0;
+    while (!id)
+        while (getrandom(&id, sizeof(id), 0) != sizeof(id))
+            ;
+    return id;
+}
+
+static int s_start(s_actor_t *self) {
+    qkv_node_t *node = self->node;
+    const qkv_config_t *cfg = self->cfg;
+    char *err = node->start_error;
+    size_t es = sizeof(node->start_error);
+    bool leader = cfg->role == QKV_ROLE_LEADER;
+    int64_t hb = (int64_t)cfg->heartbeat_ms * 1000;
+    qkv_core_config_t cc = {
+        .leader = leader,
+        .peer_count = leader ? cfg->follower_count : 0,
+        .write_quorum = leader ? (size_t)cfg->write_quorum : 0,
+        .cluster_id = leader ? s_random_id() : 0,
+        .term = leader ? 1 : 0,
+        .heartbeat_us = hb,
+        /* an answer takes a round trip, the simulated delay included */
+        .resend_us = (hb > 100000 ? hb : 100000) + cfg->max_delay_us,
+        .batch_bytes = S_BATCH_BYTES,
+        .window_bytes = S_WINDOW_BYTES,
+        .ack_repeat_us = S_ACK_REPEAT_US};
+    qkv_decoder_limits_t limits = {leader ? S_ACK_FRAME_MAX : S_FRAME_MAX,
+                                   1u << 20, 64u << 20};
+    self->core = qkv_core_new(&cc);
+    self->state = qkv_state_new(node->store, cfg->dedup_window,
+                                cfg->session_ttl_s * 1000);
+    self->encoder = qkv_encoder_new();
+    self->decoder = qkv_decoder_new(&limits);
+    qkv_door_hooks_t hooks = {s_answer, s_numbered, self};
+    self->door = self->core && self->state
+                     ? qkv_door_new(node, self->core, self->state, &hooks)
+                     : NULL;
+    if (!self->core || !self->state || !self->encoder || !self->decoder ||
+        !self->door) {
+        snprintf(err, es, "out of memory starting replication");
+        return -1;
+    }
+    self->timer_fd =
+        timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (self->timer_fd < 0) {
+        snprintf(err, es, "cannot create a timer: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(self->leader_endpoint, sizeof(self->leader_endpoint), "%s",
+             leader ? cfg->client_advertise : cfg->leader_endpoint);
+    self->clients =
+        qkv_clients_new(node, self->door, self->leader_endpoint, err, es);
+    if (!self->clients)
+        return -1;
+    self->peers =
+        leader ? qkv_peers_new_leader(cfg->followers, cfg->follower_count,
+                                      S_ACK_FRAME_MAX, cfg->min_delay_us,
+                                      cfg->max_delay_us, err, es)
+               : qkv_peers_new_follower(cfg->bind, cfg->repl_port,
+                                        S_FRAME_MAX, err, es);
+    if (!self->peers)
+        return -1;
+    if (leader)
+        qkv_info("leader of cluster %016llx, term %llu, %zu followers, "
+                 "quorum %d",
+                 (unsigned long long)cc.cluster_id,
+                 (unsigned long long)cc.term, cfg->follower_count,
+                 cfg->write_quorum);
+    s_publish(self);
+    return 0;
+}
+
+static void s_stop(s_actor_t *self) {
+    int64_t now = qkv_now_us();
+    qkv_waiter_t *w = qkv_node_inbox_close(self->node);
+    while (w) {
+        qkv_waiter_t *next = w->next;
+        qkv_write_result_t r = {QKV_WRITE_UNAVAILABLE, 0, 0,
+                                now - w->start_us};
+        qkv_waiter_answer(self->node, w, &r);
+        w = next;
+    }
+    if (self->door)
+        qkv_door_fail_all(self->door, now);
+    if (self->clients)
+        qkv_clients_flush(self->clients);
+    qkv_clients_destroy(&self->clients);
+    qkv_door_destroy(&self->door);
+    qkv_peers_destroy(&self->peers);
+    qkv_state_destroy(&self->state);
+    qkv_core_destroy(&self->core);
+    qkv_encoder_destroy(&self->encoder);
+    qkv_decoder_destroy(&self->decoder);
+    if (self->timer_fd > 0)
+        close(self->timer_fd);
+}
+
+void qkv_actor_run(zsock_t *pipe, void *args) {
+    qkv_node_t *node = args;
+    s_actor_t *self = calloc(1, sizeof(*self));
+    if (!self) {
+        snprintf(node->start_error, sizeof(node->start_error),
+                 "out of memory starting replication");
+        zsock_signal(pipe, 1);
+        return;
+    }
+    self->node = node;
+    self->cfg = &node->config;
+    self->pipe = pipe;
+    self->timer_fd = -1;
+    if (s_start(self) != 0) {
+        s_stop(self);
+        free(self);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    bool leader = qkv_core_is_leader(self->core);
+    /* poll items: pipe, timer, clients and their monitor, inbox (leader),
+       then the replication sockets */
+    enum { I_PIPE, I_TIMER, I_CLIENTS, I_MONITOR, I_INBOX, I_PEERS };
+    zmq_pollitem_t items[I_PEERS + 64];
+    items[I_PIPE] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
+    items[I_TIMER] = (zmq_pollitem_t){NULL, self->timer_fd, ZMQ_POLLIN, 0};
+    qkv_clients_poll_items(self->clients, items + I_CLIENTS);
+    items[I_INBOX] = (zmq_pollitem_t){NULL, node->wake_fd, leader ? ZMQ_POLLIN
+                                                                  : 0,
+                                      0};
+    size_t peer_items = qkv_peers_poll_items(self->peers, items + I_PEERS, 64);
+    int count = I_PEERS + (int)peer_items;
+    zsock_signal(pipe, 0);
+
+    for (;;) {
+        long timeout = s_arm_timer(self, qkv_now_us());
+        if (zmq_poll(items, count, timeout) < 0 && zmq_errno() != EINTR)
+            break;
+        if (items[I_PIPE].revents & ZMQ_POLLIN) {
+            char *command = zstr_recv(pipe);
+            bool term = !command || streq(command, "$TERM");
+            zstr_free(&command);
+            if (term)
+                break;
+        }
+        if (items[I_TIMER].revents & ZMQ_POLLIN) {
+            uint64_t expirations;
+            ssize_t rc = read(self->timer_fd, &expirations, sizeof expirations);
+            (void)rc; /* EAGAIN: re-armed since it fired */
+        }
+        int64_t now = qkv_now_us();
+        if ((items[I_CLIENTS].revents | items[I_MONITOR].revents) & ZMQ_POLLIN)
+            qkv_clients_read(self->clients, now);
+        if (items[I_INBOX].revents & ZMQ_POLLIN)
+            s_take_inbox(self, now);
+        for (size_t i = 0; i < peer_items; i++)
+            if (items[I_PEERS + i].revents & ZMQ_POLLIN)
+                s_read_peers(self, i, now);
+        s_end_turn(self, now);
+    }
+    s_stop(self);
+    free(self);
+}

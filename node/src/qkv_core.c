@@ -1,0 +1,618 @@
+/*  qkv_core.c - the replication core (qkv_core.h).
+
+    Design
+    ------
+    One leader numbers every write and streams its log to every follower;
+    an entry is committed once the leader holds it durably and
+    write_quorum followers have verified it. This file holds every rule of
+    that, and nothing else: the actor (qkv_actor.c) owns the sockets, the
+    timer and the state machine, feeds events in, and after each turn asks
+    qkv_core_ready what to send and what to apply. The shape follows
+    etcd-io/raft: log matching as log.go's maybeAppend/findConflict, and a
+    Progress per peer with the PROBE and REPLICATE states of
+    tracker/progress.go.
+
+    Log matching. An APPEND says "after (prev_index, prev_term) come these
+    entries". A follower that holds prev_index with prev_term keeps the
+    entries: it skips those it already has with the same term, drops its
+    log from the first entry whose term differs (never a committed one:
+    that would mean two leaders disagree on a committed entry, and it stops
+    instead), and appends the rest. It then acknowledges the end of the
+    prefix it verified against this APPEND, prev_index + entries, not
+    merely its last index: whatever lies beyond was never checked against
+    this leader. A follower has dropped the entries it applied; they are
+    committed, and committed entries match on every node, so an APPEND
+    reaching back before its log is trimmed to it. A follower that lacks
+    prev_index, or holds it with another term, refuses and hints where to
+    walk back to: its last (index, term) at or below the refused index.
+
+    Progress. The leader's match index for a peer rises only with a
+    verified ACK; a refusal whose hint lies below it means the peer lost
+    what it had (a follower without a data directory restarted), and then
+    match goes down to the hint so that the commit rule counts only copies
+    that exist. REPLICATE pipelines batches while the entries in flight
+    stay within window_bytes. A refusal, a failed send, or entries in
+    flight with no progress for resend_us move the peer to PROBE at its
+    match + 1: one APPEND, then nothing until it is answered or resend_us
+    passes. A refusal that answers an older APPEND than the one the peer
+    is at is stale and ignored (one link is first in, first out).
+
+    Commit. commit = the write_quorum-th highest match (qkv_quorum.c),
+    capped by the leader's own durable index, and only if that entry is of
+    the current term (Raft figure 8: never commit an older term's entry by
+    counting copies). Followers learn it from every APPEND and heartbeat,
+    capped by the prefix that APPEND verified, and apply up to it.
+
+    Messages accumulate in an outbox during a turn; ready() adds the
+    leader's batches and heartbeats and hands the outbox over. Consecutive
+    successful ACKs of a follower coalesce into the last, and an ACK equal
+    to the previous one sent within ack_repeat_us is left out: the leader
+    learns nothing from it.
+*/
+#include "qkv_core.h"
+#include "qkv_quorum.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    uint64_t match;            /* highest index verified on the peer */
+    uint64_t next;             /* next index to send */
+    uint64_t commit_sent;      /* commit index it was last told */
+    bool probing;              /* PROBE, else REPLICATE */
+    bool paused;               /* PROBE: an APPEND awaits its answer */
+    int64_t probe_sent_us;     /* PROBE: when that APPEND went */
+    int64_t last_send_us;      /* last message queued to it */
+    int64_t last_ack_us;       /* last ACK from it; 0 = never */
+    int64_t last_progress_us;  /* last time match rose */
+    int64_t inflight_since_us; /* REPLICATE: entries beyond match went out
+                                  since; 0 = none in flight */
+} s_progress_t;
+
+/* An ACK a follower owes; its index is computed when it goes out. */
+typedef struct {
+    bool ok;
+    uint64_t index; /* ok: verified end; refused: the prev_index refused */
+    uint64_t hint_index, hint_term;
+} s_owed_t;
+
+#define S_OWED_MAX 8 /* refusals kept per turn beyond the coalesced ACK */
+
+struct qkv_core_t {
+    qkv_core_config_t cfg; /* as given */
+    qkv_log_t *log;        /* the in-memory log */
+    uint64_t cluster_id;   /* the cluster followed or led; 0 = none yet */
+    uint64_t term;         /* highest term seen */
+    uint64_t commit;       /* highest index known committed */
+    uint64_t applied;      /* the state machine's applied index */
+    uint64_t durable;      /* entries held as FSYNC promises */
+    bool stopped;          /* follower: acknowledges nothing more */
+    char error[256];       /* why it stopped */
+    /* leader */
+    s_progress_t peers[QKV_CORE_MAX_PEERS];
+    qkv_ring_t cum;     /* uint64: wire bytes of entries 1 .. i at i */
+    uint64_t last_time; /* time_ms of the last entry proposed */
+    /* follower */
+    uint64_t verified;   /* end of the last prefix verified this term */
+    uint64_t acked;      /* index of the last ok ACK sent */
+    bool reset;          /* a new cluster: the state machine must drop */
+    s_owed_t owed[S_OWED_MAX + 1];
+    size_t owed_count;
+    qkv_core_msg_t last_ack; /* the last ACK that went out */
+    int64_t last_ack_us;     /* when; 0 = never */
+    /* outbox */
+    qkv_core_msg_t *out;
+    size_t out_count, out_cap;
+};
+
+/*  =====================================================================
+    Life cycle */
+
+qkv_core_t *qkv_core_new(const qkv_core_config_t *cfg) {
+    if (cfg->peer_count > QKV_CORE_MAX_PEERS ||
+        (cfg->leader && (cfg->cluster_id == 0 || cfg->term == 0 ||
+                         cfg->write_quorum > cfg->peer_count)))
+        return NULL;
+    qkv_core_t *self = calloc(1, sizeof(*self));
+    if (!self)
+        return NULL;
+    self->cfg = *cfg;
+    self->cluster_id = cfg->leader ? cfg->cluster_id : 0;
+    self->term = cfg->leader ? cfg->term : 0;
+    self->log = qkv_log_new();
+    qkv_ring_init(&self->cum, sizeof(uint64_t));
+    uint64_t *zero = qkv_ring_push(&self->cum);
+    if (!self->log || !zero) {
+        qkv_core_destroy(&self);
+        return NULL;
+    }
+    *zero = 0;
+    for (size_t i = 0; i < cfg->peer_count; i++)
+        self->peers[i].next = 1;
+    return self;
+}
+
+void qkv_core_destroy(qkv_core_t **self_p) {
+    if (!self_p || !*self_p)
+        return;
+    qkv_core_t *self = *self_p;
+    qkv_log_destroy(&self->log);
+    qkv_ring_free(&self->cum);
+    free(self->out);
+    free(self);
+    *self_p = NULL;
+}
+
+const qkv_log_t *qkv_core_log(const qkv_core_t *self) {
+    return self->log;
+}
+
+/*  =====================================================================
+    Outbox */
+
+static qkv_core_msg_t *s_emit(qkv_core_t *self, int type, size_t peer) {
+    if (self->out_count == self->out_cap) {
+        size_t cap = self->out_cap ? self->out_cap * 2 : 64;
+        qkv_core_msg_t *out = realloc(self->out, cap * sizeof(*out));
+        if (!out)
+            return NULL; /* dropped: resends and heartbeats make up for it */
+        self->out = out;
+        self->out_cap = cap;
+    }
+    qkv_core_msg_t *m = &self->out[self->out_count++];
+    memset(m, 0, sizeof(*m));
+    m->type = type;
+    m->peer = peer;
+    m->cluster_id = self->cluster_id;
+    m->term = self->term;
+    return m;
+}
+
+/*  =====================================================================
+    Leader */
+
+/* Wire bytes of entries 1 .. index. */
+static uint64_t s_cum(const qkv_core_t *self, uint64_t index) {
+    return *(uint64_t *)qkv_ring_at(&self->cum, (size_t)index);
+}
+
+uint64_t qkv_core_propose(qkv_core_t *self, qkv_entry_t **entry_p) {
+    if (!self->cfg.leader)
+        return 0;
+    uint64_t index = qkv_log_last_index(self->log) + 1;
+    uint64_t *cum = qkv_ring_push(&self->cum);
+    if (!cum)
+        return 0;
+    qkv_entry_t *entry = *entry_p;
+    entry->term = self->term;
+    if (entry->time_ms < self->last_time)
+        entry->time_ms = self->last_time;
+    *cum = s_cum(self, index - 1) + qkv_entry_wire_size(entry);
+    if (qkv_log_append(self->log, entry_p) == 0) {
+        qkv_ring_truncate(&self->cum, self->cum.count - 1);
+        return 0;
+    }
+    self->last_time = entry->time_ms;
+    return index;
+}
+
+static void s_probe(s_progress_t *p, uint64_t next) {
+    p->probing = true;
+    p->paused = false;
+    p->next = next > p->match ? next : p->match + 1;
+    p->inflight_since_us = 0;
+}
+
+int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
+                      int64_t now) {
+    if (!self->cfg.leader || peer >= self->cfg.peer_count ||
+        m->cluster_id != self->cluster_id || m->term > self->term)
+        return QKV_MALFORMED;
+    uint64_t last = qkv_log_last_index(self->log);
+    if (m->index > last || m->hint_index > last)
+        return QKV_MALFORMED;
+    if (m->term < self->term)
+        return 0; /* an answer to an older leadership */
+    s_progress_t *p = &self->peers[peer];
+    p->last_ack_us = now;
+    if (m->ok) {
+        if (m->index > p->match) {
+            p->match = m->index;
+            p->last_progress_us = now;
+        }
+        if (p->probing) {
+            p->probing = p->paused = false;
+            p->next = p->match + 1;
+        } else if (p->next <= p->match) {
+            p->next = p->match + 1;
+        }
+        if (p->next - 1 <= p->match)
+            p->inflight_since_us = 0; /* everything sent is verified */
+        return 0;
+    }
+    /* A refusal. A hint below match: the peer lost what it had. */
+    if (m->hint_index < p->match) {
+        p->match = m->hint_index;
+        s_probe(p, m->hint_index + 1);
+        return 0;
+    }
+    bool stale = p->probing ? m->index != p->next - 1 : m->index <= p->match;
+    if (stale)
+        return 0;
+    uint64_t next = m->index < m->hint_index + 1 ? m->index : m->hint_index + 1;
+    s_probe(p, next ? next : 1);
+    return 0;
+}
+
+void qkv_core_send_failed(qkv_core_t *self, size_t peer, int64_t now) {
+    if (!self->cfg.leader || peer >= self->cfg.peer_count)
+        return;
+    s_progress_t *p = &self->peers[peer];
+    s_probe(p, p->match + 1);
+    p->paused = true; /* try again after a resend interval */
+    p->probe_sent_us = now;
+}
+
+/* Queues an APPEND from p->next: with_entries, at most batch_bytes of
+   entries (and at least one when there are any), else none. In REPLICATE
+   the entries count as in flight and next moves past them; in PROBE next
+   stays, so the answer can be matched to the probe. */
+static void s_send_append(qkv_core_t *self, size_t peer, bool with_entries,
+                          int64_t now) {
+    s_progress_t *p = &self->peers[peer];
+    uint64_t last = qkv_log_last_index(self->log);
+    uint64_t first = p->next, end = first - 1;
+    if (with_entries && first <= last) {
+        end = first;
+        uint64_t base = s_cum(self, first - 1);
+        while (end < last &&
+               s_cum(self, end + 1) - base <= self->cfg.batch_bytes)
+            end++;
+    }
+    qkv_core_msg_t *m = s_emit(self, QKV_MSG_APPEND, peer);
+    if (!m)
+        return;
+    m->prev_index = first - 1;
+    m->prev_term = qkv_log_term_at(self->log, first - 1);
+    m->commit_index = self->commit;
+    m->first = first;
+    m->last = end;
+    p->last_send_us = now;
+    p->commit_sent = self->commit;
+    if (end >= first && !p->probing) {
+        if (!p->inflight_since_us)
+            p->inflight_since_us = now;
+        p->next = end + 1;
+    }
+}
+
+static void s_leader_commit(qkv_core_t *self) {
+    uint64_t match[QKV_CORE_MAX_PEERS];
+    for (size_t i = 0; i < self->cfg.peer_count; i++)
+        match[i] = self->peers[i].match;
+    uint64_t index = qkv_quorum_commit_index(
+        match, self->cfg.peer_count, self->cfg.write_quorum, self->durable,
+        self->commit);
+    if (index > self->commit &&
+        qkv_log_term_at(self->log, index) == self->term)
+        self->commit = index;
+}
+
+static void s_leader_peer(qkv_core_t *self, size_t peer, int64_t now) {
+    s_progress_t *p = &self->peers[peer];
+    uint64_t last = qkv_log_last_index(self->log);
+    int64_t resend = self->cfg.resend_us;
+    if (!p->probing && p->inflight_since_us && p->next - 1 > p->match &&
+        now - p->inflight_since_us > resend &&
+        now - p->last_progress_us > resend)
+        s_probe(p, p->match + 1); /* in flight and unanswered: resend */
+    if (p->probing && p->paused && now - p->probe_sent_us >= resend)
+        p->paused = false;
+    if (p->probing) {
+        if (!p->paused) {
+            s_send_append(self, peer, true, now);
+            p->paused = true;
+            p->probe_sent_us = now;
+        }
+    } else {
+        while (p->next <= last &&
+               s_cum(self, p->next - 1) - s_cum(self, p->match) <
+                   self->cfg.window_bytes) {
+            size_t before = self->out_count;
+            s_send_append(self, peer, true, now);
+            if (self->out_count == before)
+                break; /* out of memory: try again next turn */
+        }
+    }
+    if (p->commit_sent < self->commit ||
+        now - p->last_send_us >= self->cfg.heartbeat_us)
+        s_send_append(self, peer, false, now);
+}
+
+/*  =====================================================================
+    Follower */
+
+static void s_owe(qkv_core_t *self, bool ok, uint64_t index,
+                  uint64_t hint_index, uint64_t hint_term) {
+    s_owed_t *last = self->owed_count ? &self->owed[self->owed_count - 1]
+                                      : NULL;
+    if (ok && last && last->ok) {
+        if (index > last->index)
+            last->index = index; /* one ACK says as much as two */
+        return;
+    }
+    if (self->owed_count == S_OWED_MAX + 1) {
+        /* keep the newest: drop the oldest */
+        memmove(self->owed, self->owed + 1,
+                S_OWED_MAX * sizeof(self->owed[0]));
+        self->owed_count--;
+    }
+    self->owed[self->owed_count++] = (s_owed_t){ok, index, hint_index,
+                                                hint_term};
+}
+
+static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below) {
+    uint64_t last = qkv_log_last_index(self->log);
+    uint64_t hint = below < last ? below : last;
+    uint64_t base = qkv_log_first_index(self->log) - 1;
+    if (hint < base)
+        hint = base;
+    s_owe(self, false, refused, hint, qkv_log_term_at(self->log, hint));
+}
+
+static int s_stop(qkv_core_t *self, const char *fmt, unsigned long long a) {
+    self->stopped = true;
+    snprintf(self->error, sizeof(self->error), fmt, a);
+    self->owed_count = 0;
+    return -1;
+}
+
+static void s_follow_cluster(qkv_core_t *self, uint64_t cluster_id) {
+    qkv_log_clear(self->log);
+    self->cluster_id = cluster_id;
+    self->term = 0;
+    self->commit = self->applied = self->durable = 0;
+    self->verified = self->acked = 0;
+    self->stopped = false;
+    self->error[0] = '\0';
+    self->owed_count = 0;
+    self->last_ack_us = 0;
+    self->reset = true;
+}
+
+int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
+    (void)now;
+    if (self->cfg.leader)
+        return 0;
+    if (m->cluster_id != self->cluster_id)
+        s_follow_cluster(self, m->cluster_id);
+    if (self->stopped)
+        return -1;
+    if (m->term < self->term) {
+        s_refuse(self, m->prev_index, m->prev_index);
+        return 0;
+    }
+    if (m->term > self->term) {
+        self->term = m->term;
+        self->verified = self->acked = 0;
+    }
+    uint64_t prev = m->prev_index, prev_term = m->prev_term;
+    const qkv_entry_view_t *entries = m->entries;
+    size_t n = m->entry_count;
+    uint64_t verified_end = m->prev_index + m->entry_count;
+    uint64_t base = qkv_log_first_index(self->log) - 1;
+    if (prev < base) {
+        /* what lies at or below base was applied: committed, matching */
+        uint64_t skip = base - prev;
+        if (skip >= n)
+            goto accepted;
+        entries += skip;
+        n -= (size_t)skip;
+        prev = base;
+        prev_term = qkv_log_term_at(self->log, base);
+    }
+    uint64_t last = qkv_log_last_index(self->log);
+    if (prev > last) {
+        s_refuse(self, m->prev_index, last);
+        return 0;
+    }
+    if (qkv_log_term_at(self->log, prev) != prev_term) {
+        if (prev <= self->commit)
+            return s_stop(self,
+                          "the leader's log differs at committed index %llu: "
+                          "not acknowledging",
+                          (unsigned long long)prev);
+        s_refuse(self, m->prev_index, prev - 1);
+        return 0;
+    }
+    size_t k = 0;
+    for (; k < n && prev + 1 + k <= last; k++) {
+        uint64_t index = prev + 1 + k;
+        if (qkv_log_term_at(self->log, index) == entries[k].term)
+            continue;
+        if (index <= self->commit)
+            return s_stop(self,
+                          "the leader's entry %llu conflicts with a committed "
+                          "one: not acknowledging",
+                          (unsigned long long)index);
+        qkv_log_truncate(self->log, index);
+        if (self->durable >= index)
+            self->durable = index - 1;
+        break;
+    }
+    for (; k < n; k++) {
+        const qkv_entry_view_t *v = &entries[k];
+        qkv_entry_t *e = qkv_entry_new((qkv_op_t)v->op, v->key, v->key_len,
+                                       v->value, v->value_len);
+        if (e) {
+            e->term = v->term;
+            e->client_id = v->client_id;
+            e->client_seq = v->client_seq;
+            e->time_ms = v->time_ms;
+        }
+        if (!e || qkv_log_append(self->log, &e) == 0) {
+            free(e);
+            return s_stop(self,
+                          "out of memory holding index %llu: not "
+                          "acknowledging",
+                          (unsigned long long)(prev + 1 + k));
+        }
+    }
+accepted:
+    if (verified_end > self->verified)
+        self->verified = verified_end;
+    s_owe(self, true, verified_end, 0, 0);
+    uint64_t commit = m->commit_index < verified_end ? m->commit_index
+                                                     : verified_end;
+    if (commit > self->commit)
+        self->commit = commit;
+    return 0;
+}
+
+/* Emits the ACKs owed, each ok one capped by what is durable. */
+static void s_follower_acks(qkv_core_t *self, int64_t now) {
+    for (size_t i = 0; i < self->owed_count; i++) {
+        const s_owed_t *o = &self->owed[i];
+        qkv_core_msg_t ack = {0};
+        ack.type = QKV_MSG_ACK;
+        ack.cluster_id = self->cluster_id;
+        ack.term = self->term;
+        ack.ok = o->ok;
+        ack.index = o->ok && o->index > self->durable ? self->durable
+                                                      : o->index;
+        ack.hint_index = o->hint_index;
+        ack.hint_term = o->hint_term;
+        bool same = self->last_ack_us && ack.ok == self->last_ack.ok &&
+                    ack.index == self->last_ack.index &&
+                    ack.term == self->last_ack.term &&
+                    ack.cluster_id == self->last_ack.cluster_id &&
+                    ack.hint_index == self->last_ack.hint_index;
+        if (same && now - self->last_ack_us < self->cfg.ack_repeat_us)
+            continue;
+        qkv_core_msg_t *m = s_emit(self, QKV_MSG_ACK, 0);
+        if (!m)
+            break;
+        *m = ack;
+        self->last_ack = ack;
+        self->last_ack_us = now;
+        if (ack.ok && ack.index > self->acked)
+            self->acked = ack.index;
+    }
+    self->owed_count = 0;
+}
+
+/*  =====================================================================
+    Both */
+
+void qkv_core_durable_to(qkv_core_t *self, uint64_t index) {
+    uint64_t last = qkv_log_last_index(self->log);
+    if (index > last)
+        index = last;
+    if (index <= self->durable)
+        return;
+    self->durable = index;
+    /* a follower whose ACK waited for the disk owes it now */
+    if (!self->cfg.leader && !self->stopped && self->verified > self->acked &&
+        self->owed_count == 0)
+        s_owe(self, true, self->verified, 0, 0);
+}
+
+void qkv_core_applied_to(qkv_core_t *self, uint64_t index) {
+    if (index <= self->applied)
+        return;
+    self->applied = index;
+    if (!self->cfg.leader)
+        qkv_log_forget(self->log, index); /* the store holds them now */
+}
+
+void qkv_core_fail(qkv_core_t *self, const char *why) {
+    self->stopped = true;
+    self->owed_count = 0;
+    snprintf(self->error, sizeof(self->error), "%s", why);
+}
+
+void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *rd) {
+    self->out_count = 0;
+    if (self->cfg.leader) {
+        s_leader_commit(self);
+        for (size_t i = 0; i < self->cfg.peer_count; i++)
+            s_leader_peer(self, i, now);
+    } else if (!self->stopped) {
+        s_follower_acks(self, now);
+    }
+    uint64_t last = qkv_log_last_index(self->log);
+    rd->msgs = self->out;
+    rd->msg_count = self->out_count;
+    rd->apply_to = self->commit < last ? self->commit : last;
+    if (rd->apply_to < self->applied)
+        rd->apply_to = self->applied;
+    rd->reset = self->reset;
+    self->reset = false;
+}
+
+static int64_t s_min_due(int64_t a, int64_t b) {
+    return !a ? b : !b ? a : a < b ? a : b;
+}
+
+int64_t qkv_core_next_due(const qkv_core_t *self) {
+    if (!self->cfg.leader)
+        return 0;
+    int64_t due = 0, resend = self->cfg.resend_us;
+    for (size_t i = 0; i < self->cfg.peer_count; i++) {
+        const s_progress_t *p = &self->peers[i];
+        due = s_min_due(due, p->last_send_us + self->cfg.heartbeat_us);
+        if (p->probing && p->paused)
+            due = s_min_due(due, p->probe_sent_us + resend);
+        if (!p->probing && p->inflight_since_us && p->next - 1 > p->match) {
+            int64_t since = p->inflight_since_us > p->last_progress_us
+                                ? p->inflight_since_us
+                                : p->last_progress_us;
+            due = s_min_due(due, since + resend + 1);
+        }
+    }
+    return due;
+}
+
+/*  =====================================================================
+    State */
+
+bool qkv_core_is_leader(const qkv_core_t *self) {
+    return self->cfg.leader;
+}
+
+uint64_t qkv_core_cluster_id(const qkv_core_t *self) {
+    return self->cluster_id;
+}
+
+uint64_t qkv_core_term(const qkv_core_t *self) {
+    return self->term;
+}
+
+uint64_t qkv_core_last_index(const qkv_core_t *self) {
+    return qkv_log_last_index(self->log);
+}
+
+uint64_t qkv_core_commit_index(const qkv_core_t *self) {
+    return self->commit;
+}
+
+uint64_t qkv_core_applied_index(const qkv_core_t *self) {
+    return self->applied;
+}
+
+uint64_t qkv_core_durable_index(const qkv_core_t *self) {
+    return self->durable;
+}
+
+const char *qkv_core_error(const qkv_core_t *self) {
+    return self->error;
+}
+
+void qkv_core_peer(const qkv_core_t *self, size_t i, qkv_core_peer_t *peer) {
+    const s_progress_t *p = &self->peers[i];
+    peer->match = p->match;
+    peer->next = p->next;
+    peer->probing = p->probing;
+    peer->last_ack_us = p->last_ack_us;
+}

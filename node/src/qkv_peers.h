@@ -1,0 +1,75 @@
+/*  qkv_peers.h - the replication links of a node: the sockets, and the
+    simulated network delay.
+
+    A leader has one DEALER per follower (peer i is FOLLOWERS' i-th); a
+    follower has one ROUTER its leader connects to (peer 0 is whoever sent
+    the last message). Sends never block: a frame that cannot be queued
+    is dropped and reported, and the core probes that peer again later.
+
+    Simulated delay (MIN/MAX_DELAY): every frame to a peer waits in that
+    peer's FIFO for a delay drawn uniformly from [min, max], and never goes
+    before the frame ahead of it; qkv_peers_flush sends what is due.
+    Frames coming in are not delayed. Nothing sleeps.
+
+    The actor's thread only.
+*/
+#ifndef QKV_PEERS_H
+#define QKV_PEERS_H
+
+#include <czmq.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct qkv_peers_t qkv_peers_t;
+
+/* Leader: connects a link to each of the count endpoints, each taking
+   answers of at most max_in bytes, delaying frames by [min_delay_us,
+   max_delay_us]. Returns NULL with the reason in err. */
+qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
+                                  size_t max_in, int64_t min_delay_us,
+                                  int64_t max_delay_us, char *err,
+                                  size_t err_size);
+
+/* Follower: binds the replication ROUTER on tcp://bind:port, taking
+   frames of at most max_in bytes. Returns NULL with the reason in err. */
+qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
+                                    char *err, size_t err_size);
+
+/* Closes every socket and drops held frames; nulls *self_p; NULL-safe. */
+void qkv_peers_destroy(qkv_peers_t **self_p);
+
+/* Number of sockets to poll, and their libzmq handles (items[i].socket
+   set, the rest zeroed), at most max. */
+size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
+                            size_t max);
+
+/* Queues a frame (copied) to peer; a follower's peer 0 is the last
+   sender. Returns 0, or -1 when it was dropped (absent peer, full queue,
+   no sender yet, out of memory). */
+int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
+                   size_t size, int64_t now);
+
+/* Sends the held frames that are due. Returns a mask of the peers whose
+   frame could not be sent (bit i: peer i), and sets *next_due to when the
+   next held frame is due (0: none). */
+uint64_t qkv_peers_flush(qkv_peers_t *self, int64_t now, int64_t *next_due);
+
+/* Reads one waiting message from socket item (an index into what
+   qkv_peers_poll_items gave). Returns -1 when none waits; 1 with *peer and
+   *frame for a well-framed message; 0 for a message of the wrong shape
+   (dropped). *frame is initialised unless -1 is returned: the caller
+   closes it. */
+int qkv_peers_recv(qkv_peers_t *self, size_t item, size_t *peer,
+                   zmq_msg_t *frame);
+
+/* Follower: the last message read was a valid one from the leader:
+   answers go to its sender from now on. */
+void qkv_peers_keep_sender(qkv_peers_t *self);
+
+/* Reads one message from a ROUTER without waiting: returns -1 when none
+   waits (nothing to close), else initialises *id and *body (the caller
+   closes both) and returns 1 for a well-framed [routing id][frame]
+   message, 0 for any other shape (its extra frames are dropped). */
+int qkv_router_recv(void *router, zmq_msg_t *id, zmq_msg_t *body);
+
+#endif

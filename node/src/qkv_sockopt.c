@@ -1,0 +1,63 @@
+/*  qkv_sockopt.c - the node's ZeroMQ sockets and their options
+    (qkv_sockopt.h).
+
+    All sockets: linger 0 (a stopping node does not wait for peers), high
+    water marks of 100 000 messages (sends use ZMQ_DONTWAIT: a full queue
+    fails the send, it never blocks the actor), ZMTP heartbeats every
+    second with a 3 s timeout to notice dead TCP peers, and a largest
+    accepted message (ZeroMQ drops the connection above it).
+*/
+#include "qkv_sockopt.h"
+
+#define S_HWM 100000
+#define S_ZMTP_HEARTBEAT_MS 1000
+#define S_ZMTP_TIMEOUT_MS 3000
+
+static void s_common(zsock_t *sock, size_t max_in) {
+    zsock_set_linger(sock, 0);
+    zsock_set_sndhwm(sock, S_HWM);
+    zsock_set_rcvhwm(sock, S_HWM);
+    zsock_set_heartbeat_ivl(sock, S_ZMTP_HEARTBEAT_MS);
+    zsock_set_heartbeat_ttl(sock, S_ZMTP_TIMEOUT_MS);
+    zsock_set_heartbeat_timeout(sock, S_ZMTP_TIMEOUT_MS);
+    zsock_set_maxmsgsize(sock, (int64_t)max_in);
+}
+
+zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in) {
+    zsock_t *sock = zsock_new(ZMQ_DEALER);
+    if (!sock)
+        return NULL;
+    s_common(sock, max_in);
+    zsock_set_identity(sock, QKV_LEADER_ROUTING_ID);
+    zsock_set_immediate(sock, 1); /* nothing queues for an absent peer */
+    zsock_set_reconnect_ivl(sock, 100);
+    zsock_set_reconnect_ivl_max(sock, 1000);
+    if (zsock_connect(sock, "%s", endpoint) != 0)
+        zsock_destroy(&sock);
+    return sock;
+}
+
+zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
+                                     size_t max_in) {
+    zsock_t *sock = zsock_new(ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    s_common(sock, max_in);
+    zsock_set_router_handover(sock, 1); /* a restarted leader is let in */
+    zsock_set_router_mandatory(sock, 1);
+    if (zsock_bind(sock, "tcp://%s:%d", bind, port) < 0)
+        zsock_destroy(&sock);
+    return sock;
+}
+
+zsock_t *qkv_sockopt_client_router(const char *bind, int port,
+                                   size_t max_in) {
+    zsock_t *sock = zsock_new(ZMQ_ROUTER);
+    if (!sock)
+        return NULL;
+    s_common(sock, max_in);
+    zsock_set_router_mandatory(sock, 1); /* a gone client fails the send */
+    if (zsock_bind(sock, "tcp://%s:%d", bind, port) < 0)
+        zsock_destroy(&sock);
+    return sock;
+}

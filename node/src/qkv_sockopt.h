@@ -1,0 +1,28 @@
+/*  qkv_sockopt.h - every ZeroMQ socket of a node, made in one place with
+    every option set explicitly (czmq's defaults are not relied on), so
+    that CURVE and other per-socket settings have one home.
+*/
+#ifndef QKV_SOCKOPT_H
+#define QKV_SOCKOPT_H
+
+#include <czmq.h>
+#include <stddef.h>
+
+/* Routing id the leader's DEALERs use, so a restarted leader is let back
+   in by each follower's ROUTER_HANDOVER. */
+#define QKV_LEADER_ROUTING_ID "qkv-leader"
+
+/* Leader: a DEALER connected to a follower's replication endpoint; it
+   takes answers of at most max_in bytes. NULL with errno set on failure. */
+zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in);
+
+/* Follower: the ROUTER its leader connects to, bound on tcp://bind:port,
+   taking frames of at most max_in bytes. NULL on failure. */
+zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
+                                     size_t max_in);
+
+/* Every node: the zmq-native client ROUTER on tcp://bind:port, taking
+   frames of at most max_in bytes. NULL on failure. */
+zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in);
+
+#endif
