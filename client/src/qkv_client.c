@@ -472,6 +472,13 @@ static int s_enqueue(qkv_client_t *self, s_req_t *req) {
 
 /* Finishes req with status; a pipelined one goes to the done list. */
 static void s_complete(qkv_client_t *self, s_req_t *req, int status) {
+    /* A write refused before it reached a log gives its seq back when it
+       was the last one handed out, so a handle whose first write was
+       refused still starts its session at seq 1. */
+    if (s_is_write(req->op) && req->client_seq + 1 == self->next_seq &&
+        (status == QKV_ETOOLARGE || status == QKV_EBADREQ ||
+         status == QKV_ENOTLEADER))
+        self->next_seq--;
     s_map_del(&self->map, req->id);
     s_list_remove(&self->outstanding, &req->by_deadline);
     if (req->queued)
