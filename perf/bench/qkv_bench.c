@@ -43,6 +43,7 @@ typedef struct {
     double read_ratio;   /* 0..1 */
     double duration_s;   /* cap; 0 = none */
     int depth;           /* zmq: requests in flight per client */
+    bool untagged;       /* zmq: writes without client_id/client_seq */
     int quorum;          /* redis: WAIT numreplicas; a label otherwise */
     int wait_timeout_ms; /* redis: WAIT timeout */
     char label[128];
@@ -335,7 +336,7 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
     qkv_decoder_limits_t limits = {1u << 30, QKV_CMSG_MAX_KEY,
                                    QKV_CMSG_MAX_VALUE};
     qkv_decoder_t *dec = qkv_decoder_new(&limits);
-    /* in-flight requests by id: ids are slots + generation */
+    /* in-flight requests by id: a request's id is its slot + 1 */
     s_slot_t *slots = calloc((size_t)o->depth, sizeof *slots);
     int *free_slots = malloc((size_t)o->depth * sizeof(int));
     qkv_creq_t *batch = calloc((size_t)o->depth, sizeof *batch);
@@ -344,7 +345,7 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
     for (int i = 0; i < o->depth; i++)
         free_slots[i] = o->depth - 1 - i;
     long sent = 0, done = 0;
-    uint64_t client_id = s_rand(c) | 1;
+    uint64_t client_id = 1 + s_rand(c) % QKV_CLIENT_ID_MAX;
     double start = s_now_ms();
     while (done < sent || (sent < c->quota && !s_over_time(o, start))) {
         int n = 0;
@@ -353,7 +354,7 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
             int slot = free_slots[--nfree];
             qkv_creq_t *r = &batch[n++];
             memset(r, 0, sizeof *r);
-            r->id = (uint64_t)slot;
+            r->id = (uint64_t)slot + 1; /* id 0 is reserved */
             r->key = keys[slot];
             r->key_len = (size_t)s_key(c, keys[slot], 96);
             if (s_is_read(c)) {
@@ -362,8 +363,8 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
                 r->op = QKV_COP_PUT;
                 r->value = c->value;
                 r->value_len = (size_t)o->value_size;
-                r->client_id = client_id;
-                r->client_seq = (uint64_t)sent + 1;
+                r->client_id = o->untagged ? 0 : client_id;
+                r->client_seq = r->client_id ? (uint64_t)sent + 1 : 0;
             }
             slots[slot].sent_ms = now;
             sent++;
@@ -398,8 +399,8 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
             continue;
         }
         for (size_t i = 0; i < count; i++) {
-            uint64_t slot = res[i].id;
-            if (slot >= (uint64_t)o->depth) {
+            uint64_t slot = res[i].id - 1;
+            if (res[i].id == 0 || slot >= (uint64_t)o->depth) {
                 c->failed[F_PROTOCOL]++;
                 continue;
             }
@@ -477,7 +478,11 @@ static void s_usage(FILE *out) {
             "  --label TEXT             copied into the JSON line\n"
             "  --key-prefix TEXT        prefix of every key (none)\n"
             "  --sequential             keys in order (key-0, key-1, ...), "
-            "not at random\n");
+            "not at random\n"
+            "  --untagged               zmq: writes without client_id and "
+            "client_seq\n"
+            "                           (no session bookkeeping; tagged by "
+            "default, as libqkv does)\n");
 }
 
 static int s_parse(s_opts_t *o, int argc, char **argv) {
@@ -489,6 +494,7 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
         {"depth", 1, 0, 'D'},      {"quorum", 1, 0, 'q'},
         {"wait-timeout-ms", 1, 0, 'w'}, {"label", 1, 0, 'l'},
         {"key-prefix", 1, 0, 'p'}, {"sequential", 0, 0, 'S'},
+        {"untagged", 0, 0, 'U'},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *o = (s_opts_t){.mode = M_HTTP, .clients = 10, .ops = 500, .keys = 100,
@@ -520,6 +526,7 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
             snprintf(o->key_prefix, sizeof o->key_prefix, "%s", optarg);
             break;
         case 'S': o->sequential = true; break;
+        case 'U': o->untagged = true; break;
         case 'h': s_usage(stdout); exit(0);
         default: return -1;
         }
