@@ -9,8 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 64-bit FNV-1a of len bytes, continuing from seed (start with
-   QKV_HASH_SEED). Stable across builds and machines. */
+/* A 64-bit hash of len bytes, continuing from seed (start with
+   QKV_HASH_SEED), eight bytes at a time. Stable across builds and
+   machines (bytes are read as little-endian numbers): nodes compare the
+   hashes of writes they computed apart. Not for hostile keys' worst case:
+   tables that take keys from clients bound their probing by load. */
 #define QKV_HASH_SEED 0xcbf29ce484222325ULL
 uint64_t qkv_hash_bytes(uint64_t seed, const void *data, size_t len);
 
@@ -24,5 +27,10 @@ uint64_t qkv_hash_mix(uint64_t x);
 void qkv_probe_unlink(uint32_t *table, size_t mask, size_t hole,
                       size_t (*home)(const void *ctx, uint32_t value),
                       const void *ctx);
+
+/* The same for a table of uint64 values (0 = empty). */
+void qkv_probe_unlink64(uint64_t *table, size_t mask, size_t hole,
+                        size_t (*home)(const void *ctx, uint64_t value),
+                        const void *ctx);
 
 #endif

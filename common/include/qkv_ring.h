@@ -49,4 +49,9 @@ void qkv_ring_pop(qkv_ring_t *self, size_t n);
 /* Keeps only the oldest count elements (no-op when fewer are held). */
 void qkv_ring_truncate(qkv_ring_t *self, size_t count);
 
+/* Gives memory back when at most a quarter of the capacity is used:
+   halves it (at least 16 slots stay). Never fails: when realloc cannot
+   shrink, the ring keeps its memory. */
+void qkv_ring_shrink(qkv_ring_t *self);
+
 #endif

@@ -1,16 +1,26 @@
-/*  qkv_hash.c - FNV-1a, a 64-bit mixer and backward-shift deletion for
-    linear-probing tables (qkv_hash.h).
+/*  qkv_hash.c - a word-at-a-time byte hash, a 64-bit mixer and
+    backward-shift deletion for linear-probing tables (qkv_hash.h).
 */
 #include "qkv_hash.h"
 
+/* Eight bytes at p as a little-endian number, whatever the machine. */
+static uint64_t s_le64(const unsigned char *p, size_t n) {
+    uint64_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
+
 uint64_t qkv_hash_bytes(uint64_t seed, const void *data, size_t len) {
     const unsigned char *p = data;
-    uint64_t h = seed;
-    for (size_t i = 0; i < len; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
+    uint64_t h = seed ^ (len * 0x9e3779b97f4a7c15ULL);
+    for (; len >= 8; p += 8, len -= 8) {
+        h = (h ^ s_le64(p, 8)) * 0xbf58476d1ce4e5b9ULL;
+        h ^= h >> 31;
     }
-    return h;
+    /* the tail, with its length so "a\0" and "a" differ */
+    h = (h ^ s_le64(p, len) ^ ((uint64_t)len << 56)) * 0x94d049bb133111ebULL;
+    return qkv_hash_mix(h);
 }
 
 uint64_t qkv_hash_mix(uint64_t x) {
@@ -21,22 +31,35 @@ uint64_t qkv_hash_mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+/* One body for both widths: the run-walking is the same. */
+#define S_PROBE_UNLINK(table, mask, hole, home, ctx)                          \
+    do {                                                                       \
+        size_t slot = hole;                                                    \
+        for (;;) {                                                             \
+            slot = (slot + 1) & mask;                                          \
+            if (!table[slot])                                                  \
+                break;                                                         \
+            size_t h = home(ctx, table[slot]) & mask;                          \
+            /* it moves back unless its home lies cyclically in            \
+               (hole, slot] */                                                 \
+            int stays = hole <= slot ? (h > hole && h <= slot)                 \
+                                     : (h > hole || h <= slot);                \
+            if (!stays) {                                                      \
+                table[hole] = table[slot];                                     \
+                hole = slot;                                                   \
+            }                                                                  \
+        }                                                                      \
+        table[hole] = 0;                                                       \
+    } while (0)
+
 void qkv_probe_unlink(uint32_t *table, size_t mask, size_t hole,
                       size_t (*home)(const void *ctx, uint32_t value),
                       const void *ctx) {
-    size_t slot = hole;
-    for (;;) {
-        slot = (slot + 1) & mask;
-        if (!table[slot])
-            break;
-        size_t h = home(ctx, table[slot]) & mask;
-        /* it moves back unless its home lies cyclically in (hole, slot] */
-        int stays =
-            hole <= slot ? (h > hole && h <= slot) : (h > hole || h <= slot);
-        if (!stays) {
-            table[hole] = table[slot];
-            hole = slot;
-        }
-    }
-    table[hole] = 0;
+    S_PROBE_UNLINK(table, mask, hole, home, ctx);
+}
+
+void qkv_probe_unlink64(uint64_t *table, size_t mask, size_t hole,
+                        size_t (*home)(const void *ctx, uint64_t value),
+                        const void *ctx) {
+    S_PROBE_UNLINK(table, mask, hole, home, ctx);
 }

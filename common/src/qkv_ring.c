@@ -71,3 +71,28 @@ void qkv_ring_truncate(qkv_ring_t *self, size_t count) {
     if (!self->count)
         self->head = 0;
 }
+
+void qkv_ring_shrink(qkv_ring_t *self) {
+    if (self->cap <= 16 || self->count * 4 > self->cap)
+        return;
+    size_t es = self->elem_size, half = self->cap / 2;
+    /* move the elements to slots 0 .. count - 1 first */
+    if (self->head + self->count > self->cap) {
+        /* wrapped: [head, cap) then [0, rest); rotate through a buffer */
+        char *tmp = malloc(self->count * es);
+        if (!tmp)
+            return;
+        size_t first = self->cap - self->head;
+        memcpy(tmp, self->data + self->head * es, first * es);
+        memcpy(tmp + first * es, self->data, (self->count - first) * es);
+        memcpy(self->data, tmp, self->count * es);
+        free(tmp);
+    } else if (self->head) {
+        memmove(self->data, self->data + self->head * es, self->count * es);
+    }
+    self->head = 0;
+    char *data = realloc(self->data, half * es);
+    if (data)
+        self->data = data;
+    self->cap = data ? half : self->cap;
+}

@@ -873,8 +873,11 @@ static int s_handle_health(s_req_t *req) {
     qkv_json_member_cstr(out, "status", error_len > 0 ? "degraded" : "ok");
     qkv_json_member_cstr(out, "role", s_role_name(st->role));
     qkv_json_member_cstr(out, "id", cfg->node_id);
-    qkv_json_member_str(out, "replication_id", st->replication_id,
-                        strnlen(st->replication_id, sizeof st->replication_id));
+    size_t cluster_len = strnlen(st->cluster_id, sizeof st->cluster_id);
+    qkv_json_member_str(out, "cluster_id", st->cluster_id, cluster_len);
+    qkv_json_member_u64(out, "term", st->term);
+    /* the cluster id under its old name, for tools written before it */
+    qkv_json_member_str(out, "replication_id", st->cluster_id, cluster_len);
     qkv_json_member_u64(out, "last_index", st->last_index);
     qkv_json_member_u64(out, "commit_index", st->commit_index);
     qkv_json_member_u64(out, "applied_index", st->applied_index);
@@ -996,16 +999,16 @@ static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
 static void s_metric_info(qkv_buf_t *out, const qkv_config_t *cfg,
                           const qkv_node_status_t *st) {
     s_metric_head(out, "qkv_node_info", "gauge",
-                  "Always 1; labels name the node, its role and its "
-                  "replication id.");
+                  "Always 1; labels name the node, its role, its cluster id "
+                  "and term.");
     qkv_buf_append(out, "qkv_node_info{id=\"", 18);
     s_label_value(out, cfg->node_id,
                   strnlen(cfg->node_id, sizeof cfg->node_id));
-    qkv_buf_printf(out, "\",role=\"%s\",replication_id=\"",
+    qkv_buf_printf(out, "\",role=\"%s\",cluster_id=\"",
                    s_role_name(st->role));
-    s_label_value(out, st->replication_id,
-                  strnlen(st->replication_id, sizeof st->replication_id));
-    qkv_buf_append(out, "\"} 1\n", 5);
+    s_label_value(out, st->cluster_id,
+                  strnlen(st->cluster_id, sizeof st->cluster_id));
+    qkv_buf_printf(out, "\",term=\"%" PRIu64 "\"} 1\n", st->term);
 }
 
 static int s_handle_metrics(s_req_t *req) {
@@ -1045,9 +1048,10 @@ static int s_handle_metrics(s_req_t *req) {
     s_metric(out, "qkv_session_records", "gauge",
              "Write results the client sessions remember.",
              m.session_records);
-    s_metric(out, "qkv_client_frames_oversize_total", "counter",
-             "Client frames ZeroMQ dropped for exceeding the frame limit.",
-             m.oversize_frames);
+    s_metric(out, "qkv_client_disconnects_total", "counter",
+             "zmq-native client connections that ended: a client leaving, "
+             "or ZeroMQ dropping a frame over max_frame_bytes.",
+             m.client_disconnects);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",

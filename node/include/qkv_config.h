@@ -34,7 +34,8 @@ typedef struct {
                                    client endpoint; "" unset */
     char client_advertise[257]; /* CLIENT_ADVERTISE, leader: the client
                                    endpoint followers hand out; "" none */
-    size_t dedup_window;        /* DEDUP_WINDOW, idempotent writes kept */
+    size_t dedup_window;        /* DEDUP_WINDOW, tagged writes remembered */
+    uint64_t session_ttl_s;     /* SESSION_TTL_S, idle session lifetime */
 } qkv_config_t;
 
 /* Looks up an environment variable; returns NULL when unset. */

@@ -1,17 +1,25 @@
-/*  qkv_log.h - the ordered replicated log, in memory.
+/*  qkv_log.h - the in-memory part of the replicated log.
 
-    Entries are numbered from 1 with no gaps. The log owns them. Only the
-    replication actor touches a log; it has no lock. A follower may drop the
-    prefix it has applied (qkv_log_forget) to keep memory to the store's; the
-    leader keeps everything, since a restarted follower is refilled from
-    index 1 (until snapshots exist).
+    Entries are numbered from 1 with no gaps and held from first_index to
+    last_index; the log owns them. Only the replication actor touches a
+    log: it has no lock. The prefix before first_index has been dropped
+    (a follower drops what it applied); the log still knows the term of
+    the entry just before first_index, so log matching works right at
+    the edge. The write-ahead log (its durable part) comes later; this is
+    the tail it will keep in memory.
+
+    Invariant: first_index - 1 <= last_index.
 */
 #ifndef QKV_LOG_H
 #define QKV_LOG_H
 
-#include "qkv_msg.h"
+#include "qkv_entry.h"
+#include "qkv_ring.h"
 #include <stddef.h>
 #include <stdint.h>
+
+/* term_at's answer for an index the log no longer (or never) knew */
+#define QKV_TERM_UNKNOWN UINT64_MAX
 
 typedef struct qkv_log_t qkv_log_t;
 
@@ -25,17 +33,25 @@ void qkv_log_destroy(qkv_log_t **self_p);
    stays the caller's). */
 uint64_t qkv_log_append(qkv_log_t *self, qkv_entry_t **entry_p);
 
-/* Index of the last entry, 0 when empty. */
+/* Index of the last entry, first_index - 1 when none is held. */
 uint64_t qkv_log_last_index(const qkv_log_t *self);
-/* Index of the first entry still held (1 unless a prefix was forgotten);
-   last + 1 when nothing is held. */
+/* Index of the first entry held (1 unless a prefix was dropped). */
 uint64_t qkv_log_first_index(const qkv_log_t *self);
 
 /* Entry at index, or NULL when not held. The log keeps ownership. */
 const qkv_entry_t *qkv_log_get(const qkv_log_t *self, uint64_t index);
 
-/* Frees entries up to and including index (no further than last). */
+/* Term of the entry at index: 0 for index 0, the remembered term for
+   first_index - 1, QKV_TERM_UNKNOWN below that or above last_index. */
+uint64_t qkv_log_term_at(const qkv_log_t *self, uint64_t index);
+
+/* Frees entries up to and including index (no further than last),
+   remembering the term of the last one freed. */
 void qkv_log_forget(qkv_log_t *self, uint64_t index);
+
+/* Frees the entries from index on (index >= first_index): the log then
+   ends at index - 1. */
+void qkv_log_truncate(qkv_log_t *self, uint64_t index);
 
 /* Frees every entry; the next append gets index 1. */
 void qkv_log_clear(qkv_log_t *self);

@@ -4,16 +4,17 @@
     Threads: qkv_node_new starts the replication actor, the single thread
     that owns every replication socket, the log and every timer. Any other
     thread may call the functions below concurrently: writes are handed to
-    the actor through a mutex-protected inbox and an eventfd wake-up, and
-    the caller sleeps on its own condition variable until the entry commits
-    or the deadline passes. Status and metrics are read from atomics the
-    actor publishes. Nothing here knows HTTP or msgpack.
+    the actor through a mutex-protected inbox and an eventfd wake-up, where
+    they go through the one door every write takes (qkv_door.c), and the
+    caller sleeps on its own condition variable until the actor answers.
+    Status and metrics are read from atomics the actor publishes. Nothing
+    here knows HTTP or msgpack.
 */
 #ifndef QKV_NODE_H
 #define QKV_NODE_H
 
 #include "qkv_config.h"
-#include "qkv_msg.h"
+#include "qkv_entry.h"
 #include "qkv_store.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,9 +27,11 @@ typedef struct qkv_node_t qkv_node_t;
    cannot. */
 qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size);
 
-/* Stops replication: every waiting and every later write answers
-   QKV_WRITE_UNAVAILABLE at once; reads go on. Safe to call twice. Call it
-   before stopping the gateway, so that no worker waits for a deadline. */
+/* Stops replication: every waiting write is answered at once (TIMEOUT
+   with its index when it is in the log: its outcome is unknown; else
+   UNAVAILABLE), every later one UNAVAILABLE; reads go on. Safe to call
+   twice. Call it before stopping the gateway, so that no worker waits for
+   a deadline. */
 void qkv_node_stop(qkv_node_t *self);
 
 /* Stops the node if still running and frees it; nulls *self_p; safe on
@@ -39,43 +42,45 @@ void qkv_node_destroy(qkv_node_t **self_p);
 const qkv_config_t *qkv_node_config(const qkv_node_t *self);
 qkv_store_t *qkv_node_store(qkv_node_t *self);
 
-/* A write as the gateway hands it to the node. */
+/* A write as a caller hands it to the node. */
 typedef struct {
-    qkv_op_t op;        /* QKV_OP_PUT, QKV_OP_DELETE, QKV_OP_RESET */
-    const char *key;    /* bytes, not NUL-terminated; "" for RESET */
-    size_t key_len;
-    const char *value;  /* PUT only; else NULL/0 */
-    size_t value_len;
-    uint64_t client_id; /* 0 with client_seq 0: untagged */
-    uint64_t client_seq;
+    qkv_op_t op;       /* QKV_OP_PUT, QKV_OP_DELETE or QKV_OP_RESET */
+    const char *key;   /* bytes, not NUL-terminated; "" for RESET */
+    size_t key_len;    /* within MAX_KEY_BYTES */
+    const char *value; /* PUT only, else NULL */
+    size_t value_len;  /* within MAX_VALUE_BYTES */
+    uint64_t client_id;  /* session, 1 .. QKV_CLIENT_ID_MAX; 0: untagged */
+    uint64_t client_seq; /* with client_id: 1 .. QKV_CLIENT_ID_MAX */
 } qkv_write_t;
 
 typedef enum {
-    QKV_WRITE_COMMITTED = 0,   /* committed and applied (or the original's
-                                  result for a retry); index, seq set */
-    QKV_WRITE_TIMEOUT,         /* quorum_not_reached: not confirmed in time;
-                                  index set (never 0) */
+    QKV_WRITE_COMMITTED = 0,   /* committed and applied, or a retry of one:
+                                  index and seq are the original's */
+    QKV_WRITE_TIMEOUT,         /* quorum_not_reached: in the log at index,
+                                  not confirmed in time; it stays and
+                                  commits when enough followers answer */
     QKV_WRITE_NOT_LEADER,      /* this node is a follower */
-    QKV_WRITE_CONFLICT,        /* (client_id, client_seq) reused with other
-                                  content: nothing written */
-    QKV_WRITE_SESSION_EXPIRED, /* pair older than the session remembers:
-                                  never applied */
+    QKV_WRITE_CONFLICT,        /* the pair was used for other content:
+                                  nothing written */
+    QKV_WRITE_SESSION_EXPIRED, /* the pair is older than its session
+                                  remembers: never applied */
     QKV_WRITE_UNAVAILABLE      /* out of memory, stopping, or not taken in
                                   time: nothing written */
 } qkv_write_status_t;
 
 typedef struct {
     qkv_write_status_t status;
-    uint64_t index;     /* the entry's index (a retry: the original's) */
-    uint64_t seq;       /* PUT: the key's seq; DELETE: 1 if the key existed,
-                           else 0 */
+    uint64_t index;     /* the entry's index (a retry: the original's); set
+                           for COMMITTED and TIMEOUT, never 0 there */
+    uint64_t seq;       /* PUT: the key's seq; DELETE: 1 when the key
+                           existed, else 0 */
     int64_t latency_us; /* from submission to the answer */
 } qkv_write_result_t;
 
-/* Appends a write through the leader's log and waits up to
-   REPLICATION_TIMEOUT_MS for it to commit. Key and value are copied;
-   sizes must already be within the configured limits. Blocks the caller.
-   Thread-safe. */
+/* Hands a write to the leader's log and waits up to REPLICATION_TIMEOUT_MS
+   for it to commit. Key and value are copied; sizes must already be
+   within the configured limits, and a pair within range. Blocks the
+   caller. Thread-safe. */
 void qkv_node_write(qkv_node_t *self, const qkv_write_t *write,
                     qkv_write_result_t *result);
 
@@ -95,13 +100,13 @@ typedef struct {
 
 typedef struct {
     qkv_role_t role;
-    char replication_id[17]; /* hex; "" on a follower that has no leader yet */
+    char cluster_id[17];     /* hex; "" on a follower that has no leader */
+    uint64_t term;           /* the leader's term as this node knows it */
     uint64_t last_index;     /* last entry held */
     uint64_t commit_index;   /* leader's commit index as this node knows it */
     uint64_t applied_index;  /* last entry applied to the store */
+    uint64_t max_frame_bytes; /* largest zmq-native client frame taken */
     char error[256];         /* "" when healthy; else why it stopped acking */
-    uint64_t max_frame_bytes; /* zmq client frame limit: 16 MiB +
-                                 2 x (MAX_KEY_BYTES + MAX_VALUE_BYTES) */
     size_t follower_count;
     qkv_follower_status_t followers[QKV_MAX_FOLLOWERS];
 } qkv_node_status_t;
@@ -114,19 +119,16 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *status);
 #define QKV_LATENCY_BUCKETS 14
 extern const double qkv_latency_bounds_s[QKV_LATENCY_BUCKETS];
 
-/* Where a request came from, for the metrics. */
-typedef enum {
-    QKV_PROTO_REST = 0,
-    QKV_PROTO_ZMQ = 1,
-    QKV_PROTO_COUNT
-} qkv_proto_t;
+/* The two ways writes come in. */
+typedef enum { QKV_PROTO_REST = 0, QKV_PROTO_ZMQ = 1, QKV_PROTO_COUNT } qkv_proto_t;
 
+/* Write counters of one protocol. */
 typedef struct {
-    uint64_t writes;        /* writes submitted */
-    uint64_t commits;       /* writes answered committed */
-    uint64_t timeouts;      /* writes answered not confirmed in time */
-    uint64_t bad_requests;  /* requests refused as invalid */
-    uint64_t latency_count; /* observations in the histogram */
+    uint64_t writes;       /* writes that reached the door */
+    uint64_t commits;      /* answered committed (retries included) */
+    uint64_t timeouts;     /* answered not confirmed in time */
+    uint64_t bad_requests; /* requests refused as invalid */
+    uint64_t latency_count; /* observations in the histogram (commits) */
     double latency_sum_s;   /* their sum */
     uint64_t latency_le[QKV_LATENCY_BUCKETS + 1]; /* non-cumulative */
 } qkv_proto_metrics_t;
@@ -138,14 +140,16 @@ typedef struct {
     uint64_t frames_received;  /* replication frames read */
     uint64_t entries_sent;     /* leader: log entries in those frames */
     uint64_t sessions;         /* client sessions held */
-    uint64_t session_records;  /* write results remembered */
-    uint64_t oversize_frames;  /* client frames ZeroMQ dropped as too big */
+    uint64_t session_records;  /* tagged writes remembered */
+    uint64_t client_disconnects; /* zmq-native client connections that
+                                    ended (a client leaving, or ZeroMQ
+                                    dropping a frame over the limit) */
 } qkv_metrics_t;
 
 /* Snapshot of the counters. */
 void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *metrics);
 
-/* Counts a request refused as invalid, by protocol (for /metrics). */
+/* Counts a refused request (for /metrics). */
 void qkv_node_count_bad_request(qkv_node_t *self, qkv_proto_t proto);
 
 #endif

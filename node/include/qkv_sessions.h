@@ -63,10 +63,14 @@ qkv_session_verdict_t qkv_sessions_check(const qkv_sessions_t *self,
                                          uint64_t client_seq, uint64_t hash,
                                          const qkv_session_rec_t **rec);
 
-/* Makes room for one more record of client_id (and its session), so
-   that the next qkv_sessions_record cannot fail. Returns 0, or -1 when
-   out of memory (nothing changed that matters). */
-int qkv_sessions_reserve(qkv_sessions_t *self, uint64_t client_id);
+/* Makes room for recording (client_id, client_seq) (and its session),
+   so that the qkv_sessions_record of that pair right after cannot fail.
+   Returns 0, or -1 when out of memory (nothing changed that matters). */
+int qkv_sessions_reserve(qkv_sessions_t *self, uint64_t client_id,
+                         uint64_t client_seq);
+
+/* True when client_id has a session. */
+bool qkv_sessions_known(const qkv_sessions_t *self, uint64_t client_id);
 
 /* Records a write judged NEW and applied at index with result, at log
    time time_ms; creates its session when needed. Returns 0, or -1 when

@@ -13,7 +13,7 @@
 #ifndef QKV_STORE_H
 #define QKV_STORE_H
 
-#include "qkv_msg.h"
+#include "qkv_entry.h"
 #include "qkv_buf.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -34,14 +34,19 @@ void qkv_store_destroy(qkv_store_t **self_p);
    Returns 0, or -1 when out of memory (nothing changed). */
 int qkv_store_apply(qkv_store_t *self, const qkv_entry_t *entry, uint64_t *seq);
 
-/* Applies count committed entries in order under one lock, setting
-   seqs[i] as qkv_store_apply does. Returns how many were applied: fewer
-   than count only when out of memory (entries[returned] was not). */
-size_t qkv_store_apply_many(qkv_store_t *self,
-                            const qkv_entry_t *const *entries, size_t count,
-                            uint64_t *seqs);
+/* Applying many entries under one hold of the write lock: begin, then any
+   number of apply_locked and skip_locked, then end. Only the thread that
+   called begin may call the others, and it must call end. */
+void qkv_store_write_begin(qkv_store_t *self);
+/* As qkv_store_apply, with the write lock held. */
+int qkv_store_apply_locked(qkv_store_t *self, const qkv_entry_t *entry,
+                           uint64_t *seq);
+/* An entry that changes no key (a refused retry): applied_index becomes
+   index. */
+void qkv_store_skip_locked(qkv_store_t *self, uint64_t index);
+void qkv_store_write_end(qkv_store_t *self);
 
-/* Drops every key and sets applied_index to 0 (a new replication id). */
+/* Drops every key and sets applied_index to 0 (another cluster). */
 void qkv_store_clear(qkv_store_t *self);
 
 /* Looks key up. When found, copies the value into value (replacing its

@@ -38,6 +38,7 @@ typedef enum {
     S_LEADER_ENDPOINT,
     S_CLIENT_ADVERTISE,
     S_DEDUP_WINDOW,
+    S_SESSION_TTL_S,
     S_COUNT
 } s_setting_t;
 
@@ -75,7 +76,9 @@ static const s_spec_t s_specs[S_COUNT] = {
     {"CLIENT_ADVERTISE", "client-advertise", "tcp://BIND:CLIENT_PORT",
      "leader: client endpoint followers hand out (none if BIND 0.0.0.0)"},
     {"DEDUP_WINDOW", "dedup-window", "100000",
-     "idempotent writes the leader remembers"},
+     "tagged writes (client_id, client_seq) every node remembers"},
+    {"SESSION_TTL_S", "session-ttl-s", "86400",
+     "a client session with no write for this long (log time) is dropped"},
 };
 
 #define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
@@ -364,6 +367,10 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
     if (s_int_setting(raw, S_DEDUP_WINDOW, 1, 10000000, 100000, &n, err, es))
         return -1;
     cfg->dedup_window = (size_t)n;
+    if (s_int_setting(raw, S_SESSION_TTL_S, 1, 10LL * 365 * 86400, 86400, &n,
+                      err, es))
+        return -1;
+    cfg->session_ttl_s = (uint64_t)n;
 
     v = s_value(raw, S_BIND);
     struct in_addr addr;

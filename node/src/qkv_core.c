@@ -66,8 +66,8 @@ typedef struct {
     int64_t last_send_us;      /* last message queued to it */
     int64_t last_ack_us;       /* last ACK from it; 0 = never */
     int64_t last_progress_us;  /* last time match rose */
-    int64_t inflight_since_us; /* REPLICATE: entries beyond match went out
-                                  since; 0 = none in flight */
+    bool inflight;             /* REPLICATE: entries beyond match went out */
+    int64_t inflight_since_us; /* ... since then */
 } s_progress_t;
 
 /* An ACK a follower owes; its index is computed when it goes out. */
@@ -100,7 +100,8 @@ struct qkv_core_t {
     s_owed_t owed[S_OWED_MAX + 1];
     size_t owed_count;
     qkv_core_msg_t last_ack; /* the last ACK that went out */
-    int64_t last_ack_us;     /* when; 0 = never */
+    bool acked_once;         /* last_ack is set */
+    int64_t last_ack_us;     /* when it went */
     /* outbox */
     qkv_core_msg_t *out;
     size_t out_count, out_cap;
@@ -201,7 +202,7 @@ static void s_probe(s_progress_t *p, uint64_t next) {
     p->probing = true;
     p->paused = false;
     p->next = next > p->match ? next : p->match + 1;
-    p->inflight_since_us = 0;
+    p->inflight = false;
 }
 
 int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
@@ -228,7 +229,7 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
             p->next = p->match + 1;
         }
         if (p->next - 1 <= p->match)
-            p->inflight_since_us = 0; /* everything sent is verified */
+            p->inflight = false; /* everything sent is verified */
         return 0;
     }
     /* A refusal. A hint below match: the peer lost what it had. */
@@ -281,8 +282,10 @@ static void s_send_append(qkv_core_t *self, size_t peer, bool with_entries,
     p->last_send_us = now;
     p->commit_sent = self->commit;
     if (end >= first && !p->probing) {
-        if (!p->inflight_since_us)
+        if (!p->inflight) {
+            p->inflight = true;
             p->inflight_since_us = now;
+        }
         p->next = end + 1;
     }
 }
@@ -303,7 +306,7 @@ static void s_leader_peer(qkv_core_t *self, size_t peer, int64_t now) {
     s_progress_t *p = &self->peers[peer];
     uint64_t last = qkv_log_last_index(self->log);
     int64_t resend = self->cfg.resend_us;
-    if (!p->probing && p->inflight_since_us && p->next - 1 > p->match &&
+    if (!p->probing && p->inflight && p->next - 1 > p->match &&
         now - p->inflight_since_us > resend &&
         now - p->last_progress_us > resend)
         s_probe(p, p->match + 1); /* in flight and unanswered: resend */
@@ -377,7 +380,7 @@ static void s_follow_cluster(qkv_core_t *self, uint64_t cluster_id) {
     self->stopped = false;
     self->error[0] = '\0';
     self->owed_count = 0;
-    self->last_ack_us = 0;
+    self->acked_once = false;
     self->reset = true;
 }
 
@@ -483,7 +486,7 @@ static void s_follower_acks(qkv_core_t *self, int64_t now) {
                                                       : o->index;
         ack.hint_index = o->hint_index;
         ack.hint_term = o->hint_term;
-        bool same = self->last_ack_us && ack.ok == self->last_ack.ok &&
+        bool same = self->acked_once && ack.ok == self->last_ack.ok &&
                     ack.index == self->last_ack.index &&
                     ack.term == self->last_ack.term &&
                     ack.cluster_id == self->last_ack.cluster_id &&
@@ -495,6 +498,7 @@ static void s_follower_acks(qkv_core_t *self, int64_t now) {
             break;
         *m = ack;
         self->last_ack = ack;
+        self->acked_once = true;
         self->last_ack_us = now;
         if (ack.ok && ack.index > self->acked)
             self->acked = ack.index;
@@ -564,7 +568,7 @@ int64_t qkv_core_next_due(const qkv_core_t *self) {
         due = s_min_due(due, p->last_send_us + self->cfg.heartbeat_us);
         if (p->probing && p->paused)
             due = s_min_due(due, p->probe_sent_us + resend);
-        if (!p->probing && p->inflight_since_us && p->next - 1 > p->match) {
+        if (!p->probing && p->inflight && p->next - 1 > p->match) {
             int64_t since = p->inflight_since_us > p->last_progress_us
                                 ? p->inflight_since_us
                                 : p->last_progress_us;

@@ -1,14 +1,20 @@
 /*  qkv_door.c - the one door for writes (qkv_door.h).
 
-    Three structures:
-    - parked: a ring of writes waiting for their entry, by index (and so
-      by deadline: every write gets REPLICATION_TIMEOUT_MS from when it
-      came in, and came in in index order);
-    - retries: writes waiting for an entry someone else logged (a retry
-      of a pending write); an array scanned when entries apply;
-    - pending pairs: the tagged entries in the log not applied yet, as a
-      ring in index order and a table from (client_id, client_seq) to the
-      ring element's number, so that a retry finds its original.
+    Parked writes form a ring ordered by index, which is also the order of
+    their deadlines: every write gets REPLICATION_TIMEOUT_MS from when it
+    came in, and they came in in index order. Committed entries and
+    timeouts both take from its head. Retries waiting for an entry someone
+    else logged are few: an array scanned when entries apply.
+
+    Pending pairs: for each client with tagged entries in the log that
+    have not applied yet, the door keeps them as a ring of {seq, hash,
+    index} in log order (a client table by client_id reaches it; a client
+    with none pending is forgotten). A client numbers its writes in order,
+    so the ring is normally sorted by seq and a retry finds its original
+    by binary search. When a client's ring is out of order, its retries
+    of pending writes are logged again instead: applied right after the
+    original, such an entry is judged a retry and answered with the
+    original's result, so correctness never rests on the shortcut.
 */
 #include "qkv_door.h"
 #include "qkv_hash.h"
@@ -23,10 +29,17 @@ typedef struct {
     qkv_origin_t origin;
 } s_parked_t;
 
+/* A tagged entry in the log, not applied yet. */
 typedef struct {
-    uint64_t client_id, client_seq, hash;
-    uint64_t index;
-} s_pair_t;
+    uint64_t seq, hash, index;
+} s_pending_t;
+
+/* A client with pending entries. */
+typedef struct {
+    uint64_t client_id;
+    qkv_ring_t pending; /* s_pending_t in log order */
+    bool sorted;        /* and in seq order too */
+} s_client_t;
 
 struct qkv_door_t {
     qkv_node_t *node;
@@ -35,13 +48,12 @@ struct qkv_door_t {
     const qkv_state_t *state;
     qkv_door_hooks_t hooks;
     int64_t timeout_us;
-    qkv_ring_t parked;  /* s_parked_t by index */
+    qkv_ring_t parked;   /* s_parked_t by index */
     s_parked_t *retries; /* unordered */
     size_t retry_count, retry_cap;
-    qkv_ring_t pairs;   /* s_pair_t by index */
-    uint64_t pairs_popped; /* number of the ring's first element */
-    uint64_t *table;    /* pair element number + 1; 0 = empty */
-    size_t table_mask, table_used;
+    /* clients with pending entries: an open-addressing table of pointers */
+    s_client_t **clients;
+    size_t client_mask, client_count;
 };
 
 /*  =====================================================================
@@ -60,10 +72,9 @@ qkv_door_t *qkv_door_new(qkv_node_t *node, qkv_core_t *core,
     self->hooks = *hooks;
     self->timeout_us = (int64_t)self->cfg->replication_timeout_ms * 1000;
     qkv_ring_init(&self->parked, sizeof(s_parked_t));
-    qkv_ring_init(&self->pairs, sizeof(s_pair_t));
-    self->table_mask = 255;
-    self->table = calloc(self->table_mask + 1, sizeof(*self->table));
-    if (!self->table)
+    self->client_mask = 63;
+    self->clients = calloc(self->client_mask + 1, sizeof(*self->clients));
+    if (!self->clients)
         qkv_door_destroy(&self);
     return self;
 }
@@ -72,10 +83,15 @@ void qkv_door_destroy(qkv_door_t **self_p) {
     if (!self_p || !*self_p)
         return;
     qkv_door_t *self = *self_p;
+    for (size_t i = 0; self->clients && i <= self->client_mask; i++) {
+        if (!self->clients[i])
+            continue;
+        qkv_ring_free(&self->clients[i]->pending);
+        free(self->clients[i]);
+    }
+    free(self->clients);
     qkv_ring_free(&self->parked);
-    qkv_ring_free(&self->pairs);
     free(self->retries);
-    free(self->table);
     free(self);
     *self_p = NULL;
 }
@@ -122,83 +138,127 @@ static void s_answer_outcome(qkv_door_t *self, const qkv_origin_t *o,
 /*  =====================================================================
     Pending pairs */
 
-static size_t s_pair_hash(uint64_t id, uint64_t seq) {
-    return (size_t)qkv_hash_mix(id * 0x9e3779b97f4a7c15ULL ^ seq);
-}
-
-static const s_pair_t *s_pair_at(const qkv_door_t *self, uint64_t number) {
-    return qkv_ring_at(&self->pairs, (size_t)(number - self->pairs_popped));
-}
-
-static size_t s_pair_home(const void *ctx, uint64_t value) {
-    const s_pair_t *p = s_pair_at(ctx, value - 1);
-    return s_pair_hash(p->client_id, p->client_seq);
-}
-
-/* Slot holding (id, seq), or the empty slot where it goes. */
-static size_t s_pair_slot(const qkv_door_t *self, uint64_t id, uint64_t seq) {
-    size_t slot = s_pair_hash(id, seq) & self->table_mask;
-    while (self->table[slot]) {
-        const s_pair_t *p = s_pair_at(self, self->table[slot] - 1);
-        if (p->client_id == id && p->client_seq == seq)
-            break;
-        slot = (slot + 1) & self->table_mask;
-    }
+static size_t s_client_slot(const qkv_door_t *self, uint64_t id) {
+    size_t slot = (size_t)qkv_hash_mix(id) & self->client_mask;
+    while (self->clients[slot] && self->clients[slot]->client_id != id)
+        slot = (slot + 1) & self->client_mask;
     return slot;
 }
 
-static int s_table_grow(qkv_door_t *self) {
-    size_t slots = (self->table_mask + 1) * 2;
-    uint64_t *table = calloc(slots, sizeof(*table));
-    if (!table)
+static s_client_t *s_client(const qkv_door_t *self, uint64_t id) {
+    return self->clients[s_client_slot(self, id)];
+}
+
+static int s_clients_grow(qkv_door_t *self) {
+    size_t slots = (self->client_mask + 1) * 2;
+    s_client_t **grown = calloc(slots, sizeof(*grown));
+    if (!grown)
         return -1;
-    for (size_t i = 0; i <= self->table_mask; i++) {
-        if (!self->table[i])
+    for (size_t i = 0; i <= self->client_mask; i++) {
+        s_client_t *c = self->clients[i];
+        if (!c)
             continue;
-        size_t slot = s_pair_home(self, self->table[i]) & (slots - 1);
-        while (table[slot])
+        size_t slot = (size_t)qkv_hash_mix(c->client_id) & (slots - 1);
+        while (grown[slot])
             slot = (slot + 1) & (slots - 1);
-        table[slot] = self->table[i];
+        grown[slot] = c;
     }
-    free(self->table);
-    self->table = table;
-    self->table_mask = slots - 1;
+    free(self->clients);
+    self->clients = grown;
+    self->client_mask = slots - 1;
     return 0;
 }
 
-/* Remembers a tagged entry just logged. Returns 0 or -1 (out of memory:
-   only the shortcut for its retries is lost). */
-static int s_pair_add(qkv_door_t *self, const qkv_entry_t *e, uint64_t hash) {
-    if ((self->table_used + 1) * 2 > self->table_mask + 1 &&
-        s_table_grow(self) != 0)
-        return -1;
-    s_pair_t *p = qkv_ring_push(&self->pairs);
+/* Forgets a client with nothing pending (backward-shift deletion). */
+static void s_client_drop(qkv_door_t *self, uint64_t id) {
+    size_t hole = s_client_slot(self, id);
+    s_client_t *gone = self->clients[hole];
+    qkv_ring_free(&gone->pending);
+    free(gone);
+    size_t slot = hole;
+    for (;;) {
+        slot = (slot + 1) & self->client_mask;
+        s_client_t *c = self->clients[slot];
+        if (!c)
+            break;
+        size_t home = (size_t)qkv_hash_mix(c->client_id) & self->client_mask;
+        bool stays = hole <= slot ? (home > hole && home <= slot)
+                                  : (home > hole || home <= slot);
+        if (!stays) {
+            self->clients[hole] = c;
+            hole = slot;
+        }
+    }
+    self->clients[hole] = NULL;
+    self->client_count--;
+}
+
+/* Remembers a tagged entry just logged; on failure (out of memory) only
+   the shortcut for its retries is lost. */
+static void s_pending_add(qkv_door_t *self, const qkv_entry_t *e,
+                          uint64_t hash) {
+    s_client_t *c = s_client(self, e->client_id);
+    if (!c) {
+        if ((self->client_count + 1) * 2 > self->client_mask + 1 &&
+            s_clients_grow(self) != 0)
+            return;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+            return;
+        c->client_id = e->client_id;
+        c->sorted = true;
+        qkv_ring_init(&c->pending, sizeof(s_pending_t));
+        self->clients[s_client_slot(self, e->client_id)] = c;
+        self->client_count++;
+    }
+    const s_pending_t *last = qkv_ring_last(&c->pending);
+    if (last && e->client_seq <= last->seq)
+        c->sorted = false;
+    s_pending_t *p = qkv_ring_push(&c->pending); /* last moves with it */
     if (!p)
-        return -1;
-    *p = (s_pair_t){e->client_id, e->client_seq, hash, e->index};
-    uint64_t number = self->pairs_popped + self->pairs.count - 1;
-    self->table[s_pair_slot(self, e->client_id, e->client_seq)] = number + 1;
-    self->table_used++;
-    return 0;
+        return;
+    *p = (s_pending_t){e->client_seq, hash, e->index};
 }
 
-/* Forgets the pairs of entries up to index (applied). */
-static void s_pairs_applied(qkv_door_t *self, uint64_t index) {
-    const s_pair_t *p;
-    while ((p = qkv_ring_first(&self->pairs)) && p->index <= index) {
-        qkv_probe_unlink64(self->table, self->table_mask,
-                           s_pair_slot(self, p->client_id, p->client_seq),
-                           s_pair_home, self);
-        self->table_used--;
-        qkv_ring_pop(&self->pairs, 1);
-        self->pairs_popped++;
+/* The pending entry of (client, seq), or NULL when there is none or it
+   cannot be told quickly (the client's entries are out of order). */
+static const s_pending_t *s_pending_find(const qkv_door_t *self, uint64_t id,
+                                         uint64_t seq) {
+    const s_client_t *c = s_client(self, id);
+    if (!c || !c->sorted || !c->pending.count)
+        return NULL;
+    size_t lo = 0, hi = c->pending.count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const s_pending_t *p = qkv_ring_at(&c->pending, mid);
+        if (p->seq == seq)
+            return p;
+        if (p->seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    return NULL;
 }
 
-static const s_pair_t *s_pair_find(const qkv_door_t *self, uint64_t id,
-                                   uint64_t seq) {
-    uint64_t v = self->table[s_pair_slot(self, id, seq)];
-    return v ? s_pair_at(self, v - 1) : NULL;
+/* Entries up to index applied: their pairs are not pending any more. */
+static void s_pending_applied(qkv_door_t *self, const qkv_outcome_t *outs,
+                              size_t count) {
+    const qkv_log_t *log = qkv_core_log(self->core);
+    for (size_t i = 0; i < count; i++) {
+        const qkv_entry_t *e = qkv_log_get(log, outs[i].index);
+        if (!e || !e->client_id)
+            continue;
+        s_client_t *c = s_client(self, e->client_id);
+        const s_pending_t *p;
+        while (c && (p = qkv_ring_first(&c->pending)) &&
+               p->index <= outs[i].index)
+            qkv_ring_pop(&c->pending, 1);
+        if (c && !c->pending.count)
+            s_client_drop(self, e->client_id);
+        else if (c)
+            qkv_ring_shrink(&c->pending);
+    }
 }
 
 /*  =====================================================================
@@ -223,27 +283,35 @@ static int s_park_retry(qkv_door_t *self, const qkv_origin_t *o,
    or returns false when it must be logged. */
 static bool s_shortcut(qkv_door_t *self, const qkv_entry_t *e, uint64_t hash,
                        const qkv_origin_t *o, int64_t now) {
-    const s_pair_t *p = s_pair_find(self, e->client_id, e->client_seq);
+    const s_pending_t *p = s_pending_find(self, e->client_id, e->client_seq);
     if (p) {
+        /* the original is in the log: wait for it */
         if (p->hash != hash)
             s_answer(self, o, QKV_WRITE_CONFLICT, 0, 0, now);
         else if (s_park_retry(self, o, p->index, now) != 0)
-            s_answer(self, o, QKV_WRITE_UNAVAILABLE, 0, 0, now);
+            return false; /* no room to wait: log it again */
         return true;
     }
+    const qkv_sessions_t *sessions = qkv_state_sessions(self->state);
     const qkv_session_rec_t *rec = NULL;
-    switch (qkv_sessions_check(qkv_state_sessions(self->state), e->client_id,
-                               e->client_seq, hash, &rec)) {
+    switch (qkv_sessions_check(sessions, e->client_id, e->client_seq, hash,
+                               &rec)) {
     case QKV_SESSION_RETRY:
         s_answer(self, o, QKV_WRITE_COMMITTED, rec->index, rec->result, now);
         return true;
     case QKV_SESSION_CONFLICT:
         s_answer(self, o, QKV_WRITE_CONFLICT, 0, 0, now);
         return true;
+    case QKV_SESSION_EXPIRED:
+        /* below a known session's floor: nothing in the log can change
+           that. An unknown client's seq above 1 may yet be known once an
+           entry of that client still in the log applies: the entry
+           decides then. */
+        if (!qkv_sessions_known(sessions, e->client_id))
+            return false;
+        s_answer(self, o, QKV_WRITE_SESSION_EXPIRED, 0, 0, now);
+        return true;
     default:
-        /* new, or expired as far as what is applied tells: an entry of
-           the same client still in the log may change that, so the
-           entry decides when it applies */
         return false;
     }
 }
@@ -284,7 +352,7 @@ void qkv_door_write(qkv_door_t *self, qkv_entry_t **entry_p,
     *slot = (s_parked_t){index, now + self->timeout_us, *origin};
     const qkv_entry_t *logged = qkv_log_get(qkv_core_log(self->core), index);
     if (logged->client_id)
-        s_pair_add(self, logged, hash);
+        s_pending_add(self, logged, hash);
     if (self->hooks.numbered)
         self->hooks.numbered(self->hooks.ctx, origin, index);
 }
@@ -316,11 +384,8 @@ void qkv_door_applied(qkv_door_t *self, const qkv_outcome_t *outcomes,
         s_answer_outcome(self, &retry.origin, &outcomes[retry.index - first],
                          now);
     }
-    s_pairs_applied(self, last);
-}
-
-static void s_timeout(qkv_door_t *self, const s_parked_t *w, int64_t now) {
-    s_answer(self, &w->origin, QKV_WRITE_TIMEOUT, w->index, 0, now);
+    if (self->client_count)
+        s_pending_applied(self, outcomes, count);
 }
 
 int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
@@ -328,7 +393,8 @@ int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
     while ((w = qkv_ring_first(&self->parked)) && w->deadline_us <= now) {
         s_parked_t parked = *w;
         qkv_ring_pop(&self->parked, 1);
-        s_timeout(self, &parked, now);
+        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0,
+                 now);
     }
     int64_t next = w ? w->deadline_us : 0;
     for (size_t i = 0; i < self->retry_count;) {
@@ -340,7 +406,7 @@ int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
         }
         s_parked_t retry = *r;
         *r = self->retries[--self->retry_count];
-        s_timeout(self, &retry, now);
+        s_answer(self, &retry.origin, QKV_WRITE_TIMEOUT, retry.index, 0, now);
     }
     return next;
 }
@@ -350,10 +416,11 @@ void qkv_door_fail_all(qkv_door_t *self, int64_t now) {
     while ((w = qkv_ring_first(&self->parked))) {
         s_parked_t parked = *w;
         qkv_ring_pop(&self->parked, 1);
-        s_timeout(self, &parked, now);
+        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0,
+                 now);
     }
     while (self->retry_count) {
         s_parked_t retry = self->retries[--self->retry_count];
-        s_timeout(self, &retry, now);
+        s_answer(self, &retry.origin, QKV_WRITE_TIMEOUT, retry.index, 0, now);
     }
 }

@@ -11,9 +11,10 @@
     2. A tagged write (client_id, client_seq) whose pair is in the log and
        not applied yet: a retry with the same content waits for that
        entry; other content is a conflict. Whose pair the sessions know
-       from an applied write: the original's answer at once, or conflict.
-       (Shortcuts only: the verdict that counts is the one every node
-       reaches when it applies the entry, qkv_state.c.)
+       from an applied write: the original's answer at once, or conflict;
+       a pair below a known session's floor: session_expired. (Shortcuts
+       only: the verdict that counts is the one every node reaches when
+       it applies the entry, qkv_state.c.)
     3. Otherwise the write is logged (qkv_core_propose), stamped with the
        leader's clock, and parked until it is applied or its deadline,
        REPLICATION_TIMEOUT_MS after it came in, passes: then it is

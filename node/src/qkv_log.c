@@ -1,24 +1,22 @@
-/*  qkv_log.c - the in-memory log: a growable array of entry pointers,
-    slot i holding index first + i. Forgetting a prefix advances first and
-    compacts the array once the hole is at least half of it.
+/*  qkv_log.c - the in-memory log: a ring of entry pointers, element i
+    holding index first + i (qkv_log.h).
 */
 #include "qkv_log.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 struct qkv_log_t {
-    qkv_entry_t **slots; /* slots[head .. head + count) are held */
-    size_t head;         /* slot of the first held entry */
-    size_t count;        /* entries held */
-    size_t cap;          /* slots allocated */
-    uint64_t first;      /* index of slots[head] */
+    qkv_ring_t entries; /* qkv_entry_t *, oldest first */
+    uint64_t first;     /* index of the oldest held */
+    uint64_t base_term; /* term of the entry at first - 1 (0 for index 0) */
 };
 
 qkv_log_t *qkv_log_new(void) {
     qkv_log_t *self = calloc(1, sizeof(*self));
-    if (self)
-        self->first = 1;
+    if (!self)
+        return NULL;
+    qkv_ring_init(&self->entries, sizeof(qkv_entry_t *));
+    self->first = 1;
     return self;
 }
 
@@ -26,35 +24,28 @@ void qkv_log_destroy(qkv_log_t **self_p) {
     if (!self_p || !*self_p)
         return;
     qkv_log_clear(*self_p);
-    free((*self_p)->slots);
+    qkv_ring_free(&(*self_p)->entries);
     free(*self_p);
     *self_p = NULL;
 }
 
+static qkv_entry_t *s_at(const qkv_log_t *self, size_t i) {
+    return *(qkv_entry_t **)qkv_ring_at(&self->entries, i);
+}
+
 uint64_t qkv_log_append(qkv_log_t *self, qkv_entry_t **entry_p) {
-    if (self->head + self->count == self->cap) {
-        if (self->head > 0 && self->head >= self->count) {
-            memmove(self->slots, self->slots + self->head,
-                    self->count * sizeof(*self->slots));
-            self->head = 0;
-        } else {
-            size_t cap = self->cap ? self->cap * 2 : 4096;
-            qkv_entry_t **slots = realloc(self->slots, cap * sizeof(*slots));
-            if (!slots)
-                return 0;
-            self->slots = slots;
-            self->cap = cap;
-        }
-    }
+    qkv_entry_t **slot = qkv_ring_push(&self->entries);
+    if (!slot)
+        return 0;
     qkv_entry_t *entry = *entry_p;
-    entry->index = self->first + self->count;
-    self->slots[self->head + self->count++] = entry;
+    entry->index = self->first + self->entries.count - 1;
+    *slot = entry;
     *entry_p = NULL;
     return entry->index;
 }
 
 uint64_t qkv_log_last_index(const qkv_log_t *self) {
-    return self->first + self->count - 1;
+    return self->first + self->entries.count - 1;
 }
 
 uint64_t qkv_log_first_index(const qkv_log_t *self) {
@@ -62,25 +53,43 @@ uint64_t qkv_log_first_index(const qkv_log_t *self) {
 }
 
 const qkv_entry_t *qkv_log_get(const qkv_log_t *self, uint64_t index) {
-    if (index < self->first || index - self->first >= self->count)
+    if (index < self->first || index - self->first >= self->entries.count)
         return NULL;
-    return self->slots[self->head + (index - self->first)];
+    return s_at(self, (size_t)(index - self->first));
+}
+
+uint64_t qkv_log_term_at(const qkv_log_t *self, uint64_t index) {
+    if (index == 0)
+        return 0;
+    if (index == self->first - 1)
+        return self->base_term;
+    const qkv_entry_t *entry = qkv_log_get(self, index);
+    return entry ? entry->term : QKV_TERM_UNKNOWN;
 }
 
 void qkv_log_forget(qkv_log_t *self, uint64_t index) {
-    while (self->count && self->first <= index) {
-        free(self->slots[self->head++]);
-        self->count--;
+    while (self->entries.count && self->first <= index) {
+        qkv_entry_t *entry = s_at(self, 0);
+        self->base_term = entry->term;
+        free(entry);
+        qkv_ring_pop(&self->entries, 1);
         self->first++;
     }
-    if (self->count == 0)
-        self->head = 0;
+}
+
+void qkv_log_truncate(qkv_log_t *self, uint64_t index) {
+    if (index < self->first)
+        index = self->first;
+    size_t keep = (size_t)(index - self->first);
+    for (size_t i = keep; i < self->entries.count; i++)
+        free(s_at(self, i));
+    qkv_ring_truncate(&self->entries, keep);
 }
 
 void qkv_log_clear(qkv_log_t *self) {
-    for (size_t i = 0; i < self->count; i++)
-        free(self->slots[self->head + i]);
-    self->head = 0;
-    self->count = 0;
+    for (size_t i = 0; i < self->entries.count; i++)
+        free(s_at(self, i));
+    qkv_ring_truncate(&self->entries, 0);
     self->first = 1;
+    self->base_term = 0;
 }

@@ -52,10 +52,10 @@ static qkv_waiter_t *s_waiter_get(qkv_node_t *self) {
         w = s_waiter_make(self);
     pthread_mutex_unlock(&self->pool_mutex);
     if (w) {
-        w->done = false;
-        w->status = QKV_WRITE_UNAVAILABLE;
-        w->index = 0;
-        w->seq = 0;
+        w->state = QKV_WAITER_QUEUED;
+        memset(&w->result, 0, sizeof(w->result));
+        w->result.status = QKV_WRITE_UNAVAILABLE;
+        w->late = false;
         w->entry = NULL;
         w->next = NULL;
         atomic_store(&w->refs, 2);
@@ -74,18 +74,28 @@ void qkv_waiter_release(qkv_node_t *node, qkv_waiter_t *waiter) {
     pthread_mutex_unlock(&node->pool_mutex);
 }
 
+bool qkv_waiter_take(qkv_waiter_t *waiter) {
+    pthread_mutex_lock(&waiter->mutex);
+    bool taken = waiter->state == QKV_WAITER_QUEUED;
+    if (taken)
+        waiter->state = QKV_WAITER_TAKEN;
+    pthread_mutex_unlock(&waiter->mutex);
+    return taken;
+}
+
 void qkv_waiter_numbered(qkv_waiter_t *waiter, uint64_t index) {
     pthread_mutex_lock(&waiter->mutex);
-    waiter->index = index;
+    waiter->result.index = index;
+    if (waiter->late) /* only a worker past its deadline waits for this */
+        pthread_cond_signal(&waiter->cond);
     pthread_mutex_unlock(&waiter->mutex);
 }
 
-void qkv_waiter_complete(qkv_node_t *node, qkv_waiter_t *waiter,
-                         qkv_write_status_t status, uint64_t seq) {
+void qkv_waiter_answer(qkv_node_t *node, qkv_waiter_t *waiter,
+                       const qkv_write_result_t *result) {
     pthread_mutex_lock(&waiter->mutex);
-    waiter->done = true;
-    waiter->status = status;
-    waiter->seq = seq;
+    waiter->state = QKV_WAITER_DONE;
+    waiter->result = *result;
     pthread_cond_signal(&waiter->cond);
     pthread_mutex_unlock(&waiter->mutex);
     qkv_waiter_release(node, waiter);
@@ -139,16 +149,32 @@ qkv_waiter_t *qkv_node_inbox_close(qkv_node_t *node) {
 /*  =====================================================================
     Writes */
 
-static void s_observe(qkv_node_t *self, int64_t us) {
+void qkv_node_observe(qkv_node_t *node, qkv_proto_t proto, int64_t us) {
+    qkv_proto_counters_t *c = &node->by_proto[proto];
     double s = (double)us / 1e6;
     int b = 0;
     while (b < QKV_LATENCY_BUCKETS && s > qkv_latency_bounds_s[b])
         b++;
-    atomic_fetch_add(&self->latency_le[b], 1);
-    atomic_fetch_add(&self->latency_sum_us, (uint64_t)us);
+    atomic_fetch_add_explicit(&c->latency_le[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&c->latency_sum_us, (uint64_t)(us > 0 ? us : 0),
+                              memory_order_relaxed);
 }
 
-/* Shim: the (client_id, client_seq) pair is not looked at yet. */
+/* A deadline on the monotonic clock, us from now. */
+static struct timespec s_deadline(int64_t us) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t ns = ts.tv_nsec + us * 1000;
+    ts.tv_sec += ns / 1000000000;
+    ts.tv_nsec = ns % 1000000000;
+    return ts;
+}
+
+/* How long a worker waits past REPLICATION_TIMEOUT_MS for the actor, which
+   answers timeouts itself, before it gives up on it (a paused or wedged
+   actor). */
+#define S_BACKSTOP_US 250000
+
 void qkv_node_write(qkv_node_t *self, const qkv_write_t *write,
                     qkv_write_result_t *result) {
     int64_t start = qkv_now_us();
@@ -158,41 +184,43 @@ void qkv_node_write(qkv_node_t *self, const qkv_write_t *write,
         result->status = QKV_WRITE_NOT_LEADER;
         return;
     }
-    atomic_fetch_add(&self->writes, 1);
     qkv_waiter_t *w = s_waiter_get(self);
     if (!w)
         return;
-    w->entry = qkv_entry_new(write->op, 0, write->key, write->key_len,
+    w->start_us = start;
+    w->entry = qkv_entry_new(write->op, write->key, write->key_len,
                              write->value, write->value_len);
+    if (w->entry) {
+        w->entry->client_id = write->client_id;
+        w->entry->client_seq = write->client_seq;
+    }
     if (!w->entry || s_inbox_push(self, w) != 0) {
         qkv_waiter_release(self, w); /* the actor's reference */
         qkv_waiter_release(self, w);
         return;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    int64_t ns = deadline.tv_nsec +
-                 (int64_t)self->config.replication_timeout_ms * 1000000;
-    deadline.tv_sec += ns / 1000000000;
-    deadline.tv_nsec = ns % 1000000000;
-
+    struct timespec backstop = s_deadline(
+        (int64_t)self->config.replication_timeout_ms * 1000 + S_BACKSTOP_US);
     pthread_mutex_lock(&w->mutex);
     int rc = 0;
-    while (!w->done && rc != ETIMEDOUT)
-        rc = pthread_cond_timedwait(&w->cond, &w->mutex, &deadline);
-    result->status = w->done ? w->status : QKV_WRITE_TIMEOUT;
-    result->index = w->index;
-    result->seq = w->seq;
+    while (w->state != QKV_WAITER_DONE && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&w->cond, &w->mutex, &backstop);
+    if (w->state == QKV_WAITER_QUEUED) {
+        /* the actor never took it: it never will, and nothing is written */
+        w->state = QKV_WAITER_CANCELLED;
+        w->result.status = QKV_WRITE_UNAVAILABLE;
+    } else if (w->state == QKV_WAITER_TAKEN) {
+        /* taken: wait until it has its index (the actor is at it) */
+        w->late = true;
+        while (w->state == QKV_WAITER_TAKEN && !w->result.index)
+            pthread_cond_wait(&w->cond, &w->mutex);
+        if (w->state == QKV_WAITER_TAKEN)
+            w->result.status = QKV_WRITE_TIMEOUT;
+    }
+    *result = w->result;
     pthread_mutex_unlock(&w->mutex);
     qkv_waiter_release(self, w);
-
     result->latency_us = qkv_now_us() - start;
-    if (result->status == QKV_WRITE_COMMITTED) {
-        atomic_fetch_add(&self->commits, 1);
-        s_observe(self, result->latency_us);
-    } else if (result->status == QKV_WRITE_TIMEOUT) {
-        atomic_fetch_add(&self->timeouts, 1);
-    }
 }
 
 /*  =====================================================================
@@ -247,15 +275,15 @@ void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...) {
 void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     memset(st, 0, sizeof(*st));
     st->role = self->config.role;
-    uint64_t id = atomic_load(&self->repl_id);
+    uint64_t id = atomic_load(&self->cluster_id);
     if (id)
-        snprintf(st->replication_id, sizeof(st->replication_id), "%016llx",
+        snprintf(st->cluster_id, sizeof(st->cluster_id), "%016llx",
                  (unsigned long long)id);
+    st->term = atomic_load(&self->term);
     st->last_index = atomic_load(&self->last_index);
     st->commit_index = atomic_load(&self->commit_index);
     st->applied_index = qkv_store_applied_index(self->store);
-    st->max_frame_bytes = (16u << 20) + 2 * (self->config.max_key_bytes +
-                                             self->config.max_value_bytes);
+    st->max_frame_bytes = self->client_frame_max;
     pthread_mutex_lock(&self->error_mutex);
     memcpy(st->error, self->error, sizeof(st->error));
     pthread_mutex_unlock(&self->error_mutex);
@@ -279,26 +307,30 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
 
 void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     memset(m, 0, sizeof(*m));
-    qkv_proto_metrics_t *rest = &m->by_proto[QKV_PROTO_REST];
-    rest->writes = atomic_load(&self->writes);
-    rest->commits = atomic_load(&self->commits);
-    rest->timeouts = atomic_load(&self->timeouts);
-    for (int p = 0; p < QKV_PROTO_COUNT; p++)
-        m->by_proto[p].bad_requests = atomic_load(&self->bad_requests[p]);
+    for (int p = 0; p < QKV_PROTO_COUNT; p++) {
+        qkv_proto_counters_t *c = &self->by_proto[p];
+        qkv_proto_metrics_t *o = &m->by_proto[p];
+        o->writes = atomic_load(&c->writes);
+        o->commits = atomic_load(&c->commits);
+        o->timeouts = atomic_load(&c->timeouts);
+        o->bad_requests = atomic_load(&c->bad_requests);
+        for (int b = 0; b <= QKV_LATENCY_BUCKETS; b++) {
+            o->latency_le[b] = atomic_load(&c->latency_le[b]);
+            o->latency_count += o->latency_le[b];
+        }
+        o->latency_sum_s = (double)atomic_load(&c->latency_sum_us) / 1e6;
+    }
     m->malformed_frames = atomic_load(&self->malformed);
     m->frames_sent = atomic_load(&self->frames_sent);
     m->frames_received = atomic_load(&self->frames_received);
     m->entries_sent = atomic_load(&self->entries_sent);
-    for (int b = 0; b <= QKV_LATENCY_BUCKETS; b++) {
-        rest->latency_le[b] = atomic_load(&self->latency_le[b]);
-        rest->latency_count += rest->latency_le[b];
-    }
-    rest->latency_sum_s = (double)atomic_load(&self->latency_sum_us) / 1e6;
+    m->sessions = atomic_load(&self->sessions);
+    m->session_records = atomic_load(&self->session_records);
+    m->client_disconnects = atomic_load(&self->client_disconnects);
 }
 
 void qkv_node_count_bad_request(qkv_node_t *self, qkv_proto_t proto) {
-    if ((unsigned)proto < QKV_PROTO_COUNT)
-        atomic_fetch_add(&self->bad_requests[proto], 1);
+    atomic_fetch_add(&self->by_proto[proto].bad_requests, 1);
 }
 
 const qkv_config_t *qkv_node_config(const qkv_node_t *self) {
@@ -345,7 +377,9 @@ qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
         qkv_node_destroy(&self);
         return NULL;
     }
-    self->actor = zactor_new(qkv_repl_actor, self);
+    self->client_frame_max = QKV_CLIENT_FRAME_BASE +
+                             2 * (cfg->max_key_bytes + cfg->max_value_bytes);
+    self->actor = zactor_new(qkv_actor_run, self);
     if (!self->actor || self->start_error[0]) {
         snprintf(err, err_size, "%s",
                  self->start_error[0] ? self->start_error

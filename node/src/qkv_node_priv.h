@@ -1,40 +1,61 @@
-/*  qkv_node_priv.h - what the node facade (qkv_node.c) and the replication
-    actor (qkv_repl.c) share. Nothing outside node/src includes it.
+/*  qkv_node_priv.h - what the node facade (qkv_node.c) and the actor's
+    side (qkv_actor.c, qkv_door.c, qkv_clients.c) share. Nothing outside
+    node/src includes it.
 
-    A write travels as a qkv_waiter_t: the HTTP worker fills one with its
-    entry, pushes it on the inbox and sleeps on its condition variable; the
-    actor takes it, numbers the entry, and completes the waiter when the
-    entry commits. Both sides hold a reference; whoever lets go last gives
-    the waiter back to the pool, so a worker that times out can leave while
-    the actor still tracks its entry.
+    A REST write travels as a qkv_waiter_t: the HTTP worker fills one with
+    its entry, pushes it on the inbox and sleeps on its condition variable;
+    the actor takes it through the door and answers it. Both sides hold a
+    reference; whoever lets go last gives the waiter back to the pool, so a
+    worker that gave up can leave while the actor still tracks its entry.
 */
 #ifndef QKV_NODE_PRIV_H
 #define QKV_NODE_PRIV_H
 
+#include "qkv_clock.h"
 #include "qkv_node.h"
+#include "qkv_say.h"
 #include <czmq.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include "qkv_clock.h"
-#include "qkv_say.h"
+
+/* Where a REST write is. */
+typedef enum {
+    QKV_WAITER_QUEUED = 0, /* in the inbox */
+    QKV_WAITER_TAKEN,      /* the actor has it: no longer cancellable */
+    QKV_WAITER_DONE,       /* answered */
+    QKV_WAITER_CANCELLED   /* the worker gave up before the actor took it:
+                              the actor drops it unwritten */
+} qkv_waiter_state_t;
 
 typedef struct qkv_waiter_t qkv_waiter_t;
 struct qkv_waiter_t {
-    pthread_mutex_t mutex;     /* guards the fields below it */
-    pthread_cond_t cond;       /* signalled when done */
-    bool done;                 /* the actor answered */
-    qkv_write_status_t status; /* the answer */
-    uint64_t index;            /* set when the actor appends the entry */
-    uint64_t seq;              /* set at commit */
-    qkv_entry_t *entry;        /* owned until the actor appends it */
+    pthread_mutex_t mutex;     /* guards state and result */
+    pthread_cond_t cond;       /* signalled when numbered or answered */
+    qkv_waiter_state_t state;  /* see above */
+    qkv_write_result_t result; /* the answer; index set once numbered */
+    bool late;                 /* the worker passed its deadline and waits
+                                  for the index */
+    qkv_entry_t *entry;        /* the write, owned until the actor logs it */
+    int64_t start_us;          /* when the worker handed it over */
     atomic_int refs;           /* holders: worker and actor */
     qkv_waiter_t *next;        /* inbox or free-list link */
 };
 
+/* The zmq-native client frame limit is this plus twice the largest key
+   and value: room for a frame of many small requests or one large one. */
+#define QKV_CLIENT_FRAME_BASE (16u << 20)
+
+/* Write counters of one protocol (see qkv_proto_metrics_t). */
+typedef struct {
+    _Atomic uint64_t writes, commits, timeouts, bad_requests;
+    _Atomic uint64_t latency_le[QKV_LATENCY_BUCKETS + 1];
+    _Atomic uint64_t latency_sum_us;
+} qkv_proto_counters_t;
+
 /* Published by the actor for other threads to read. */
 typedef struct {
-    _Atomic uint64_t acked_index; /* latest ACK's last_index */
-    _Atomic int64_t last_ack_us;  /* qkv_now_us of that ACK; 0 = never */
+    _Atomic uint64_t acked_index; /* highest index it verified */
+    _Atomic int64_t last_ack_us;  /* qkv_now_us of its last ACK; 0 = never */
 } qkv_follower_pub_t;
 
 struct qkv_node_t {
@@ -42,8 +63,9 @@ struct qkv_node_t {
     qkv_store_t *store;    /* applied state; actor writes, others read */
     zactor_t *actor;       /* the replication actor */
     char start_error[256]; /* why the actor could not start */
+    uint64_t client_frame_max; /* largest zmq-native client frame */
 
-    /* inbox: writes handed to the actor */
+    /* inbox: REST writes handed to the actor */
     pthread_mutex_t inbox_mutex; /* guards inbox_head/tail and stopping */
     qkv_waiter_t *inbox_head;
     qkv_waiter_t *inbox_tail;
@@ -57,7 +79,8 @@ struct qkv_node_t {
     size_t all_count, all_cap;
 
     /* status published by the actor */
-    _Atomic uint64_t repl_id; /* 0 = none yet (follower) */
+    _Atomic uint64_t cluster_id; /* 0 = none yet (follower) */
+    _Atomic uint64_t term;
     _Atomic uint64_t last_index;
     _Atomic uint64_t commit_index;
     qkv_follower_pub_t followers[QKV_MAX_FOLLOWERS];
@@ -70,12 +93,9 @@ struct qkv_node_t {
     atomic_int applied_waiters;    /* threads in qkv_node_wait_applied */
 
     /* metrics */
-    _Atomic uint64_t writes, commits, timeouts; /* REST writes */
-    _Atomic uint64_t bad_requests[QKV_PROTO_COUNT];
-    _Atomic uint64_t malformed;
-    _Atomic uint64_t frames_sent, frames_received, entries_sent;
-    _Atomic uint64_t latency_le[QKV_LATENCY_BUCKETS + 1];
-    _Atomic uint64_t latency_sum_us;
+    qkv_proto_counters_t by_proto[QKV_PROTO_COUNT];
+    _Atomic uint64_t malformed, frames_sent, frames_received, entries_sent;
+    _Atomic uint64_t sessions, session_records, client_disconnects;
 };
 
 /* Drops a reference; the last one returns the waiter to the pool. */
@@ -88,23 +108,31 @@ qkv_waiter_t *qkv_node_inbox_take(qkv_node_t *node);
 /* Actor side: marks the node stopping and takes what is still queued. */
 qkv_waiter_t *qkv_node_inbox_close(qkv_node_t *node);
 
-/* Actor side: answers a waiter and drops the actor's reference. */
-void qkv_waiter_complete(qkv_node_t *node, qkv_waiter_t *waiter,
-                         qkv_write_status_t status, uint64_t seq);
+/* Actor side: marks a waiter taken. Returns false when its worker had
+   given up (cancelled): the actor then drops it unwritten. */
+bool qkv_waiter_take(qkv_waiter_t *waiter);
 
-/* Actor side: records the index given to a waiter's entry. */
+/* Actor side: records the index its entry was given. */
 void qkv_waiter_numbered(qkv_waiter_t *waiter, uint64_t index);
+
+/* Actor side: answers a waiter and drops the actor's reference. */
+void qkv_waiter_answer(qkv_node_t *node, qkv_waiter_t *waiter,
+                       const qkv_write_result_t *result);
 
 /* Actor side: the store's applied index advanced; wakes read-your-writes
    waiters, if any. */
 void qkv_node_applied_advanced(qkv_node_t *node);
 
-/* Sets the node's health error (follower that cannot apply). */
+/* Counts a committed write's latency in its protocol's histogram. */
+void qkv_node_observe(qkv_node_t *node, qkv_proto_t proto, int64_t us);
+
+/* Sets the node's health error (a follower that stopped acknowledging);
+   "" clears it. */
 void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* The replication actor (qkv_repl.c); args is the qkv_node_t. Signals 0
+/* The replication actor (qkv_actor.c); args is the qkv_node_t. Signals 0
    on its pipe when running, or 1 after writing node->start_error. */
-void qkv_repl_actor(zsock_t *pipe, void *args);
+void qkv_actor_run(zsock_t *pipe, void *args);
 
 #endif

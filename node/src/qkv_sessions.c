@@ -1,19 +1,28 @@
 /*  qkv_sessions.c - client sessions (qkv_sessions.h).
 
-    Records and sessions live in slabs (arrays that grow with realloc up
-    to `window` elements, so an element's number never changes), reached
-    through two open-addressing tables of uint32 (slab number + 1): one by
-    (client_id, client_seq), one by client_id. The records' order of
-    recording is a ring of slab numbers (qkv_ring): the oldest is forgotten
-    first. Each session links its records (to drop them with it) and sits
-    in a list ordered by its last write, oldest first: log time never goes
-    backwards, so a write moves its session to the end and expiry takes
-    from the front.
+    A client normally numbers its writes 1, 2, 3, ...; its records then
+    form a run of consecutive seqs, kept in a ring inside its session and
+    found by position (seq - run_base): recording and forgetting them
+    touch memory in order, and judging the next write reads nothing but
+    the session (a seq above the highest recorded cannot have a record).
+    A record that does not extend the run - a seq below its end (out of
+    order), or the first after a gap, which moves the old run out - goes
+    to a table by (client_id, client_seq), records in a slab reached
+    through open addressing with the pair's hash kept in each slot.
 
-    A session dropped for idleness unlinks its records from the table and
-    marks them dead; a dead record keeps its place in the ring (and its
-    slab element) until it reaches the front, so at most `window` records,
-    live or dead, are ever held.
+    Sessions live in a slab reached through a table by client_id (they
+    are few and stay in cache), and in a list ordered by their last write
+    (log time never goes back: a write moves its session to the end;
+    expiry and a full table take from the front). Each session is made
+    with a new epoch (a count of sessions made, the same on every node).
+
+    The order records were made in is one ring of {client_id, seq, epoch,
+    session}: once `window` are held, the oldest is forgotten - taken from
+    its session's run, or from the table - and raises its session's floor.
+    A dropped session frees its run at once; its table records and ring
+    entries carry an epoch no live session has, never match, and go when
+    they reach the front. So at most `window` records, live or stale, are
+    ever held.
 */
 #include "qkv_sessions.h"
 #include "qkv_hash.h"
@@ -24,133 +33,181 @@
 
 #define S_NONE UINT32_MAX
 
+/* A record outside a run. */
 typedef struct {
     uint64_t client_id, client_seq;
+    uint64_t epoch; /* its session's */
     qkv_session_rec_t rec;
-    uint32_t prev, next; /* the session's records; S_NONE ends */
-    bool dead;           /* its session was dropped */
+    uint32_t next_free; /* free list link */
 } s_record_t;
 
 typedef struct {
     uint64_t client_id;
-    uint64_t last_ms;    /* log time of its last write */
-    uint64_t floor;      /* highest seq whose record was forgotten */
-    uint32_t first_rec;  /* its records, S_NONE for none */
-    uint32_t prev, next; /* idle order, oldest first; S_NONE ends */
+    uint64_t last_ms;  /* log time of its last write */
+    uint64_t floor;    /* highest seq whose record was forgotten */
+    uint64_t max_seq;  /* highest seq recorded */
+    uint64_t epoch;    /* made as the epoch-th session */
+    uint64_t run_base; /* seq of run element 0 */
+    qkv_ring_t run;    /* qkv_session_rec_t of seqs run_base, run_base+1.. */
+    uint32_t prev, next; /* idle order, oldest first; S_NONE ends; next is
+                            the free list link of a free slab element */
+    bool live;           /* in use */
 } s_session_t;
 
-/* A table of uint32 (slab number + 1; 0 = empty) with mask + 1 slots. */
+/* One record made, in the order they were made. */
 typedef struct {
-    uint32_t *slots;
-    size_t mask;
-    size_t used;
-} s_table_t;
+    uint64_t client_id, client_seq, epoch;
+    uint32_t session; /* its slab element */
+} s_made_t;
 
 struct qkv_sessions_t {
     size_t window;   /* most records and most sessions */
     uint64_t ttl_ms; /* idle log time after which a session goes */
-    /* records */
+    uint64_t epochs; /* sessions ever made */
+    qkv_ring_t made; /* s_made_t, oldest first */
+    /* records outside runs */
     s_record_t *recs; /* slab */
-    size_t recs_cap;  /* elements allocated */
-    size_t recs_made; /* elements ever used (free ones are on free_rec) */
+    size_t recs_cap, recs_made;
     uint32_t free_rec;
-    qkv_ring_t order; /* uint32 slab numbers, oldest first */
-    s_table_t by_pair;
-    size_t live_recs;
+    uint64_t *by_pair; /* pair hash << 32 | slab element + 1; 0 = empty */
+    size_t pair_mask, pair_used;
     /* sessions */
-    s_session_t *sess;
+    s_session_t *sess; /* slab */
     size_t sess_cap, sess_made;
     uint32_t free_sess;
-    s_table_t by_client;
+    uint32_t *by_client; /* slab element + 1; 0 = empty */
+    size_t client_mask, client_used;
     size_t live_sess;
     uint32_t idle_first, idle_last; /* idle order */
+    qkv_ring_t spare; /* the run of the next session made, reserved */
 };
 
 /*  =====================================================================
     Tables */
 
-static size_t s_pair_hash(uint64_t id, uint64_t seq) {
-    return (size_t)qkv_hash_mix(id * 0x9e3779b97f4a7c15ULL ^ seq);
+static uint32_t s_pair_hash(uint64_t id, uint64_t seq) {
+    return (uint32_t)qkv_hash_mix(id * 0x9e3779b97f4a7c15ULL ^ seq);
 }
 
 static size_t s_client_hash(uint64_t id) {
     return (size_t)qkv_hash_mix(id);
 }
 
-static size_t s_rec_home(const void *ctx, uint32_t value) {
-    const s_record_t *r = &((const qkv_sessions_t *)ctx)->recs[value - 1];
-    return s_pair_hash(r->client_id, r->client_seq);
+static size_t s_pair_home(const void *ctx, uint64_t value) {
+    (void)ctx;
+    return (size_t)(value >> 32);
 }
 
-static size_t s_sess_home(const void *ctx, uint32_t value) {
-    return s_client_hash(((const qkv_sessions_t *)ctx)->sess[value - 1].client_id);
+static size_t s_client_home(const void *ctx, uint32_t value) {
+    const qkv_sessions_t *self = ctx;
+    return s_client_hash(self->sess[value - 1].client_id);
 }
 
-/* Makes room for one more value at load at most 1/2. */
-static int s_table_reserve(qkv_sessions_t *self, s_table_t *t,
-                           size_t (*home)(const void *, uint32_t)) {
-    if (t->slots && (t->used + 1) * 2 <= t->mask + 1)
+/* Makes room for extra more pairs at load at most 1/2. */
+static int s_pairs_reserve(qkv_sessions_t *self, size_t extra) {
+    size_t slots = self->by_pair ? self->pair_mask + 1 : 64;
+    while ((self->pair_used + extra) * 2 > slots)
+        slots *= 2;
+    if (self->by_pair && slots == self->pair_mask + 1)
         return 0;
-    size_t slots = t->slots ? (t->mask + 1) * 2 : 64;
-    uint32_t *grown = calloc(slots, sizeof(*grown));
+    uint64_t *grown = calloc(slots, sizeof(*grown));
     if (!grown)
         return -1;
-    for (size_t i = 0; t->slots && i <= t->mask; i++) {
-        if (!t->slots[i])
+    for (size_t i = 0; self->by_pair && i <= self->pair_mask; i++) {
+        if (!self->by_pair[i])
             continue;
-        size_t slot = home(self, t->slots[i]) & (slots - 1);
+        size_t slot = s_pair_home(NULL, self->by_pair[i]) & (slots - 1);
         while (grown[slot])
             slot = (slot + 1) & (slots - 1);
-        grown[slot] = t->slots[i];
+        grown[slot] = self->by_pair[i];
     }
-    free(t->slots);
-    t->slots = grown;
-    t->mask = slots - 1;
+    free(self->by_pair);
+    self->by_pair = grown;
+    self->pair_mask = slots - 1;
     return 0;
 }
 
-/* Slot of the record of (id, seq), or the empty slot where it goes. */
-static size_t s_rec_slot(const qkv_sessions_t *self, uint64_t id,
-                         uint64_t seq) {
-    const s_table_t *t = &self->by_pair;
-    size_t slot = s_pair_hash(id, seq) & t->mask;
-    while (t->slots[slot]) {
-        const s_record_t *r = &self->recs[t->slots[slot] - 1];
-        if (r->client_id == id && r->client_seq == seq)
-            break;
-        slot = (slot + 1) & t->mask;
+static int s_clients_reserve(qkv_sessions_t *self) {
+    if (self->by_client && (self->client_used + 1) * 2 <= self->client_mask + 1)
+        return 0;
+    size_t slots = self->by_client ? (self->client_mask + 1) * 2 : 64;
+    uint32_t *grown = calloc(slots, sizeof(*grown));
+    if (!grown)
+        return -1;
+    for (size_t i = 0; self->by_client && i <= self->client_mask; i++) {
+        if (!self->by_client[i])
+            continue;
+        size_t slot = s_client_home(self, self->by_client[i]) & (slots - 1);
+        while (grown[slot])
+            slot = (slot + 1) & (slots - 1);
+        grown[slot] = self->by_client[i];
+    }
+    free(self->by_client);
+    self->by_client = grown;
+    self->client_mask = slots - 1;
+    return 0;
+}
+
+/* Slot of the record of (id, seq) in session epoch, or the empty slot
+   where it goes. The table must exist. */
+static size_t s_pair_slot(const qkv_sessions_t *self, uint64_t id,
+                          uint64_t seq, uint64_t epoch) {
+    uint32_t hash = s_pair_hash(id, seq);
+    size_t slot = hash & self->pair_mask;
+    for (uint64_t v; (v = self->by_pair[slot]);
+         slot = (slot + 1) & self->pair_mask) {
+        if ((uint32_t)(v >> 32) != hash)
+            continue;
+        const s_record_t *r = &self->recs[(uint32_t)v - 1];
+        if (r->client_id == id && r->client_seq == seq && r->epoch == epoch)
+            return slot;
     }
     return slot;
 }
 
-static size_t s_sess_slot(const qkv_sessions_t *self, uint64_t id) {
-    const s_table_t *t = &self->by_client;
-    size_t slot = s_client_hash(id) & t->mask;
-    while (t->slots[slot] && self->sess[t->slots[slot] - 1].client_id != id)
-        slot = (slot + 1) & t->mask;
+static size_t s_client_slot(const qkv_sessions_t *self, uint64_t id) {
+    size_t slot = s_client_hash(id) & self->client_mask;
+    while (self->by_client[slot] &&
+           self->sess[self->by_client[slot] - 1].client_id != id)
+        slot = (slot + 1) & self->client_mask;
     return slot;
 }
 
 static s_session_t *s_session(const qkv_sessions_t *self, uint64_t id) {
-    if (!self->by_client.slots)
+    if (!self->by_client)
         return NULL;
-    uint32_t v = self->by_client.slots[s_sess_slot(self, id)];
+    uint32_t v = self->by_client[s_client_slot(self, id)];
     return v ? &self->sess[v - 1] : NULL;
+}
+
+/* The table record of (id, seq) in session epoch, or NULL. */
+static s_record_t *s_pair_find(const qkv_sessions_t *self, uint64_t id,
+                               uint64_t seq, uint64_t epoch) {
+    if (!self->by_pair)
+        return NULL;
+    uint64_t v = self->by_pair[s_pair_slot(self, id, seq, epoch)];
+    return v ? &self->recs[(uint32_t)v - 1] : NULL;
 }
 
 /*  =====================================================================
     Slabs */
 
-/* Makes sure one more element can be taken from a slab. */
+/* Makes sure extra more elements can be taken from a slab (free ones on
+   its list count), growing it up to max elements. Records and sessions
+   never number more than the window, so a slab at max always has room
+   once the record forgotten (or the session dropped) before the next is
+   made has given its element back. */
 static int s_slab_reserve(void **slab, size_t *cap, size_t made,
-                          uint32_t free_head, size_t size, size_t window) {
-    if (free_head != S_NONE || made < *cap)
+                          size_t free_count, size_t extra, size_t size,
+                          size_t max) {
+    if (free_count + (*cap - made) >= extra || *cap == max)
         return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    if (n > window)
-        n = window;
-    if (n <= *cap)
-        return -1; /* callers forget one first: cannot happen */
+    size_t need = made + extra - free_count;
+    size_t n = *cap ? *cap : 64;
+    while (n < need)
+        n *= 2;
+    if (n > max)
+        n = max;
     void *grown = realloc(*slab, n * size);
     if (!grown)
         return -1;
@@ -162,47 +219,49 @@ static int s_slab_reserve(void **slab, size_t *cap, size_t made,
 /*  =====================================================================
     Life cycle */
 
-qkv_sessions_t *qkv_sessions_new(size_t window, uint64_t ttl_ms) {
-    if (window == 0 || window > (1u << 30) || ttl_ms == 0)
-        return NULL;
-    qkv_sessions_t *self = calloc(1, sizeof(*self));
-    if (!self)
-        return NULL;
+static void s_init(qkv_sessions_t *self, size_t window, uint64_t ttl_ms) {
+    memset(self, 0, sizeof(*self));
     self->window = window;
     self->ttl_ms = ttl_ms;
     self->free_rec = self->free_sess = S_NONE;
     self->idle_first = self->idle_last = S_NONE;
-    qkv_ring_init(&self->order, sizeof(uint32_t));
+    qkv_ring_init(&self->made, sizeof(s_made_t));
+    qkv_ring_init(&self->spare, sizeof(qkv_session_rec_t));
+}
+
+qkv_sessions_t *qkv_sessions_new(size_t window, uint64_t ttl_ms) {
+    if (window == 0 || window > (1u << 30) || ttl_ms == 0)
+        return NULL;
+    qkv_sessions_t *self = malloc(sizeof(*self));
+    if (self)
+        s_init(self, window, ttl_ms);
     return self;
+}
+
+static void s_free_all(qkv_sessions_t *self) {
+    for (size_t i = 0; i < self->sess_made; i++)
+        qkv_ring_free(&self->sess[i].run);
+    free(self->sess);
+    free(self->recs);
+    free(self->by_pair);
+    free(self->by_client);
+    qkv_ring_free(&self->made);
+    qkv_ring_free(&self->spare);
 }
 
 void qkv_sessions_destroy(qkv_sessions_t **self_p) {
     if (!self_p || !*self_p)
         return;
-    qkv_sessions_t *self = *self_p;
-    free(self->recs);
-    free(self->sess);
-    free(self->by_pair.slots);
-    free(self->by_client.slots);
-    qkv_ring_free(&self->order);
-    free(self);
+    s_free_all(*self_p);
+    free(*self_p);
     *self_p = NULL;
 }
 
 void qkv_sessions_clear(qkv_sessions_t *self) {
     size_t window = self->window;
     uint64_t ttl_ms = self->ttl_ms;
-    free(self->recs);
-    free(self->sess);
-    free(self->by_pair.slots);
-    free(self->by_client.slots);
-    qkv_ring_free(&self->order);
-    memset(self, 0, sizeof(*self));
-    self->window = window;
-    self->ttl_ms = ttl_ms;
-    self->free_rec = self->free_sess = S_NONE;
-    self->idle_first = self->idle_last = S_NONE;
-    qkv_ring_init(&self->order, sizeof(uint32_t));
+    s_free_all(self);
+    s_init(self, window, ttl_ms);
 }
 
 size_t qkv_sessions_count(const qkv_sessions_t *self) {
@@ -210,7 +269,11 @@ size_t qkv_sessions_count(const qkv_sessions_t *self) {
 }
 
 size_t qkv_sessions_records(const qkv_sessions_t *self) {
-    return self->live_recs;
+    return self->made.count;
+}
+
+bool qkv_sessions_known(const qkv_sessions_t *self, uint64_t client_id) {
+    return s_session(self, client_id) != NULL;
 }
 
 /*  =====================================================================
@@ -239,53 +302,51 @@ static void s_idle_append(qkv_sessions_t *self, uint32_t n) {
     self->idle_last = n;
 }
 
-/* Removes a live record from the table and from its session's list. */
-static void s_record_unlink(qkv_sessions_t *self, uint32_t n,
-                            s_session_t *s) {
-    s_record_t *r = &self->recs[n];
-    qkv_probe_unlink(self->by_pair.slots, self->by_pair.mask,
-                     s_rec_slot(self, r->client_id, r->client_seq),
-                     s_rec_home, self);
-    self->by_pair.used--;
-    if (r->prev != S_NONE)
-        self->recs[r->prev].next = r->next;
-    else
-        s->first_rec = r->next;
-    if (r->next != S_NONE)
-        self->recs[r->next].prev = r->prev;
-    self->live_recs--;
-}
-
-/* Drops session n and its records. */
+/* Drops session n: its run at once, its other records when they come to
+   be forgotten (their epoch matches no live session). */
 static void s_session_drop(qkv_sessions_t *self, uint32_t n) {
     s_session_t *s = &self->sess[n];
-    while (s->first_rec != S_NONE) {
-        uint32_t r = s->first_rec;
-        s_record_unlink(self, r, s);
-        self->recs[r].dead = true; /* freed when it leaves the ring */
-    }
     s_idle_unlink(self, n);
-    qkv_probe_unlink(self->by_client.slots, self->by_client.mask,
-                     s_sess_slot(self, s->client_id), s_sess_home, self);
-    self->by_client.used--;
+    qkv_probe_unlink(self->by_client, self->client_mask,
+                     s_client_slot(self, s->client_id), s_client_home, self);
+    self->client_used--;
+    qkv_ring_free(&s->run);
+    s->live = false;
     s->next = self->free_sess;
     self->free_sess = n;
     self->live_sess--;
 }
 
+/* Removes a record from the table and frees it. */
+static void s_pair_remove(qkv_sessions_t *self, uint64_t id, uint64_t seq,
+                          uint64_t epoch) {
+    size_t slot = s_pair_slot(self, id, seq, epoch);
+    uint64_t v = self->by_pair[slot];
+    if (!v)
+        return;
+    uint32_t n = (uint32_t)v - 1;
+    qkv_probe_unlink64(self->by_pair, self->pair_mask, slot, s_pair_home,
+                       self);
+    self->pair_used--;
+    self->recs[n].next_free = self->free_rec;
+    self->free_rec = n;
+}
+
 /* Forgets the oldest record, raising its session's floor. */
 static void s_forget_oldest(qkv_sessions_t *self) {
-    uint32_t n = *(uint32_t *)qkv_ring_first(&self->order);
-    qkv_ring_pop(&self->order, 1);
-    s_record_t *r = &self->recs[n];
-    if (!r->dead) {
-        s_session_t *s = s_session(self, r->client_id);
-        s_record_unlink(self, n, s);
-        if (r->client_seq > s->floor)
-            s->floor = r->client_seq;
+    s_made_t m = *(s_made_t *)qkv_ring_first(&self->made);
+    qkv_ring_pop(&self->made, 1);
+    s_session_t *s = &self->sess[m.session];
+    bool current = s->live && s->epoch == m.epoch;
+    if (current && s->run.count && m.client_seq == s->run_base) {
+        qkv_ring_pop(&s->run, 1);
+        s->run_base++;
+        qkv_ring_shrink(&s->run);
+    } else {
+        s_pair_remove(self, m.client_id, m.client_seq, m.epoch);
     }
-    r->next = self->free_rec;
-    self->free_rec = n;
+    if (current && m.client_seq > s->floor)
+        s->floor = m.client_seq;
 }
 
 void qkv_sessions_tick(qkv_sessions_t *self, uint64_t time_ms) {
@@ -300,94 +361,161 @@ void qkv_sessions_tick(qkv_sessions_t *self, uint64_t time_ms) {
 /*  =====================================================================
     Checking and recording */
 
+/* The record of seq in session s, or NULL. */
+static const qkv_session_rec_t *s_find(const qkv_sessions_t *self,
+                                       const s_session_t *s, uint64_t seq) {
+    if (seq >= s->run_base && seq - s->run_base < s->run.count)
+        return qkv_ring_at(&s->run, (size_t)(seq - s->run_base));
+    const s_record_t *r = s_pair_find(self, s->client_id, seq, s->epoch);
+    return r ? &r->rec : NULL;
+}
+
 qkv_session_verdict_t qkv_sessions_check(const qkv_sessions_t *self,
                                          uint64_t client_id,
                                          uint64_t client_seq, uint64_t hash,
                                          const qkv_session_rec_t **rec) {
-    if (self->by_pair.slots) {
-        uint32_t v = self->by_pair.slots[s_rec_slot(self, client_id,
-                                                    client_seq)];
-        if (v) {
-            const s_record_t *r = &self->recs[v - 1];
-            if (r->rec.hash != hash)
-                return QKV_SESSION_CONFLICT;
-            if (rec)
-                *rec = &r->rec;
-            return QKV_SESSION_RETRY;
-        }
-    }
     const s_session_t *s = s_session(self, client_id);
-    if (s)
-        return client_seq <= s->floor ? QKV_SESSION_EXPIRED : QKV_SESSION_NEW;
-    return client_seq > 1 ? QKV_SESSION_EXPIRED : QKV_SESSION_NEW;
+    if (!s)
+        return client_seq > 1 ? QKV_SESSION_EXPIRED : QKV_SESSION_NEW;
+    if (client_seq > s->max_seq)
+        return QKV_SESSION_NEW; /* nothing recorded that high */
+    const qkv_session_rec_t *r = s_find(self, s, client_seq);
+    if (r) {
+        if (r->hash != hash)
+            return QKV_SESSION_CONFLICT;
+        if (rec)
+            *rec = r;
+        return QKV_SESSION_RETRY;
+    }
+    return client_seq <= s->floor ? QKV_SESSION_EXPIRED : QKV_SESSION_NEW;
 }
 
-int qkv_sessions_reserve(qkv_sessions_t *self, uint64_t client_id) {
-    bool known = s_session(self, client_id) != NULL;
-    if (s_table_reserve(self, &self->by_pair, s_rec_home) != 0 ||
-        s_table_reserve(self, &self->by_client, s_sess_home) != 0 ||
-        qkv_ring_reserve(&self->order, 1) != 0 ||
-        (self->order.count < self->window &&
-         s_slab_reserve((void **)&self->recs, &self->recs_cap,
-                        self->recs_made, self->free_rec, sizeof(s_record_t),
-                        self->window) != 0) ||
-        (!known && self->live_sess < self->window &&
-         s_slab_reserve((void **)&self->sess, &self->sess_cap,
-                        self->sess_made, self->free_sess, sizeof(s_session_t),
-                        self->window) != 0))
+/* Where a new record of seq goes in session s (NULL: a new session). */
+typedef enum { S_EXTEND, S_RESTART, S_TABLE } s_place_t;
+
+static s_place_t s_place(const s_session_t *s, uint64_t seq) {
+    if (!s || !s->run.count)
+        return S_EXTEND; /* a new run */
+    uint64_t end = s->run_base + s->run.count;
+    return seq == end ? S_EXTEND : seq > end ? S_RESTART : S_TABLE;
+}
+
+int qkv_sessions_reserve(qkv_sessions_t *self, uint64_t client_id,
+                         uint64_t client_seq) {
+    const s_session_t *s = s_session(self, client_id);
+    s_place_t place = s_place(s, client_seq);
+    size_t to_table = place == S_TABLE     ? 1
+                      : place == S_RESTART ? s->run.count
+                                           : 0;
+    size_t free_recs = 0;
+    for (uint32_t n = self->free_rec; n != S_NONE && free_recs < to_table;
+         n = self->recs[n].next_free)
+        free_recs++;
+    if (qkv_ring_reserve(&self->made, 1) != 0 ||
+        (!s && (s_clients_reserve(self) != 0 ||
+                qkv_ring_reserve(&self->spare, 1) != 0 ||
+                (self->live_sess < self->window &&
+                 s_slab_reserve((void **)&self->sess, &self->sess_cap,
+                                self->sess_made,
+                                self->free_sess != S_NONE, 1,
+                                sizeof(s_session_t), self->window) != 0))) ||
+        (to_table &&
+         (s_pairs_reserve(self, to_table) != 0 ||
+          s_slab_reserve((void **)&self->recs, &self->recs_cap,
+                         self->recs_made, free_recs, to_table,
+                         sizeof(s_record_t), self->window) != 0)) ||
+        (s && place != S_TABLE &&
+         qkv_ring_reserve(&((s_session_t *)s)->run, 1) != 0))
         return -1;
     return 0;
+}
+
+/* Takes a free record element (reserved beforehand). */
+static s_record_t *s_record_take(qkv_sessions_t *self, uint32_t *n) {
+    if (self->free_rec != S_NONE) {
+        *n = self->free_rec;
+        self->free_rec = self->recs[*n].next_free;
+    } else {
+        *n = (uint32_t)self->recs_made++;
+    }
+    return &self->recs[*n];
+}
+
+/* Puts a record of session s into the table (room reserved). */
+static void s_pair_add(qkv_sessions_t *self, const s_session_t *s,
+                       uint64_t seq, const qkv_session_rec_t *rec) {
+    uint32_t n;
+    s_record_t *r = s_record_take(self, &n);
+    *r = (s_record_t){s->client_id, seq, s->epoch, *rec, S_NONE};
+    self->by_pair[s_pair_slot(self, s->client_id, seq, s->epoch)] =
+        (uint64_t)s_pair_hash(s->client_id, seq) << 32 | (n + 1);
+    self->pair_used++;
+}
+
+/* Makes a session for client_id (room reserved). */
+static uint32_t s_session_make(qkv_sessions_t *self, uint64_t client_id,
+                               uint64_t time_ms) {
+    if (self->live_sess == self->window)
+        s_session_drop(self, self->idle_first); /* idle the longest */
+    uint32_t sn;
+    if (self->free_sess != S_NONE) {
+        sn = self->free_sess;
+        self->free_sess = self->sess[sn].next;
+    } else {
+        sn = (uint32_t)self->sess_made++;
+    }
+    s_session_t *s = &self->sess[sn];
+    memset(s, 0, sizeof(*s));
+    s->client_id = client_id;
+    s->last_ms = time_ms;
+    s->epoch = ++self->epochs;
+    s->live = true;
+    s->run = self->spare; /* its room was reserved */
+    qkv_ring_init(&self->spare, sizeof(qkv_session_rec_t));
+    self->by_client[s_client_slot(self, client_id)] = sn + 1;
+    self->client_used++;
+    self->live_sess++;
+    s_idle_append(self, sn);
+    return sn;
 }
 
 int qkv_sessions_record(qkv_sessions_t *self, uint64_t client_id,
                         uint64_t client_seq, uint64_t hash, uint64_t index,
                         uint64_t result, uint64_t time_ms) {
-    if (qkv_sessions_reserve(self, client_id) != 0)
+    if (qkv_sessions_reserve(self, client_id, client_seq) != 0)
         return -1; /* nothing changed */
-    bool known = s_session(self, client_id) != NULL;
-    if (self->order.count == self->window)
+    if (self->made.count == self->window)
         s_forget_oldest(self);
-    if (!known && self->live_sess == self->window)
-        s_session_drop(self, self->idle_first); /* idle the longest */
-    size_t slot = s_sess_slot(self, client_id);
+    s_session_t *s = s_session(self, client_id);
     uint32_t sn;
-    if (known) {
-        sn = self->by_client.slots[slot] - 1;
+    if (s) {
+        sn = (uint32_t)(s - self->sess);
         s_idle_unlink(self, sn);
+        s_idle_append(self, sn);
     } else {
-        if (self->free_sess != S_NONE) {
-            sn = self->free_sess;
-            self->free_sess = self->sess[sn].next;
-        } else {
-            sn = (uint32_t)self->sess_made++;
-        }
-        self->sess[sn] = (s_session_t){client_id, time_ms, 0, S_NONE,
-                                       S_NONE, S_NONE};
-        self->by_client.slots[slot] = sn + 1;
-        self->by_client.used++;
-        self->live_sess++;
+        sn = s_session_make(self, client_id, time_ms);
+        s = &self->sess[sn];
     }
-    s_session_t *s = &self->sess[sn];
     if (time_ms > s->last_ms)
         s->last_ms = time_ms;
-    s_idle_append(self, sn);
-
-    uint32_t rn;
-    if (self->free_rec != S_NONE) {
-        rn = self->free_rec;
-        self->free_rec = self->recs[rn].next;
-    } else {
-        rn = (uint32_t)self->recs_made++;
+    if (client_seq > s->max_seq)
+        s->max_seq = client_seq;
+    qkv_session_rec_t rec = {index, result, hash};
+    switch (s_place(s, client_seq)) {
+    case S_RESTART: /* a gap: the old run moves to the table */
+        for (size_t i = 0; i < s->run.count; i++)
+            s_pair_add(self, s, s->run_base + i, qkv_ring_at(&s->run, i));
+        qkv_ring_truncate(&s->run, 0);
+        /* fall through */
+    case S_EXTEND:
+        if (!s->run.count)
+            s->run_base = client_seq;
+        *(qkv_session_rec_t *)qkv_ring_push(&s->run) = rec; /* reserved */
+        break;
+    default:
+        s_pair_add(self, s, client_seq, &rec);
     }
-    s_record_t *r = &self->recs[rn];
-    *r = (s_record_t){client_id, client_seq, {index, result, hash}, S_NONE,
-                      s->first_rec, false};
-    if (s->first_rec != S_NONE)
-        self->recs[s->first_rec].prev = rn;
-    s->first_rec = rn;
-    self->by_pair.slots[s_rec_slot(self, client_id, client_seq)] = rn + 1;
-    self->by_pair.used++;
-    *(uint32_t *)qkv_ring_push(&self->order) = rn; /* reserved above */
-    self->live_recs++;
+    *(s_made_t *)qkv_ring_push(&self->made) =
+        (s_made_t){client_id, client_seq, s->epoch, sn};
     return 0;
 }

@@ -3,7 +3,9 @@
     Keys live in items, one allocation each (header, key, value), reached
     through pos[], an array of item pointers whose slots never move. The
     hash table maps a key to its position (open addressing, linear probing,
-    backward-shift deletion, positions stored as uint32 + 1). Because an
+    backward-shift deletion). A slot holds the key's 32-bit hash beside
+    its position + 1, so a probe compares hashes in the table itself and
+    reaches an item only when they match. Because an
     item keeps its position while it lives, a dump that walks pos[] in
     order visits each key at most once however the table grows.
 
@@ -36,7 +38,7 @@ struct qkv_store_t {
     uint32_t pos_cap;       /* slots allocated in pos */
     uint32_t *free_pos;     /* stack of free positions; pos_cap slots */
     uint32_t free_count;    /* entries on free_pos */
-    uint32_t *table;        /* position + 1 per slot; 0 = empty */
+    uint64_t *table;        /* hash << 32 | position + 1; 0 = empty */
     size_t table_mask;      /* slots - 1 (power of two) */
     size_t table_used;      /* occupied slots (live and dead items) */
     size_t live;            /* keys visible to readers */
@@ -55,41 +57,52 @@ struct qkv_store_cursor_t {
     Hashing and the table */
 
 static uint32_t s_hash(const char *key, size_t len) {
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)key[i];
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = qkv_hash_bytes(QKV_HASH_SEED, key, len);
     return (uint32_t)(h ^ (h >> 32));
 }
 
+/* A slot's value for an item of hash at position p. */
+static uint64_t s_slot_value(uint32_t hash, uint32_t p) {
+    return (uint64_t)hash << 32 | (p + 1);
+}
+
+static uint32_t s_slot_pos(uint64_t value) {
+    return (uint32_t)value - 1;
+}
+
 static s_item_t *s_at(const qkv_store_t *self, size_t slot) {
-    return self->pos[self->table[slot] - 1];
+    return self->pos[s_slot_pos(self->table[slot])];
 }
 
 /* Slot holding key, or the empty slot where it would go. */
 static size_t s_find(const qkv_store_t *self, const char *key, size_t len,
                      uint32_t hash) {
     size_t slot = hash & self->table_mask;
-    while (self->table[slot]) {
-        s_item_t *item = s_at(self, slot);
-        if (item->hash == hash && item->key_len == len &&
-            memcmp(item->data, key, len) == 0)
+    for (uint64_t v; (v = self->table[slot]);
+         slot = (slot + 1) & self->table_mask) {
+        if ((uint32_t)(v >> 32) != hash)
+            continue;
+        const s_item_t *item = self->pos[s_slot_pos(v)];
+        if (item->key_len == len && memcmp(item->data, key, len) == 0)
             return slot;
-        slot = (slot + 1) & self->table_mask;
     }
     return slot;
 }
 
+static size_t s_home(const void *ctx, uint64_t value) {
+    (void)ctx;
+    return (size_t)(value >> 32);
+}
+
 static int s_grow_table(qkv_store_t *self) {
     size_t slots = (self->table_mask + 1) * 2;
-    uint32_t *table = calloc(slots, sizeof(*table));
+    uint64_t *table = calloc(slots, sizeof(*table));
     if (!table)
         return -1;
     for (size_t i = 0; i <= self->table_mask; i++) {
         if (!self->table[i])
             continue;
-        size_t slot = s_at(self, i)->hash & (slots - 1);
+        size_t slot = s_home(NULL, self->table[i]) & (slots - 1);
         while (table[slot])
             slot = (slot + 1) & (slots - 1);
         table[slot] = self->table[i];
@@ -100,14 +113,9 @@ static int s_grow_table(qkv_store_t *self) {
     return 0;
 }
 
-static size_t s_home(const void *ctx, uint32_t value) {
-    const qkv_store_t *self = ctx;
-    return self->pos[value - 1]->hash;
-}
-
 /* Removes the table slot, shifting later members of its run back. */
 static void s_unlink_slot(qkv_store_t *self, size_t hole) {
-    qkv_probe_unlink(self->table, self->table_mask, hole, s_home, self);
+    qkv_probe_unlink64(self->table, self->table_mask, hole, s_home, self);
     self->table_used--;
 }
 
@@ -236,7 +244,7 @@ static int s_delete(qkv_store_t *self, const qkv_entry_t *e) {
         self->dead++;
         return 1;
     }
-    uint32_t p = self->table[slot] - 1;
+    uint32_t p = s_slot_pos(self->table[slot]);
     s_unlink_slot(self, slot);
     s_free_item(self, item);
     s_release_pos(self, p);
@@ -252,7 +260,7 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     size_t slot = s_find(self, key, e->key_len, hash);
     size_t size = sizeof(s_item_t) + e->key_len + e->value_len;
     if (self->table[slot]) {
-        uint32_t p = self->table[slot] - 1;
+        uint32_t p = s_slot_pos(self->table[slot]);
         s_item_t *item = self->pos[p];
         if (item->value_len != e->value_len) {
             size_t before = s_overhead(item, item->key_len, item->value_len);
@@ -288,7 +296,7 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     memcpy(item->data, key, e->key_len + e->value_len);
     self->item_overhead += s_overhead(item, e->key_len, e->value_len);
     self->pos[p] = item;
-    self->table[slot] = p + 1;
+    self->table[slot] = s_slot_value(hash, p);
     self->table_used++;
     self->live++;
     *seq = 1;
@@ -309,20 +317,29 @@ static int s_apply(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     return rc;
 }
 
-size_t qkv_store_apply_many(qkv_store_t *self,
-                            const qkv_entry_t *const *entries, size_t count,
-                            uint64_t *seqs) {
-    size_t done = 0;
+void qkv_store_write_begin(qkv_store_t *self) {
     pthread_rwlock_wrlock(&self->lock);
-    while (done < count && s_apply(self, entries[done], &seqs[done]) == 0)
-        done++;
+}
+
+int qkv_store_apply_locked(qkv_store_t *self, const qkv_entry_t *entry,
+                           uint64_t *seq) {
+    return s_apply(self, entry, seq);
+}
+
+void qkv_store_skip_locked(qkv_store_t *self, uint64_t index) {
+    self->applied_index = index;
+}
+
+void qkv_store_write_end(qkv_store_t *self) {
     pthread_rwlock_unlock(&self->lock);
-    return done;
 }
 
 int qkv_store_apply(qkv_store_t *self, const qkv_entry_t *entry,
                     uint64_t *seq) {
-    return qkv_store_apply_many(self, &entry, 1, seq) == 1 ? 0 : -1;
+    pthread_rwlock_wrlock(&self->lock);
+    int rc = s_apply(self, entry, seq);
+    pthread_rwlock_unlock(&self->lock);
+    return rc;
 }
 
 void qkv_store_clear(qkv_store_t *self) {

@@ -37,9 +37,9 @@ extern "C" {
    chunk may ask (limit): above them the request is bad_request. */
 #define QKV_CMSG_MAX_WAIT_MS 60000
 #define QKV_CMSG_MAX_DUMP_LIMIT 10000
-/* client_id and client_seq are 1 ... 2^53 - 1, the integers JSON clients
-   carry exactly (REST takes the same range). */
-#define QKV_CLIENT_ID_MAX ((1ULL << 53) - 1)
+/* client_id and client_seq are 1 ... QKV_CLIENT_ID_MAX (2^53 - 1, in
+   qkv_entry.h), the integers JSON clients carry exactly (REST takes the
+   same range). */
 
 typedef enum {
     QKV_COP_INVALID = 0, /* the request's fields are wrong: see reason */

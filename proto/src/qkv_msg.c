@@ -17,32 +17,10 @@
 
 #define QKV_MAX_DEPTH 8 /* deepest legal message nests 3 levels */
 
-/*  =====================================================================
-    Entries */
-
-qkv_entry_t *qkv_entry_new(qkv_op_t op, uint64_t term, const void *key,
-                           size_t key_len, const void *value,
-                           size_t value_len) {
-    if (key_len > UINT32_MAX || value_len > UINT32_MAX)
-        return NULL;
-    qkv_entry_t *self = malloc(sizeof(*self) + key_len + value_len);
-    if (!self)
-        return NULL;
-    self->index = 0;
-    self->term = term;
-    self->key_len = (uint32_t)key_len;
-    self->value_len = (uint32_t)value_len;
-    self->op = (uint8_t)op;
-    if (key_len)
-        memcpy(self->data, key, key_len);
-    if (value_len)
-        memcpy(self->data + key_len, value, value_len);
-    return self;
-}
-
 size_t qkv_entry_wire_size(const qkv_entry_t *entry) {
-    /* fixarray + uint64 term + op + two str32 headers */
-    return 1 + 9 + 1 + 5 + 5 + entry->key_len + entry->value_len;
+    /* array header, term, op, two str32 headers, client_id, client_seq,
+       time_ms: every integer at most 9 bytes */
+    return 1 + 9 + 1 + 5 + 5 + 9 + 9 + 9 + entry->key_len + entry->value_len;
 }
 
 /*  =====================================================================
@@ -75,26 +53,28 @@ void qkv_encoder_check(qkv_encoder_t *self, int rc) {
         self->failed = true;
 }
 
-void qkv_encoder_append_begin(qkv_encoder_t *self, uint64_t repl_id,
-                              uint64_t prev_index, uint64_t commit_index,
-                              const char *leader, size_t leader_len,
+void qkv_encoder_append_begin(qkv_encoder_t *self,
+                              const qkv_append_head_t *head,
                               size_t entry_count) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
-    qkv_encoder_check(self, msgpack_pack_array(pk, 6));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 9));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
-    qkv_encoder_check(self, msgpack_pack_uint64(pk, repl_id));
-    qkv_encoder_check(self, msgpack_pack_uint64(pk, prev_index));
-    qkv_encoder_check(self, msgpack_pack_uint64(pk, commit_index));
-    qkv_encoder_check(self,
-                      msgpack_pack_str_with_body(pk, leader ? leader : "",
-                                                 leader ? leader_len : 0));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, head->cluster_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, head->term));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, head->prev_index));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, head->prev_term));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, head->commit_index));
+    qkv_encoder_check(self, msgpack_pack_str_with_body(
+                                pk, head->leader ? head->leader : "",
+                                head->leader ? head->leader_len : 0));
     qkv_encoder_check(self, msgpack_pack_array(pk, entry_count));
 }
 
 void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
     msgpack_packer *pk = &self->packer;
-    qkv_encoder_check(self, msgpack_pack_array(pk, 4));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 7));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->term));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, entry->op));
     qkv_encoder_check(
@@ -102,16 +82,24 @@ void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
     qkv_encoder_check(
         self, msgpack_pack_str_with_body(pk, entry->data + entry->key_len,
                                          entry->value_len));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->client_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->client_seq));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->time_ms));
 }
 
-void qkv_encoder_ack(qkv_encoder_t *self, uint64_t repl_id,
-                     uint64_t last_index) {
+void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
-    qkv_encoder_check(self, msgpack_pack_array(pk, 3));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 8));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_ACK));
-    qkv_encoder_check(self, msgpack_pack_uint64(pk, repl_id));
-    qkv_encoder_check(self, msgpack_pack_uint64(pk, last_index));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->cluster_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->term));
+    qkv_encoder_check(self, ack->ok ? msgpack_pack_true(pk)
+                                    : msgpack_pack_false(pk));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->index));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->hint_index));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->hint_term));
 }
 
 const void *qkv_encoder_data(const qkv_encoder_t *self, size_t *size) {
@@ -307,15 +295,18 @@ static bool s_str(const msgpack_object *o, size_t max, const char **s,
     return true;
 }
 
+/* Entries have at least 7 elements; later ones are ignored. */
 static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
                     qkv_entry_view_t *view) {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 4)
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 7)
         return false;
     const msgpack_object *f = o->via.array.ptr;
     uint64_t op;
-    if (!s_uint(&f[0], &view->term) || !s_uint(&f[1], &op))
+    if (!s_uint(&f[0], &view->term) || !s_uint(&f[1], &op) ||
+        !s_uint(&f[4], &view->client_id) ||
+        !s_uint(&f[5], &view->client_seq) || !s_uint(&f[6], &view->time_ms))
         return false;
-    if (op < QKV_OP_PUT || op > QKV_OP_RESET)
+    if (op < QKV_OP_PUT || op > QKV_OP_MAX)
         return false;
     view->op = (uint8_t)op;
     return s_str(&f[2], self->limits.max_key_bytes, &view->key,
@@ -324,17 +315,18 @@ static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
                  &view->value_len);
 }
 
-/* Returns 0, QKV_MALFORMED or -1 (out of memory). */
+/* f has at least 9 elements. Returns 0, QKV_MALFORMED or -1 (out of
+   memory). */
 static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
     qkv_msg_t *msg = &self->msg;
     uint32_t leader_len;
-    if (!s_uint(&f[1], &msg->repl_id) || !s_uint(&f[2], &msg->prev_index) ||
-        !s_uint(&f[3], &msg->commit_index) ||
-        !s_str(&f[4], QKV_MAX_ENDPOINT, &msg->leader, &leader_len) ||
-        f[5].type != MSGPACK_OBJECT_ARRAY)
+    if (!s_uint(&f[4], &msg->prev_index) || !s_uint(&f[5], &msg->prev_term) ||
+        !s_uint(&f[6], &msg->commit_index) ||
+        !s_str(&f[7], QKV_MAX_ENDPOINT, &msg->leader, &leader_len) ||
+        f[8].type != MSGPACK_OBJECT_ARRAY)
         return QKV_MALFORMED;
     msg->leader_len = leader_len;
-    size_t n = f[5].via.array.size;
+    size_t n = f[8].via.array.size;
     if (msg->prev_index > UINT64_MAX - n)
         return QKV_MALFORMED;
     if (n > self->entries_cap) {
@@ -345,10 +337,20 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
         self->entries_cap = n;
     }
     for (size_t i = 0; i < n; i++)
-        if (!s_entry(self, &f[5].via.array.ptr[i], &self->entries[i]))
+        if (!s_entry(self, &f[8].via.array.ptr[i], &self->entries[i]))
             return QKV_MALFORMED;
     msg->entry_count = n;
     msg->entries = self->entries;
+    return 0;
+}
+
+/* f has at least 8 elements. */
+static int s_ack(qkv_decoder_t *self, const msgpack_object *f) {
+    qkv_msg_t *msg = &self->msg;
+    if (f[4].type != MSGPACK_OBJECT_BOOLEAN || !s_uint(&f[5], &msg->index) ||
+        !s_uint(&f[6], &msg->hint_index) || !s_uint(&f[7], &msg->hint_term))
+        return QKV_MALFORMED;
+    msg->ok = f[4].via.boolean;
     return 0;
 }
 
@@ -392,25 +394,32 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     msgpack_object root;
     if (qkv_decoder_unpack(self, data, size, &root) != 0)
         return QKV_MALFORMED;
-    memset(&self->msg, 0, sizeof(self->msg));
-    if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1)
+    qkv_msg_t *msg = &self->msg;
+    memset(msg, 0, sizeof(*msg));
+    if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 2)
         return QKV_MALFORMED;
     const msgpack_object *f = root.via.array.ptr;
     size_t count = root.via.array.size;
     uint64_t type;
-    if (!s_uint(&f[0], &type))
+    if (!s_uint(&f[0], &type) || !s_uint(&f[1], &msg->version) ||
+        msg->version == 0 ||
+        (type != QKV_MSG_APPEND && type != QKV_MSG_ACK))
         return QKV_MALFORMED;
-    int rcode = QKV_MALFORMED;
-    if (type == QKV_MSG_APPEND && count == 6) {
-        rcode = s_append(self, f);
-    } else if (type == QKV_MSG_ACK && count == 3 &&
-               s_uint(&f[1], &self->msg.repl_id) &&
-               s_uint(&f[2], &self->msg.last_index)) {
-        rcode = 0;
+    msg->type = (int)type;
+    if (msg->version > QKV_REPL_VERSION) {
+        *msg_p = msg;
+        return QKV_NEWER;
     }
-    if (rcode != 0)
-        return rcode;
-    self->msg.type = (int)type;
-    *msg_p = &self->msg;
+    int rc = QKV_MALFORMED;
+    if (count >= 4 && s_uint(&f[2], &msg->cluster_id) &&
+        s_uint(&f[3], &msg->term)) {
+        if (type == QKV_MSG_APPEND && count >= 9)
+            rc = s_append(self, f);
+        else if (type == QKV_MSG_ACK && count >= 8)
+            rc = s_ack(self, f);
+    }
+    if (rc != 0)
+        return rc;
+    *msg_p = msg;
     return 0;
 }

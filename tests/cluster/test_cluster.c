@@ -716,7 +716,7 @@ static bool sample_of(const char *text, const char *series, double *value) {
 }
 
 /* Write metrics carry proto="rest" and proto="zmq"; the session gauges
-   and the oversize counter are there. */
+   and the client disconnect counter are there. */
 static void test_metrics_by_proto(void) {
     static const char *series[] = {
         "qkv_writes_total{proto=\"rest\"}",
@@ -735,7 +735,7 @@ static void test_metrics_by_proto(void) {
         "qkv_write_latency_seconds_count{proto=\"zmq\"}",
         "qkv_sessions",
         "qkv_session_records",
-        "qkv_client_frames_oversize_total",
+        "qkv_client_disconnects_total",
     };
     for (size_t i = 0; i < s_cluster.count; i++) {
         char *body = metrics_of(i);
@@ -1273,6 +1273,49 @@ static void test_tagged_delete_retried(void) {
     json_decref(r);
 }
 
+/* The value of sample name in node i's /metrics, -1 when absent. */
+static double node_metric(size_t i, const char *name) {
+    char url[sizeof s_cluster.nodes[0].url + 16], *body = NULL;
+    long status = 0;
+    snprintf(url, sizeof url, "%s/metrics", node_url(i));
+    double v = -1;
+    if (kit_http_get(url, &status, &body) == 0 && status == 200)
+        kit_prom_value(body, name, &v);
+    free(body);
+    return v;
+}
+
+typedef struct {
+    size_t node;
+    double sessions, records; /* the leader's */
+} same_sessions_t;
+
+static bool s_same_sessions(void *arg) {
+    same_sessions_t *s = arg;
+    return node_metric(s->node, "qkv_sessions") == s->sessions &&
+           node_metric(s->node, "qkv_session_records") == s->records;
+}
+
+/* Sessions are part of the replicated state: once every node applied the
+   same entries, every node holds the same session table. */
+static void test_sessions_on_every_node(void) {
+    CU_ASSERT(kit_qkv_settled(leader(), REPL_WAIT_MS, NULL));
+    same_sessions_t want = {0, node_metric(0, "qkv_sessions"),
+                            node_metric(0, "qkv_session_records")};
+    CU_ASSERT(want.sessions >= 3 && want.records >= 4); /* the tests above */
+    for (size_t i = 1; i < s_cluster.count; i++) {
+        want.node = i;
+        bool same = kit_poll_until(REPL_WAIT_MS, s_same_sessions, &want);
+        if (!same)
+            fprintf(stderr, "\n  %s holds %g sessions and %g records, the "
+                            "leader %g and %g\n",
+                    s_cluster.nodes[i].name, node_metric(i, "qkv_sessions"),
+                    node_metric(i, "qkv_session_records"), want.sessions,
+                    want.records);
+        CU_ASSERT(same);
+    }
+}
+
 /*  ---------------------------------------------------------------------
     Setup */
 
@@ -1333,6 +1376,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_tagged_conflict),
         KIT_TEST(test_tagged_session_expired),
         KIT_TEST(test_tagged_delete_retried),
+        KIT_TEST(test_sessions_on_every_node),
         KIT_TEST(test_dumps_identical_at_end),
         KIT_TESTS_END};
     return kit_add_suite("cluster", s_start, s_stop, tests) ? 0 : -1;

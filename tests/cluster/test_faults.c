@@ -14,16 +14,22 @@
     the leader restarts and every follower drops its state.
     delay: MIN/MAX_DELAY hold every batch; writes still commit, no sooner,
     and a follower restarting under writes catches up through the delay.
+    paused_leader: SIGSTOP the leader again and again while six writers
+    go on, each pause longer than the write deadline: a 503
+    quorum_not_reached always names its entry's index, a write answered
+    unavailable is nowhere, every 200 holds.
 */
 #include "kit.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -725,6 +731,138 @@ static void test_delayed_restart_under_writes(void) {
     restarts_under_writes(&s_slow, 1);
 }
 
+/*  ---------------------------------------------------------------------
+    A paused leader: SIGSTOP while writes arrive, longer than their
+    deadline. A 503 quorum_not_reached names its entry's index; a write
+    answered unavailable was never written; every 200 holds. */
+
+#define PAUSE_WRITERS 6
+#define PAUSE_TIMEOUT_MS 300
+#define PAUSES 8
+
+static kit_cluster_t s_paused;
+
+typedef struct {
+    int n;                /* writer number */
+    int stop;             /* set to end */
+    int count;            /* writes answered */
+    char (*keys)[48];     /* key of write i */
+    long *status;         /* its HTTP status */
+    char (*word)[24];     /* its status word */
+    uint64_t *index;      /* its index, 0 when the answer had none */
+} pause_writer_t;
+
+#define PAUSE_MAX_WRITES 4000
+
+static void *s_pause_write(void *arg) {
+    pause_writer_t *w = arg;
+    while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) &&
+           w->count < PAUSE_MAX_WRITES) {
+        int i = w->count;
+        snprintf(w->keys[i], sizeof w->keys[i], "t%s-pause-%d-%d", s_tag,
+                 w->n, i);
+        json_t *r = kit_qkv_write(s_paused.nodes[0].url, "/put", w->keys[i],
+                                  "p", &w->status[i], NULL);
+        const char *word = kit_json_str(r, "status");
+        snprintf(w->word[i], sizeof w->word[i], "%s", word ? word : "");
+        w->index[i] = 0;
+        kit_json_u64(r, "index", &w->index[i]);
+        json_decref(r);
+        __atomic_store_n(&w->count, i + 1, __ATOMIC_RELEASE);
+    }
+    kit_http_thread_done();
+    return NULL;
+}
+
+static int s_paused_start(void) {
+    kit_cluster_opts_t opts = {.followers = 2,
+                               .write_quorum = 1,
+                               .replication_timeout_ms = PAUSE_TIMEOUT_MS,
+                               .heartbeat_ms = 50};
+    return kit_cluster_start(&s_paused, &opts);
+}
+
+static int s_paused_stop(void) {
+    return kit_cluster_stop(&s_paused) ? -1 : 0;
+}
+
+static void s_sleep_ms(long ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void test_paused_leader_answers(void) {
+    static pause_writer_t writers[PAUSE_WRITERS];
+    pthread_t threads[PAUSE_WRITERS];
+    pid_t leader_pid = s_paused.nodes[0].pid;
+    for (int t = 0; t < PAUSE_WRITERS; t++) {
+        pause_writer_t *w = &writers[t];
+        memset(w, 0, sizeof *w);
+        w->n = t;
+        w->keys = calloc(PAUSE_MAX_WRITES, sizeof *w->keys);
+        w->status = calloc(PAUSE_MAX_WRITES, sizeof *w->status);
+        w->word = calloc(PAUSE_MAX_WRITES, sizeof *w->word);
+        w->index = calloc(PAUSE_MAX_WRITES, sizeof *w->index);
+        CU_ASSERT_FATAL(w->keys && w->status && w->word && w->index);
+        CU_ASSERT_FATAL(pthread_create(&threads[t], NULL, s_pause_write, w) ==
+                        0);
+    }
+    for (int p = 0; p < PAUSES; p++) {
+        s_sleep_ms(150);
+        kill(leader_pid, SIGSTOP);
+        s_sleep_ms(3 * PAUSE_TIMEOUT_MS);
+        kill(leader_pid, SIGCONT);
+    }
+    s_sleep_ms(150);
+    for (int t = 0; t < PAUSE_WRITERS; t++) {
+        __atomic_store_n(&writers[t].stop, 1, __ATOMIC_RELEASE);
+        pthread_join(threads[t], NULL);
+    }
+    CU_ASSERT(kit_cluster_alive(&s_paused));
+    const char *leader_url = s_paused.nodes[0].url;
+    CU_ASSERT(kit_qkv_settled(leader_url, WAIT_MS, NULL));
+    for (size_t i = 1; i < s_paused.count; i++)
+        CU_ASSERT(kit_qkv_wait_same_dump(leader_url, s_paused.nodes[i].url,
+                                         WAIT_MS));
+    int ok = 0, timeouts = 0, unwritten = 0, bad = 0, total = 0;
+    for (int t = 0; t < PAUSE_WRITERS; t++) {
+        pause_writer_t *w = &writers[t];
+        for (int i = 0; i < w->count; i++) {
+            total++;
+            bool held = kit_qkv_holds(leader_url, w->keys[i], "p", 1);
+            bool good;
+            if (w->status[i] == 200) {
+                ok++;
+                good = held && w->index[i] > 0;
+            } else if (strcmp(w->word[i], "quorum_not_reached") == 0) {
+                /* not confirmed in time, never rolled back: the followers
+                   are up, so it commits */
+                timeouts++;
+                good = w->index[i] > 0 && held;
+            } else if (strcmp(w->word[i], "unavailable") == 0) {
+                unwritten++;
+                good = !held; /* nothing was written */
+            } else {
+                good = false;
+            }
+            if (!good && bad++ < 5)
+                fprintf(stderr,
+                        "\n  %s: %ld %s index %llu, %s on the leader\n",
+                        w->keys[i], w->status[i], w->word[i],
+                        (unsigned long long)w->index[i],
+                        held ? "held" : "absent");
+        }
+        free(w->keys);
+        free(w->status);
+        free(w->word);
+        free(w->index);
+    }
+    fprintf(stderr, "\n  %d writes: %d ok, %d not confirmed in time, %d "
+                    "not written\n", total, ok, timeouts, unwritten);
+    CU_ASSERT(total > 0 && ok > 0);
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static int s_add_suites(void) {
     static const kit_test_t faults[] = {
         KIT_TEST(test_write_with_all_up),
@@ -746,13 +884,17 @@ static int s_add_suites(void) {
     static const kit_test_t slow[] = {
         KIT_TEST(test_delayed_writes),
         KIT_TEST(test_delayed_restart_under_writes), KIT_TESTS_END};
+    static const kit_test_t paused[] = {KIT_TEST(test_paused_leader_answers),
+                                        KIT_TESTS_END};
     if (!kit_add_suite("faults_quorum5", s_faults_start, s_faults_stop,
                        faults) ||
         !kit_add_suite("leader_alone", s_alone_start, s_alone_stop, alone) ||
         !kit_add_suite("follower_no_leader_url", s_lonely_start, s_lonely_stop,
                        lonely) ||
         !kit_add_suite("churn", s_churn_start, s_churn_stop, churn) ||
-        !kit_add_suite("delay", s_slow_start, s_slow_stop, slow))
+        !kit_add_suite("delay", s_slow_start, s_slow_stop, slow) ||
+        !kit_add_suite("paused_leader", s_paused_start, s_paused_stop,
+                       paused))
         return -1;
     return 0;
 }

