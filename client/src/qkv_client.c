@@ -29,6 +29,7 @@
     QKV_EBADREQ instead of sending it there.
 */
 #include "qkv_client.h"
+#include "qkv_client_sock.h"
 #include "qkv_clock.h"
 #include "qkv_cmsg.h"
 
@@ -369,63 +370,15 @@ const char *qkv_strerror(int code) {
 }
 
 /*  ---------------------------------------------------------------------
-    Sockets: every option in one place */
+    Sockets (every option is set in qkv_client_sock.c) */
 
 static void *s_socket_open(qkv_client_t *self, const char *endpoint) {
-    void *sock = zmq_socket(self->ctx, ZMQ_DEALER);
-    if (!sock) {
-        s_set_error(self, "zmq_socket: %s", zmq_strerror(errno));
-        return NULL;
-    }
-    const int linger = 0;             /* destroy drops what is unsent */
-    const int sndhwm = 1000;          /* frames; a full queue waits */
-    const int rcvhwm = 0;             /* answers are bounded by requests */
-    const int immediate = 0;          /* queue before the connection is up */
-    const int reconnect_ivl = 100;    /* ms */
-    const int reconnect_max = 2000;   /* ms, backoff cap */
-    const int connect_timeout = 2000; /* ms per TCP connect */
-    const int hb_ivl = 1000;          /* ms between ZMTP pings */
-    const int hb_timeout = 3000;      /* ms without traffic: reconnect */
-    const int hb_ttl = 10000;         /* ms the node waits for our pings */
-    const int keepalive = 1;
-    const int64_t maxmsg = (int64_t)self->max_frame_bytes;
-    const struct {
-        int option;
-        const void *value;
-        size_t size;
-        const char *name;
-    } options[] = {
-        {ZMQ_LINGER, &linger, sizeof linger, "ZMQ_LINGER"},
-        {ZMQ_SNDHWM, &sndhwm, sizeof sndhwm, "ZMQ_SNDHWM"},
-        {ZMQ_RCVHWM, &rcvhwm, sizeof rcvhwm, "ZMQ_RCVHWM"},
-        {ZMQ_IMMEDIATE, &immediate, sizeof immediate, "ZMQ_IMMEDIATE"},
-        {ZMQ_RECONNECT_IVL, &reconnect_ivl, sizeof reconnect_ivl,
-         "ZMQ_RECONNECT_IVL"},
-        {ZMQ_RECONNECT_IVL_MAX, &reconnect_max, sizeof reconnect_max,
-         "ZMQ_RECONNECT_IVL_MAX"},
-        {ZMQ_CONNECT_TIMEOUT, &connect_timeout, sizeof connect_timeout,
-         "ZMQ_CONNECT_TIMEOUT"},
-        {ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl, "ZMQ_HEARTBEAT_IVL"},
-        {ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout,
-         "ZMQ_HEARTBEAT_TIMEOUT"},
-        {ZMQ_HEARTBEAT_TTL, &hb_ttl, sizeof hb_ttl, "ZMQ_HEARTBEAT_TTL"},
-        {ZMQ_TCP_KEEPALIVE, &keepalive, sizeof keepalive, "ZMQ_TCP_KEEPALIVE"},
-        {ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg, "ZMQ_MAXMSGSIZE"},
-    };
-    for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
-        if (zmq_setsockopt(sock, options[i].option, options[i].value,
-                           options[i].size) != 0) {
-            s_set_error(self, "%s: %s", options[i].name, zmq_strerror(errno));
-            zmq_close(sock);
-            return NULL;
-        }
-    }
-    if (zmq_connect(sock, endpoint) != 0) {
-        s_set_error(self, "cannot connect to '%s': %s", endpoint,
-                    zmq_strerror(errno));
-        zmq_close(sock);
-        return NULL;
-    }
+    char err[256];
+    void *sock = qkv_client_socket_open(self->ctx, endpoint,
+                                        self->max_frame_bytes, err,
+                                        sizeof err);
+    if (!sock)
+        s_set_error(self, "%s", err);
     return sock;
 }
 

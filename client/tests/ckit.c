@@ -34,6 +34,22 @@ static bool s_answers(void *arg) {
     return ok;
 }
 
+/* The leader sees every follower connected: each has heard from it, and
+   so knows where to send a client that writes to it. */
+static bool s_all_connected(void *arg) {
+    qkv_client_options_t options = {.timeout_ms = 1000};
+    qkv_client_t *client = ckit_client(arg, &options);
+    qkv_health_t health;
+    bool ok = client && qkv_health(client, &health) == 0;
+    if (ok) {
+        for (size_t i = 0; i < health.follower_count; i++)
+            ok = ok && health.followers[i].connected;
+        qkv_health_clear(&health);
+    }
+    qkv_client_destroy(&client);
+    return ok;
+}
+
 int ckit_cluster_start(kit_cluster_t *cluster, size_t followers,
                        int write_quorum, const char *const *leader_args) {
     kit_cluster_opts_t opts = {.followers = followers,
@@ -50,6 +66,13 @@ int ckit_cluster_start(kit_cluster_t *cluster, size_t followers,
             kit_cluster_stop(cluster);
             return -1;
         }
+    }
+    char leader[64];
+    ckit_endpoint(&cluster->nodes[0], leader, sizeof leader);
+    if (!kit_poll_until(CKIT_WAIT_MS, s_all_connected, leader)) {
+        fprintf(stderr, "ckit: the followers did not all connect\n");
+        kit_cluster_stop(cluster);
+        return -1;
     }
     return 0;
 }

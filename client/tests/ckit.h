@@ -19,7 +19,9 @@
 /* Starts a leader and `followers` followers (write_quorum -1: the
    default; leader_args: more leader flags, NULL-terminated, or NULL)
    through kit_cluster_start and waits until every node's client port
-   answers health. Returns 0 or -1 (everything stopped). */
+   answers health and the leader sees every follower connected (so each
+   knows where to redirect writes). Returns 0 or -1 (everything
+   stopped). */
 int ckit_cluster_start(kit_cluster_t *cluster, size_t followers,
                        int write_quorum, const char *const *leader_args);
 

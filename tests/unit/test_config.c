@@ -124,6 +124,7 @@ static void test_defaults(void) {
     CU_ASSERT_EQUAL(cfg.client_port, 7000);
     CU_ASSERT_STRING_EQUAL(cfg.leader_endpoint, "");
     CU_ASSERT(cfg.dedup_window == 100000);
+    CU_ASSERT(cfg.session_ttl_s == 86400);
     qkv_config_clear(&cfg);
 }
 
@@ -338,6 +339,7 @@ static void test_usage(void) {
         {"CLIENT_PORT", "--client-port"},
         {"LEADER_ENDPOINT", "--leader-endpoint"},
         {"DEDUP_WINDOW", "--dedup-window"},
+        {"SESSION_TTL_S", "--session-ttl-s"},
         {NULL, NULL}};
     char *text = NULL;
     size_t size = 0;
@@ -392,6 +394,9 @@ static void test_bad_client_settings(void) {
                ARGS("--leader-endpoint", "tcp://leader"), "LEADER_ENDPOINT");
     expect_bad_both("DEDUP_WINDOW", "--dedup-window", "abc");
     expect_bad_both("DEDUP_WINDOW", "--dedup-window", "-1");
+    expect_bad_both("SESSION_TTL_S", "--session-ttl-s", "0");
+    expect_bad_both("SESSION_TTL_S", "--session-ttl-s", "1h");
+    expect_bad_both("SESSION_TTL_S", "--session-ttl-s", "315360001");
 }
 
 static void test_bad_followers(void) {
