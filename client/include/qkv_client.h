@@ -160,7 +160,8 @@ uint64_t qkv_client_next_seq(const qkv_client_t *self);
    2^53 - 1). Returns 0, or QKV_EINVAL (nothing changed) for a seq out of
    that range. A write repeated with a client_seq it already carried is
    not applied again; the leader answers the original entry's index and
-   seq (as long as it remembers it: the last DEDUP_WINDOW writes;
+   seq (as long as the cluster remembers it: the last DEDUP_WINDOW tagged
+   writes of all clients, within SESSION_TTL_S of the client's last write;
    QKV_ESESSION_EXPIRED after that), or QKV_ECONFLICT when the content
    differs. To retry a write that failed with QKV_ETIMEOUT: note seq =
    qkv_client_next_seq before the first attempt; then saved =

@@ -513,6 +513,37 @@ static void test_decoder_reuse(void) {
     free(frame);
 }
 
+/* The example in PROTOCOL.md, byte for byte. */
+static void test_documented_example(void) {
+    qkv_append_head_t head = {0x1122334455667788ULL, 1, 0, 0, 0, "", 0};
+    qkv_encoder_append_begin(s_enc, &head, 1);
+    qkv_entry_t *e = qkv_entry_new(QKV_OP_PUT, "k", 1, "v", 1);
+    CU_ASSERT_FATAL(e != NULL);
+    e->term = 1;
+    e->client_id = 5;
+    e->client_seq = 1;
+    e->time_ms = 1733400000000ULL;
+    qkv_encoder_add_entry(s_enc, e);
+    free(e);
+    static const uint8_t append[] = {
+        0x99, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+        0x88, 0x01, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x97, 0x01, 0x01, 0xa1,
+        0x6b, 0xa1, 0x76, 0x05, 0x01, 0xcf, 0x00, 0x00, 0x01, 0x93, 0x96,
+        0xb0, 0xf6, 0x00};
+    size_t size;
+    const void *data = qkv_encoder_data(s_enc, &size);
+    CU_ASSERT_EQUAL_FATAL(size, sizeof append);
+    CU_ASSERT(memcmp(data, append, size) == 0);
+    qkv_ack_t ack = {0x1122334455667788ULL, 1, true, 1, 0, 0};
+    qkv_encoder_ack(s_enc, &ack);
+    static const uint8_t ack_bytes[] = {0x98, 0x02, 0x01, 0xcf, 0x11, 0x22,
+                                        0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+                                        0x01, 0xc3, 0x01, 0x00, 0x00};
+    data = qkv_encoder_data(s_enc, &size);
+    CU_ASSERT_EQUAL_FATAL(size, sizeof ack_bytes);
+    CU_ASSERT(memcmp(data, ack_bytes, size) == 0);
+}
+
 /*  ---------------------------------------------------------------------
     Taking frames apart: a small msgpack walker, so that invalid frames are
     made from the encoder's own valid ones by changing one element. The
@@ -1366,6 +1397,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_reference_frames_valid),
         KIT_TEST(test_any_int_encoding),
         KIT_TEST(test_leader_endpoint),
+        KIT_TEST(test_documented_example),
         KIT_TESTS_END};
     static const kit_test_t malformed[] = {KIT_TEST(test_truncations),
                                            KIT_TEST(test_trailing_bytes),
