@@ -738,7 +738,7 @@ static void test_delayed_restart_under_writes(void) {
 
 #define PAUSE_WRITERS 6
 #define PAUSE_TIMEOUT_MS 300
-#define PAUSES 8
+#define PAUSES 5
 
 static kit_cluster_t s_paused;
 
@@ -810,7 +810,7 @@ static void test_paused_leader_answers(void) {
     for (int p = 0; p < PAUSES; p++) {
         s_sleep_ms(150);
         kill(leader_pid, SIGSTOP);
-        s_sleep_ms(3 * PAUSE_TIMEOUT_MS);
+        s_sleep_ms(2 * PAUSE_TIMEOUT_MS);
         kill(leader_pid, SIGCONT);
     }
     s_sleep_ms(150);
