@@ -47,8 +47,16 @@
 #define S_APPLY_CHUNK 256          /* entries applied per store lock */
 #define S_ACK_REPEAT_US 10000      /* an identical ACK at most this often */
 #define S_READS_PER_TURN 1024      /* replication frames read per turn */
+#define S_ENCODINGS 4              /* APPEND frames kept to share per turn */
 /* largest APPEND: a full batch plus one entry of the largest legal size */
 #define S_FRAME_MAX ((size_t)S_BATCH_BYTES + (1u << 20) + (64u << 20) + 4096)
+
+/* An APPEND frame encoded this turn, for every follower it fits. */
+typedef struct {
+    bool valid;              /* encoded this turn */
+    uint64_t prev_index, prev_term, commit_index, first, last;
+    qkv_encoder_t *encoder;  /* holds the frame */
+} s_encoding_t;
 
 typedef struct {
     qkv_node_t *node;        /* the node we serve */
@@ -66,6 +74,8 @@ typedef struct {
     char leader_endpoint[QKV_MAX_ENDPOINT + 1]; /* where clients go to
                                                    write; "" unknown */
     qkv_outcome_t outcomes[S_APPLY_CHUNK];
+    s_encoding_t encodings[S_ENCODINGS]; /* followers in step share one */
+    size_t next_encoding;                /* the slot to use next */
 } s_actor_t;
 
 /*  =====================================================================
@@ -175,29 +185,52 @@ static void s_read_peers(s_actor_t *self, size_t item, int64_t now) {
 /*  =====================================================================
     The end of a turn */
 
+/* The frame of an APPEND: one encoded this turn with the same header
+   and entries (followers in step get the same APPEND), or a new one. */
+static const void *s_append_frame(s_actor_t *self, const qkv_core_msg_t *m,
+                                  size_t *size) {
+    for (size_t i = 0; i < S_ENCODINGS; i++) {
+        s_encoding_t *c = &self->encodings[i];
+        if (c->valid && c->prev_index == m->prev_index &&
+            c->prev_term == m->prev_term &&
+            c->commit_index == m->commit_index && c->first == m->first &&
+            c->last == m->last)
+            return qkv_encoder_data(c->encoder, size);
+    }
+    s_encoding_t *c = &self->encodings[self->next_encoding];
+    self->next_encoding = (self->next_encoding + 1) % S_ENCODINGS;
+    *c = (s_encoding_t){true,    m->prev_index, m->prev_term,
+                        m->commit_index, m->first, m->last, c->encoder};
+    const qkv_log_t *log = qkv_core_log(self->core);
+    qkv_append_head_t head = {m->cluster_id,   m->term,
+                              m->prev_index,   m->prev_term,
+                              m->commit_index, self->leader_endpoint,
+                              strlen(self->leader_endpoint)};
+    uint64_t entries = m->last >= m->first ? m->last - m->first + 1 : 0;
+    qkv_encoder_append_begin(c->encoder, &head, (size_t)entries);
+    for (uint64_t k = m->first; k <= m->last; k++)
+        qkv_encoder_add_entry(c->encoder, qkv_log_get(log, k));
+    return qkv_encoder_data(c->encoder, size);
+}
+
 /* Encodes and sends the core's messages. */
 static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
-    const qkv_log_t *log = qkv_core_log(self->core);
+    for (size_t i = 0; i < S_ENCODINGS; i++)
+        self->encodings[i].valid = false; /* the log may have moved on */
     for (size_t i = 0; i < rd->msg_count; i++) {
         const qkv_core_msg_t *m = &rd->msgs[i];
         uint64_t entries = 0;
+        size_t size;
+        const void *data;
         if (m->type == QKV_MSG_APPEND) {
             entries = m->last >= m->first ? m->last - m->first + 1 : 0;
-            qkv_append_head_t head = {
-                m->cluster_id,   m->term,
-                m->prev_index,   m->prev_term,
-                m->commit_index, self->leader_endpoint,
-                strlen(self->leader_endpoint)};
-            qkv_encoder_append_begin(self->encoder, &head, (size_t)entries);
-            for (uint64_t k = m->first; k <= m->last; k++)
-                qkv_encoder_add_entry(self->encoder, qkv_log_get(log, k));
+            data = s_append_frame(self, m, &size);
         } else {
             qkv_ack_t ack = {m->cluster_id, m->term,       m->ok,
                              m->index,      m->hint_index, m->hint_term};
             qkv_encoder_ack(self->encoder, &ack);
+            data = qkv_encoder_data(self->encoder, &size);
         }
-        size_t size;
-        const void *data = qkv_encoder_data(self->encoder, &size);
         if (qkv_peers_send(self->peers, m->peer, data, size, now) != 0) {
             qkv_core_send_failed(self->core, m->peer, now);
             continue;
@@ -328,12 +361,16 @@ static int s_start(s_actor_t *self) {
                                 cfg->session_ttl_s * 1000);
     self->encoder = qkv_encoder_new();
     self->decoder = qkv_decoder_new(&limits);
+    bool encoders = true;
+    for (size_t i = 0; i < S_ENCODINGS; i++)
+        encoders = (self->encodings[i].encoder = qkv_encoder_new()) &&
+                   encoders;
     qkv_door_hooks_t hooks = {s_answer, s_numbered, self};
     self->door = self->core && self->state
                      ? qkv_door_new(node, self->core, self->state, &hooks)
                      : NULL;
     if (!self->core || !self->state || !self->encoder || !self->decoder ||
-        !self->door) {
+        !self->door || !encoders) {
         snprintf(err, es, "out of memory starting replication");
         return -1;
     }
@@ -387,6 +424,8 @@ static void s_stop(s_actor_t *self) {
     qkv_state_destroy(&self->state);
     qkv_core_destroy(&self->core);
     qkv_encoder_destroy(&self->encoder);
+    for (size_t i = 0; i < S_ENCODINGS; i++)
+        qkv_encoder_destroy(&self->encodings[i].encoder);
     qkv_decoder_destroy(&self->decoder);
     if (self->timer_fd > 0)
         close(self->timer_fd);
