@@ -33,4 +33,15 @@ void qkv_probe_unlink64(uint64_t *table, size_t mask, size_t hole,
                         size_t (*home)(const void *ctx, uint64_t value),
                         const void *ctx);
 
+/* Grows such a table to slots (a power of two, above the values held):
+   allocates the new one, moves every value to its place, frees the old
+   one, and sets *table and *mask. *table may be NULL (nothing held yet).
+   Returns 0, or -1 when out of memory (nothing changed). */
+int qkv_probe_grow(uint32_t **table, size_t *mask, size_t slots,
+                   size_t (*home)(const void *ctx, uint32_t value),
+                   const void *ctx);
+int qkv_probe_grow64(uint64_t **table, size_t *mask, size_t slots,
+                     size_t (*home)(const void *ctx, uint64_t value),
+                     const void *ctx);
+
 #endif

@@ -3,6 +3,8 @@
 */
 #include "qkv_hash.h"
 
+#include <stdlib.h>
+
 /* Eight bytes at p as a little-endian number, whatever the machine. */
 static uint64_t s_le64(const unsigned char *p, size_t n) {
     uint64_t w = 0;
@@ -62,4 +64,36 @@ void qkv_probe_unlink64(uint64_t *table, size_t mask, size_t hole,
                         size_t (*home)(const void *ctx, uint64_t value),
                         const void *ctx) {
     S_PROBE_UNLINK(table, mask, hole, home, ctx);
+}
+
+/* One body for both widths, as above. */
+#define S_PROBE_GROW(type, table, mask, slots, home, ctx)                      \
+    do {                                                                       \
+        type *grown = calloc(slots, sizeof(*grown));                           \
+        if (!grown)                                                            \
+            return -1;                                                         \
+        for (size_t i = 0; *table && i <= *mask; i++) {                        \
+            if (!(*table)[i])                                                  \
+                continue;                                                      \
+            size_t slot = home(ctx, (*table)[i]) & (slots - 1);                \
+            while (grown[slot])                                                \
+                slot = (slot + 1) & (slots - 1);                               \
+            grown[slot] = (*table)[i];                                         \
+        }                                                                      \
+        free(*table);                                                          \
+        *table = grown;                                                        \
+        *mask = slots - 1;                                                     \
+        return 0;                                                              \
+    } while (0)
+
+int qkv_probe_grow(uint32_t **table, size_t *mask, size_t slots,
+                   size_t (*home)(const void *ctx, uint32_t value),
+                   const void *ctx) {
+    S_PROBE_GROW(uint32_t, table, mask, slots, home, ctx);
+}
+
+int qkv_probe_grow64(uint64_t **table, size_t *mask, size_t slots,
+                     size_t (*home)(const void *ctx, uint64_t value),
+                     const void *ctx) {
+    S_PROBE_GROW(uint64_t, table, mask, slots, home, ctx);
 }

@@ -112,22 +112,8 @@ static size_t s_peer_slot(const qkv_clients_t *self, const void *id,
 }
 
 static int s_table_grow(qkv_clients_t *self) {
-    size_t slots = (self->table_mask + 1) * 2;
-    uint32_t *table = calloc(slots, sizeof(*table));
-    if (!table)
-        return -1;
-    for (size_t i = 0; i <= self->table_mask; i++) {
-        if (!self->table[i])
-            continue;
-        size_t slot = s_peer_home(self, self->table[i]) & (slots - 1);
-        while (table[slot])
-            slot = (slot + 1) & (slots - 1);
-        table[slot] = self->table[i];
-    }
-    free(self->table);
-    self->table = table;
-    self->table_mask = slots - 1;
-    return 0;
+    return qkv_probe_grow(&self->table, &self->table_mask,
+                          (self->table_mask + 1) * 2, s_peer_home, self);
 }
 
 /* The peer of routing id (made when new), with one more reference taken;

@@ -51,8 +51,9 @@ struct qkv_door_t {
     qkv_ring_t parked;   /* s_parked_t by index */
     s_parked_t *retries; /* unordered */
     size_t retry_count, retry_cap;
-    /* clients with pending entries: an open-addressing table of pointers */
-    s_client_t **clients;
+    /* clients with pending entries: an open-addressing table of
+       s_client_t pointers (as integers; 0 = empty) */
+    uint64_t *clients;
     size_t client_mask, client_count;
 };
 
@@ -84,10 +85,11 @@ void qkv_door_destroy(qkv_door_t **self_p) {
         return;
     qkv_door_t *self = *self_p;
     for (size_t i = 0; self->clients && i <= self->client_mask; i++) {
-        if (!self->clients[i])
+        s_client_t *c = (s_client_t *)(uintptr_t)self->clients[i];
+        if (!c)
             continue;
-        qkv_ring_free(&self->clients[i]->pending);
-        free(self->clients[i]);
+        qkv_ring_free(&c->pending);
+        free(c);
     }
     free(self->clients);
     qkv_ring_free(&self->parked);
@@ -138,58 +140,34 @@ static void s_answer_outcome(qkv_door_t *self, const qkv_origin_t *o,
 /*  =====================================================================
     Pending pairs */
 
+static s_client_t *s_at(const qkv_door_t *self, size_t slot) {
+    return (s_client_t *)(uintptr_t)self->clients[slot];
+}
+
 static size_t s_client_slot(const qkv_door_t *self, uint64_t id) {
     size_t slot = (size_t)qkv_hash_mix(id) & self->client_mask;
-    while (self->clients[slot] && self->clients[slot]->client_id != id)
+    while (s_at(self, slot) && s_at(self, slot)->client_id != id)
         slot = (slot + 1) & self->client_mask;
     return slot;
 }
 
 static s_client_t *s_client(const qkv_door_t *self, uint64_t id) {
-    return self->clients[s_client_slot(self, id)];
+    return s_at(self, s_client_slot(self, id));
 }
 
-static int s_clients_grow(qkv_door_t *self) {
-    size_t slots = (self->client_mask + 1) * 2;
-    s_client_t **grown = calloc(slots, sizeof(*grown));
-    if (!grown)
-        return -1;
-    for (size_t i = 0; i <= self->client_mask; i++) {
-        s_client_t *c = self->clients[i];
-        if (!c)
-            continue;
-        size_t slot = (size_t)qkv_hash_mix(c->client_id) & (slots - 1);
-        while (grown[slot])
-            slot = (slot + 1) & (slots - 1);
-        grown[slot] = c;
-    }
-    free(self->clients);
-    self->clients = grown;
-    self->client_mask = slots - 1;
-    return 0;
+static size_t s_client_home(const void *ctx, uint64_t value) {
+    (void)ctx;
+    return (size_t)qkv_hash_mix(((s_client_t *)(uintptr_t)value)->client_id);
 }
 
-/* Forgets a client with nothing pending (backward-shift deletion). */
+/* Forgets a client with nothing pending. */
 static void s_client_drop(qkv_door_t *self, uint64_t id) {
-    size_t hole = s_client_slot(self, id);
-    s_client_t *gone = self->clients[hole];
+    size_t slot = s_client_slot(self, id);
+    s_client_t *gone = s_at(self, slot);
+    qkv_probe_unlink64(self->clients, self->client_mask, slot, s_client_home,
+                       self);
     qkv_ring_free(&gone->pending);
     free(gone);
-    size_t slot = hole;
-    for (;;) {
-        slot = (slot + 1) & self->client_mask;
-        s_client_t *c = self->clients[slot];
-        if (!c)
-            break;
-        size_t home = (size_t)qkv_hash_mix(c->client_id) & self->client_mask;
-        bool stays = hole <= slot ? (home > hole && home <= slot)
-                                  : (home > hole || home <= slot);
-        if (!stays) {
-            self->clients[hole] = c;
-            hole = slot;
-        }
-    }
-    self->clients[hole] = NULL;
     self->client_count--;
 }
 
@@ -200,7 +178,9 @@ static void s_pending_add(qkv_door_t *self, const qkv_entry_t *e,
     s_client_t *c = s_client(self, e->client_id);
     if (!c) {
         if ((self->client_count + 1) * 2 > self->client_mask + 1 &&
-            s_clients_grow(self) != 0)
+            qkv_probe_grow64(&self->clients, &self->client_mask,
+                             (self->client_mask + 1) * 2, s_client_home,
+                             self) != 0)
             return;
         c = calloc(1, sizeof(*c));
         if (!c)
@@ -208,7 +188,7 @@ static void s_pending_add(qkv_door_t *self, const qkv_entry_t *e,
         c->client_id = e->client_id;
         c->sorted = true;
         qkv_ring_init(&c->pending, sizeof(s_pending_t));
-        self->clients[s_client_slot(self, e->client_id)] = c;
+        self->clients[s_client_slot(self, e->client_id)] = (uintptr_t)c;
         self->client_count++;
     }
     const s_pending_t *last = qkv_ring_last(&c->pending);

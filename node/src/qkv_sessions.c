@@ -110,42 +110,16 @@ static int s_pairs_reserve(qkv_sessions_t *self, size_t extra) {
         slots *= 2;
     if (self->by_pair && slots == self->pair_mask + 1)
         return 0;
-    uint64_t *grown = calloc(slots, sizeof(*grown));
-    if (!grown)
-        return -1;
-    for (size_t i = 0; self->by_pair && i <= self->pair_mask; i++) {
-        if (!self->by_pair[i])
-            continue;
-        size_t slot = s_pair_home(NULL, self->by_pair[i]) & (slots - 1);
-        while (grown[slot])
-            slot = (slot + 1) & (slots - 1);
-        grown[slot] = self->by_pair[i];
-    }
-    free(self->by_pair);
-    self->by_pair = grown;
-    self->pair_mask = slots - 1;
-    return 0;
+    return qkv_probe_grow64(&self->by_pair, &self->pair_mask, slots,
+                            s_pair_home, self);
 }
 
 static int s_clients_reserve(qkv_sessions_t *self) {
     if (self->by_client && (self->client_used + 1) * 2 <= self->client_mask + 1)
         return 0;
     size_t slots = self->by_client ? (self->client_mask + 1) * 2 : 64;
-    uint32_t *grown = calloc(slots, sizeof(*grown));
-    if (!grown)
-        return -1;
-    for (size_t i = 0; self->by_client && i <= self->client_mask; i++) {
-        if (!self->by_client[i])
-            continue;
-        size_t slot = s_client_home(self, self->by_client[i]) & (slots - 1);
-        while (grown[slot])
-            slot = (slot + 1) & (slots - 1);
-        grown[slot] = self->by_client[i];
-    }
-    free(self->by_client);
-    self->by_client = grown;
-    self->client_mask = slots - 1;
-    return 0;
+    return qkv_probe_grow(&self->by_client, &self->client_mask, slots,
+                          s_client_home, self);
 }
 
 /* Slot of the record of (id, seq) in session epoch, or the empty slot

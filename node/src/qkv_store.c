@@ -95,22 +95,8 @@ static size_t s_home(const void *ctx, uint64_t value) {
 }
 
 static int s_grow_table(qkv_store_t *self) {
-    size_t slots = (self->table_mask + 1) * 2;
-    uint64_t *table = calloc(slots, sizeof(*table));
-    if (!table)
-        return -1;
-    for (size_t i = 0; i <= self->table_mask; i++) {
-        if (!self->table[i])
-            continue;
-        size_t slot = s_home(NULL, self->table[i]) & (slots - 1);
-        while (table[slot])
-            slot = (slot + 1) & (slots - 1);
-        table[slot] = self->table[i];
-    }
-    free(self->table);
-    self->table = table;
-    self->table_mask = slots - 1;
-    return 0;
+    return qkv_probe_grow64(&self->table, &self->table_mask,
+                            (self->table_mask + 1) * 2, s_home, self);
 }
 
 /* Removes the table slot, shifting later members of its run back. */
