@@ -37,27 +37,27 @@ zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in) {
     return sock;
 }
 
-zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
-                                     size_t max_in) {
+/* A ROUTER bound on tcp://bind:port; handover lets a peer that comes
+   back with the same routing id take its place at once. */
+static zsock_t *s_router(const char *bind, int port, size_t max_in,
+                         bool handover) {
     zsock_t *sock = zsock_new(ZMQ_ROUTER);
     if (!sock)
         return NULL;
     s_common(sock, max_in);
-    zsock_set_router_handover(sock, 1); /* a restarted leader is let in */
-    zsock_set_router_mandatory(sock, 1);
+    zsock_set_router_handover(sock, handover);
+    zsock_set_router_mandatory(sock, 1); /* a gone peer fails the send */
     if (zsock_bind(sock, "tcp://%s:%d", bind, port) < 0)
         zsock_destroy(&sock);
     return sock;
 }
 
+zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
+                                     size_t max_in) {
+    return s_router(bind, port, max_in, true); /* a restarted leader */
+}
+
 zsock_t *qkv_sockopt_client_router(const char *bind, int port,
                                    size_t max_in) {
-    zsock_t *sock = zsock_new(ZMQ_ROUTER);
-    if (!sock)
-        return NULL;
-    s_common(sock, max_in);
-    zsock_set_router_mandatory(sock, 1); /* a gone client fails the send */
-    if (zsock_bind(sock, "tcp://%s:%d", bind, port) < 0)
-        zsock_destroy(&sock);
-    return sock;
+    return s_router(bind, port, max_in, false);
 }
