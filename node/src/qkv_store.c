@@ -25,7 +25,6 @@
 typedef struct {
     uint64_t index; /* entry that last wrote the key */
     uint64_t seq;   /* times written since created; 0 = dead */
-    uint32_t hash;  /* of the key */
     uint32_t key_len;
     uint32_t value_len;
     char data[]; /* key, then value */
@@ -276,7 +275,6 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     }
     item->index = e->index;
     item->seq = 1;
-    item->hash = hash;
     item->key_len = e->key_len;
     item->value_len = e->value_len;
     memcpy(item->data, key, e->key_len + e->value_len);
@@ -442,7 +440,8 @@ static void s_sweep(qkv_store_t *self) {
         s_item_t *item = self->pos[p];
         if (!item || item->seq)
             continue;
-        size_t slot = s_find(self, item->data, item->key_len, item->hash);
+        size_t slot = s_find(self, item->data, item->key_len,
+                             s_hash(item->data, item->key_len));
         s_unlink_slot(self, slot);
         s_free_item(self, item);
         s_release_pos(self, p);
