@@ -625,21 +625,26 @@ static void test_result_bin(void) {
     CU_ASSERT(out[0].items[0].seq == 2 && out[0].items[0].index == 9);
 }
 
+/* count ok results with ids 1.. and index 7 * (id - 1). */
+static void s_encode_numbered(size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        qkv_cres_t r = {.id = i + 1,
+                        .status = QKV_CS_OK,
+                        .has_index = true,
+                        .index = i * 7,
+                        .has_seq = true,
+                        .seq = 1};
+        qkv_cenc_result(s_enc, &r);
+    }
+}
+
 /* Open frames: the count goes into an array32 header at the end. */
 static void test_open_frames(void) {
     const size_t counts[] = {0, 1, 2, QKV_CMSG_MAX_BATCH, 70000};
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
         size_t count = counts[c];
         qkv_cenc_begin_open(s_enc);
-        for (size_t i = 0; i < count; i++) {
-            qkv_cres_t r = {.id = i + 1,
-                            .status = QKV_CS_OK,
-                            .has_index = true,
-                            .index = i * 7,
-                            .has_seq = true,
-                            .seq = 1};
-            qkv_cenc_result(s_enc, &r);
-        }
+        s_encode_numbered(count);
         qkv_cenc_end_open(s_enc, count);
         size_t size;
         uint8_t *frame = s_frame(&size);
@@ -669,15 +674,7 @@ static void test_open_frames(void) {
         /* and a same frame with a minimal header holds the same bytes */
         if (count <= QKV_CMSG_MAX_BATCH) {
             qkv_cenc_begin(s_enc, count);
-            for (size_t i = 0; i < count; i++) {
-                qkv_cres_t r = {.id = i + 1,
-                                .status = QKV_CS_OK,
-                                .has_index = true,
-                                .index = i * 7,
-                                .has_seq = true,
-                                .seq = 1};
-                qkv_cenc_result(s_enc, &r);
-            }
+            s_encode_numbered(count);
             size_t plain_size;
             const uint8_t *plain = qkv_encoder_data(s_enc, &plain_size);
             size_t plain_header = count < 16 ? 1 : count < 65536 ? 3 : 5;
