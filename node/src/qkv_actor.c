@@ -53,9 +53,9 @@
 
 /* An APPEND frame encoded this turn, for every follower it fits. */
 typedef struct {
-    bool valid;              /* encoded this turn */
+    bool valid; /* encoded this turn */
     uint64_t prev_index, prev_term, commit_index, first, last;
-    qkv_encoder_t *encoder;  /* holds the frame */
+    qkv_encoder_t *encoder; /* holds the frame */
 } s_encoding_t;
 
 typedef struct {
@@ -90,8 +90,7 @@ static void s_answer(void *ctx, const qkv_origin_t *origin,
         qkv_clients_answer(self->clients, origin, result);
 }
 
-static void s_numbered(void *ctx, const qkv_origin_t *origin,
-                       uint64_t index) {
+static void s_numbered(void *ctx, const qkv_origin_t *origin, uint64_t index) {
     (void)ctx;
     if (origin->proto == QKV_PROTO_REST)
         qkv_waiter_numbered(origin->waiter, index);
@@ -146,9 +145,9 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         return;
     }
     qkv_peers_keep_sender(self->peers);
-    if (m->leader_len && (strlen(self->leader_endpoint) != m->leader_len ||
-                          memcmp(self->leader_endpoint, m->leader,
-                                 m->leader_len) != 0)) {
+    if (m->leader_len &&
+        (strlen(self->leader_endpoint) != m->leader_len ||
+         memcmp(self->leader_endpoint, m->leader, m->leader_len) != 0)) {
         memcpy(self->leader_endpoint, m->leader, m->leader_len);
         self->leader_endpoint[m->leader_len] = '\0';
     }
@@ -199,12 +198,15 @@ static const void *s_append_frame(s_actor_t *self, const qkv_core_msg_t *m,
     }
     s_encoding_t *c = &self->encodings[self->next_encoding];
     self->next_encoding = (self->next_encoding + 1) % S_ENCODINGS;
-    *c = (s_encoding_t){true,    m->prev_index, m->prev_term,
-                        m->commit_index, m->first, m->last, c->encoder};
+    *c = (s_encoding_t){true,     m->prev_index, m->prev_term, m->commit_index,
+                        m->first, m->last,       c->encoder};
     const qkv_log_t *log = qkv_core_log(self->core);
-    qkv_append_head_t head = {m->cluster_id,   m->term,
-                              m->prev_index,   m->prev_term,
-                              m->commit_index, self->leader_endpoint,
+    qkv_append_head_t head = {m->cluster_id,
+                              m->term,
+                              m->prev_index,
+                              m->prev_term,
+                              m->commit_index,
+                              self->leader_endpoint,
                               strlen(self->leader_endpoint)};
     uint64_t entries = m->last >= m->first ? m->last - m->first + 1 : 0;
     qkv_encoder_append_begin(c->encoder, &head, (size_t)entries);
@@ -307,8 +309,7 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
 static long s_arm_timer(s_actor_t *self, int64_t now) {
     int64_t due = qkv_core_next_due(self->core);
     int64_t more[] = {qkv_door_expire(self->door, now),
-                      qkv_clients_expire(self->clients, now),
-                      self->peers_due};
+                      qkv_clients_expire(self->clients, now), self->peers_due};
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         if (more[i] && (!due || more[i] < due))
             due = more[i];
@@ -363,8 +364,7 @@ static int s_start(s_actor_t *self) {
     self->decoder = qkv_decoder_new(&limits);
     bool encoders = true;
     for (size_t i = 0; i < S_ENCODINGS; i++)
-        encoders = (self->encodings[i].encoder = qkv_encoder_new()) &&
-                   encoders;
+        encoders = (self->encodings[i].encoder = qkv_encoder_new()) && encoders;
     qkv_door_hooks_t hooks = {s_answer, s_numbered, self};
     self->door = self->core && self->state
                      ? qkv_door_new(node, self->core, self->state, &hooks)
@@ -390,16 +390,15 @@ static int s_start(s_actor_t *self) {
         leader ? qkv_peers_new_leader(cfg->followers, cfg->follower_count,
                                       S_ACK_FRAME_MAX, cfg->min_delay_us,
                                       cfg->max_delay_us, err, es)
-               : qkv_peers_new_follower(cfg->bind, cfg->repl_port,
-                                        S_FRAME_MAX, err, es);
+               : qkv_peers_new_follower(cfg->bind, cfg->repl_port, S_FRAME_MAX,
+                                        err, es);
     if (!self->peers)
         return -1;
     if (leader)
         qkv_info("leader of cluster %016llx, term %llu, %zu followers, "
                  "quorum %d",
-                 (unsigned long long)cc.cluster_id,
-                 (unsigned long long)cc.term, cfg->follower_count,
-                 cfg->write_quorum);
+                 (unsigned long long)cc.cluster_id, (unsigned long long)cc.term,
+                 cfg->follower_count, cfg->write_quorum);
     s_publish(self);
     return 0;
 }
@@ -409,8 +408,7 @@ static void s_stop(s_actor_t *self) {
     qkv_waiter_t *w = qkv_node_inbox_close(self->node);
     while (w) {
         qkv_waiter_t *next = w->next;
-        qkv_write_result_t r = {QKV_WRITE_UNAVAILABLE, 0, 0,
-                                now - w->start_us};
+        qkv_write_result_t r = {QKV_WRITE_UNAVAILABLE, 0, 0, now - w->start_us};
         qkv_waiter_answer(self->node, w, &r);
         w = next;
     }
@@ -427,7 +425,7 @@ static void s_stop(s_actor_t *self) {
     for (size_t i = 0; i < S_ENCODINGS; i++)
         qkv_encoder_destroy(&self->encodings[i].encoder);
     qkv_decoder_destroy(&self->decoder);
-    if (self->timer_fd > 0)
+    if (self->timer_fd >= 0)
         close(self->timer_fd);
 }
 
@@ -454,14 +452,14 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
     /* poll items: pipe, timer, clients and their monitor, inbox (leader),
        then the replication sockets */
     enum { I_PIPE, I_TIMER, I_CLIENTS, I_MONITOR, I_INBOX, I_PEERS };
-    zmq_pollitem_t items[I_PEERS + 64];
+    zmq_pollitem_t items[I_PEERS + QKV_MAX_FOLLOWERS];
     items[I_PIPE] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
     items[I_TIMER] = (zmq_pollitem_t){NULL, self->timer_fd, ZMQ_POLLIN, 0};
     qkv_clients_poll_items(self->clients, items + I_CLIENTS);
-    items[I_INBOX] = (zmq_pollitem_t){NULL, node->wake_fd, leader ? ZMQ_POLLIN
-                                                                  : 0,
-                                      0};
-    size_t peer_items = qkv_peers_poll_items(self->peers, items + I_PEERS, 64);
+    items[I_INBOX] =
+        (zmq_pollitem_t){NULL, node->wake_fd, leader ? ZMQ_POLLIN : 0, 0};
+    size_t peer_items =
+        qkv_peers_poll_items(self->peers, items + I_PEERS, QKV_MAX_FOLLOWERS);
     int count = I_PEERS + (int)peer_items;
     zsock_signal(pipe, 0);
 
