@@ -375,8 +375,7 @@ const char *qkv_strerror(int code) {
 static void *s_socket_open(qkv_client_t *self, const char *endpoint) {
     char err[256];
     void *sock = qkv_client_socket_open(self->ctx, endpoint,
-                                        self->max_frame_bytes, err,
-                                        sizeof err);
+                                        self->max_frame_bytes, err, sizeof err);
     if (!sock)
         s_set_error(self, "%s", err);
     return sock;

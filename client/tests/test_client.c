@@ -788,8 +788,7 @@ static void raw_open(s_raw_t *r, const char *endpoint) {
     zmq_setsockopt(r->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(r->sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
     CU_ASSERT_FATAL(zmq_connect(r->sock, endpoint) == 0);
-    qkv_decoder_limits_t lim = {1u << 28, QKV_CMSG_MAX_KEY,
-                                QKV_CMSG_MAX_VALUE};
+    qkv_decoder_limits_t lim = {1u << 28, QKV_CMSG_MAX_KEY, QKV_CMSG_MAX_VALUE};
     r->dec = qkv_decoder_new(&lim);
     r->enc = qkv_encoder_new();
     CU_ASSERT_FATAL(r->dec && r->enc);
@@ -854,8 +853,12 @@ static void test_node_frame_rules(void) {
     /* id 0 is reserved: the whole frame is a frame error, nothing done */
     char key[64];
     key_of(key, sizeof key, "id-zero");
-    qkv_creq_t put = {.id = 0, .op = QKV_COP_PUT, .key = key,
-                      .key_len = strlen(key), .value = "v", .value_len = 1};
+    qkv_creq_t put = {.id = 0,
+                      .op = QKV_COP_PUT,
+                      .key = key,
+                      .key_len = strlen(key),
+                      .value = "v",
+                      .value_len = 1};
     expect_bad(raw_request(&r, &put), 0, "id 0 (reserved)");
     qkv_client_t *c = client_to(0, CKIT_WAIT_MS);
     CU_ASSERT_FATAL(c != NULL);
@@ -865,8 +868,11 @@ static void test_node_frame_rules(void) {
     expect_bad(raw_ask(&r, "\x90", 1), 0, "empty array");
     expect_bad(raw_ask(&r, "\x91\x01", 2), 0, "request 0 is not a map");
     /* bounds are refused under the request's id, naming the field */
-    qkv_creq_t get = {.id = 7, .op = QKV_COP_GET, .key = key,
-                      .key_len = strlen(key), .min_index = 1,
+    qkv_creq_t get = {.id = 7,
+                      .op = QKV_COP_GET,
+                      .key = key,
+                      .key_len = strlen(key),
+                      .min_index = 1,
                       .wait_ms = 60001};
     expect_bad(raw_request(&r, &get), 7, "wait_ms");
     qkv_creq_t dump = {.id = 8, .op = QKV_COP_DUMP, .limit = 10001};
@@ -909,7 +915,10 @@ static void test_node_takes_bin(void) {
     frame[n++] = (uint8_t)klen;
     memcpy(frame + n, key, klen);
     n += klen;
-    memcpy(frame + n, "\xa5value\xc4\x03" "b\x00n", 11);
+    memcpy(frame + n,
+           "\xa5value\xc4\x03"
+           "b\x00n",
+           11);
     n += 11;
     const qkv_cres_t *res = raw_ask(&r, frame, n);
     CU_ASSERT_FATAL(res != NULL);
@@ -919,8 +928,7 @@ static void test_node_takes_bin(void) {
                 res->message ? res->message : "");
     CU_ASSERT_EQUAL(res->id, 5);
     CU_ASSERT_EQUAL(res->status, QKV_CS_OK);
-    qkv_creq_t get = {.id = 6, .op = QKV_COP_GET, .key = key,
-                      .key_len = klen};
+    qkv_creq_t get = {.id = 6, .op = QKV_COP_GET, .key = key, .key_len = klen};
     res = raw_request(&r, &get);
     CU_ASSERT_FATAL(res && res->status == QKV_CS_OK);
     CU_ASSERT(res->value_len == 3 && memcmp(res->value, "b\0n", 3) == 0);

@@ -1,5 +1,5 @@
 /*  qkv_buf.c - the growable buffer every part formats into (qkv_buf.h).
-*/
+ */
 #include "qkv_buf.h"
 
 #include <stdarg.h>

@@ -1,5 +1,5 @@
 /*  qkv_clock.c - the monotonic and the wall clock (qkv_clock.h).
-*/
+ */
 #include "qkv_clock.h"
 
 #include <time.h>

@@ -34,7 +34,7 @@ uint64_t qkv_hash_mix(uint64_t x) {
 }
 
 /* One body for both widths: the run-walking is the same. */
-#define S_PROBE_UNLINK(table, mask, hole, home, ctx)                          \
+#define S_PROBE_UNLINK(table, mask, hole, home, ctx)                           \
     do {                                                                       \
         size_t slot = hole;                                                    \
         for (;;) {                                                             \
@@ -42,7 +42,7 @@ uint64_t qkv_hash_mix(uint64_t x) {
             if (!table[slot])                                                  \
                 break;                                                         \
             size_t h = home(ctx, table[slot]) & mask;                          \
-            /* it moves back unless its home lies cyclically in            \
+            /* it moves back unless its home lies cyclically in                \
                (hole, slot] */                                                 \
             int stays = hole <= slot ? (h > hole && h <= slot)                 \
                                      : (h > hole || h <= slot);                \

@@ -1,5 +1,5 @@
 /*  qkv_say.c - logging with the node id (qkv_say.h).
-*/
+ */
 #include "qkv_say.h"
 
 #include <stdarg.h>
@@ -19,11 +19,10 @@ void qkv_say(const char *level, const char *fmt, ...) {
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(
-        line, sizeof(line),
-        "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
-        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-        ts.tv_nsec / 1000000, s_id, level);
+    int n = snprintf(line, sizeof(line),
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, s_id, level);
     va_list ap;
     va_start(ap, fmt);
     if (n > 0 && (size_t)n < sizeof(line))

@@ -62,8 +62,8 @@ typedef struct {
    MAX_VALUE_BYTES; 503 unavailable when out of memory) and out holding
    nothing to free. */
 int qkv_rest_parse_write(const char *body, size_t len, qkv_op_t op,
-                         const qkv_rest_limits_t *limits,
-                         qkv_rest_write_t *out, qkv_rest_error_t *err);
+                         const qkv_rest_limits_t *limits, qkv_rest_write_t *out,
+                         qkv_rest_error_t *err);
 
 /* Frees the parse tree and zeroes self; safe on NULL and twice. */
 void qkv_rest_write_free(qkv_rest_write_t *self);

@@ -612,8 +612,8 @@ static int s_write(s_req_t *req, qkv_op_t op) {
 
     if (rc != 0)
         return rc;
-    if (qkv_rest_parse_write(req->w->body.data, req->w->body.size, op,
-                             &limits, &parsed, &err) != 0)
+    if (qkv_rest_parse_write(req->w->body.data, req->w->body.size, op, &limits,
+                             &parsed, &err) != 0)
         return s_refuse_rest(req, &err);
     memset(&result, 0, sizeof result);
     qkv_node_write(req->gw->node, &parsed.write, &result);
@@ -953,13 +953,12 @@ static const char *const s_proto_names[QKV_PROTO_COUNT] = {"rest", "zmq"};
 enum { S_WRITES, S_COMMITS, S_TIMEOUTS, S_BAD_REQUESTS };
 
 static void s_metric_by_proto(qkv_buf_t *out, const qkv_metrics_t *m,
-                              const char *name, const char *help,
-                              int which) {
+                              const char *name, const char *help, int which) {
     s_metric_head(out, name, "counter", help);
     for (size_t p = 0; p < QKV_PROTO_COUNT; p++) {
         const qkv_proto_metrics_t *pm = &m->by_proto[p];
-        uint64_t value = which == S_WRITES    ? pm->writes
-                         : which == S_COMMITS ? pm->commits
+        uint64_t value = which == S_WRITES     ? pm->writes
+                         : which == S_COMMITS  ? pm->commits
                          : which == S_TIMEOUTS ? pm->timeouts
                                                : pm->bad_requests;
         qkv_buf_printf(out, "%s{proto=\"%s\"} %" PRIu64 "\n", name,
@@ -991,8 +990,8 @@ static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
                        name, proto, total);
         qkv_buf_printf(out, "%s_sum{proto=\"%s\"} %.9g\n", name, proto,
                        pm->latency_sum_s);
-        qkv_buf_printf(out, "%s_count{proto=\"%s\"} %" PRIu64 "\n", name,
-                       proto, total);
+        qkv_buf_printf(out, "%s_count{proto=\"%s\"} %" PRIu64 "\n", name, proto,
+                       total);
     }
 }
 
@@ -1004,8 +1003,7 @@ static void s_metric_info(qkv_buf_t *out, const qkv_config_t *cfg,
     qkv_buf_append(out, "qkv_node_info{id=\"", 18);
     s_label_value(out, cfg->node_id,
                   strnlen(cfg->node_id, sizeof cfg->node_id));
-    qkv_buf_printf(out, "\",role=\"%s\",cluster_id=\"",
-                   s_role_name(st->role));
+    qkv_buf_printf(out, "\",role=\"%s\",cluster_id=\"", s_role_name(st->role));
     s_label_value(out, st->cluster_id,
                   strnlen(st->cluster_id, sizeof st->cluster_id));
     qkv_buf_printf(out, "\",term=\"%" PRIu64 "\"} 1\n", st->term);
@@ -1043,11 +1041,9 @@ static int s_handle_metrics(s_req_t *req) {
     s_metric(out, "qkv_repl_entries_sent_total", "counter",
              "Leader: log entries sent in APPENDs, resends included.",
              m.entries_sent);
-    s_metric(out, "qkv_sessions", "gauge", "Client sessions held.",
-             m.sessions);
+    s_metric(out, "qkv_sessions", "gauge", "Client sessions held.", m.sessions);
     s_metric(out, "qkv_session_records", "gauge",
-             "Write results the client sessions remember.",
-             m.session_records);
+             "Write results the client sessions remember.", m.session_records);
     s_metric(out, "qkv_client_disconnects_total", "counter",
              "zmq-native client connections that ended: a client leaving, "
              "or ZeroMQ dropping a frame over max_frame_bytes.",

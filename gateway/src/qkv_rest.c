@@ -79,8 +79,7 @@ static int s_json_failed(qkv_rest_error_t *err, const json_error_t *jerr) {
 //  (missing, or not a string).
 
 static int s_string_member(json_t *root, const char *name, qkv_op_t op,
-                           const char **s, size_t *len,
-                           qkv_rest_error_t *err) {
+                           const char **s, size_t *len, qkv_rest_error_t *err) {
     json_t *str = json_object_get(root, name);
     if (str == NULL)
         return S_BAD(err, "missing \"%s\"; expected %s", name, s_expected(op));
@@ -119,8 +118,7 @@ static int s_check_write(json_t *root, qkv_op_t op,
         s_string_member(root, "key", op, &w->key, &w->key_len, err) != 0)
         return -1;
     if (op == QKV_OP_PUT &&
-        s_string_member(root, "value", op, &w->value, &w->value_len, err) !=
-            0)
+        s_string_member(root, "value", op, &w->value, &w->value_len, err) != 0)
         return -1;
     if (s_client_member(root, "client_id", &w->client_id, err) != 0 ||
         s_client_member(root, "client_seq", &w->client_seq, err) != 0)
@@ -148,8 +146,8 @@ static int s_check_write(json_t *root, qkv_op_t op,
 }
 
 int qkv_rest_parse_write(const char *body, size_t len, qkv_op_t op,
-                         const qkv_rest_limits_t *limits,
-                         qkv_rest_write_t *out, qkv_rest_error_t *err) {
+                         const qkv_rest_limits_t *limits, qkv_rest_write_t *out,
+                         qkv_rest_error_t *err) {
     memset(out, 0, sizeof *out);
     out->write.op = op;
     if (op == QKV_OP_RESET)
@@ -162,8 +160,8 @@ int qkv_rest_parse_write(const char *body, size_t len, qkv_op_t op,
         return S_BAD(err, "empty body; expected %s", s_expected(op));
     }
     json_error_t jerr;
-    out->root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                           &jerr);
+    out->root =
+        json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (out->root == NULL)
         return s_json_failed(err, &jerr);
     if (s_check_write(out->root, op, limits, &out->write, err) != 0) {
@@ -275,8 +273,8 @@ static int s_query_u64(const s_span_t *span, const char *name, uint64_t max,
 //  Decodes the key into buf (cap bytes): answers 400 for a malformed
 //  %-escape, 413 past max or cap, and sets *key_len.
 
-static int s_query_key(const s_span_t *span, size_t max, char *buf,
-                       size_t cap, size_t *key_len, qkv_rest_error_t *err) {
+static int s_query_key(const s_span_t *span, size_t max, char *buf, size_t cap,
+                       size_t *key_len, qkv_rest_error_t *err) {
     size_t n = 0;
     for (size_t i = 0; i < span->len; n++) {
         int c = s_decode_next(span, &i);
@@ -314,8 +312,8 @@ int qkv_rest_parse_query(const char *query, size_t len, bool want_key,
                         &out->key_len, err) != 0)
             return -1;
     }
-    if (s_query_u64(&spans[1], "min_index", UINT64_MAX, &out->min_index,
-                    err) != 0 ||
+    if (s_query_u64(&spans[1], "min_index", UINT64_MAX, &out->min_index, err) !=
+            0 ||
         s_query_u64(&spans[2], "wait_ms", QKV_REST_MAX_WAIT_MS, &out->wait_ms,
                     err) != 0)
         return -1;

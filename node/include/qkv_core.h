@@ -88,8 +88,8 @@ typedef struct {
     const qkv_core_msg_t *msgs; /* in order; valid until the next call */
     size_t msg_count;
     uint64_t apply_to; /* apply committed entries up to this index */
-    bool reset; /* follower: it now follows another cluster; its log is
-                   empty: drop the store and the sessions (applied is 0) */
+    bool reset;        /* follower: it now follows another cluster; its log is
+                          empty: drop the store and the sessions (applied is 0) */
 } qkv_core_ready_t;
 
 /* A peer as the leader sees it. */

@@ -44,11 +44,11 @@ qkv_store_t *qkv_node_store(qkv_node_t *self);
 
 /* A write as a caller hands it to the node. */
 typedef struct {
-    qkv_op_t op;       /* QKV_OP_PUT, QKV_OP_DELETE or QKV_OP_RESET */
-    const char *key;   /* bytes, not NUL-terminated; "" for RESET */
-    size_t key_len;    /* within MAX_KEY_BYTES */
-    const char *value; /* PUT only, else NULL */
-    size_t value_len;  /* within MAX_VALUE_BYTES */
+    qkv_op_t op;         /* QKV_OP_PUT, QKV_OP_DELETE or QKV_OP_RESET */
+    const char *key;     /* bytes, not NUL-terminated; "" for RESET */
+    size_t key_len;      /* within MAX_KEY_BYTES */
+    const char *value;   /* PUT only, else NULL */
+    size_t value_len;    /* within MAX_VALUE_BYTES */
     uint64_t client_id;  /* session, 1 .. QKV_CLIENT_ID_MAX; 0: untagged */
     uint64_t client_seq; /* with client_id: 1 .. QKV_CLIENT_ID_MAX */
 } qkv_write_t;
@@ -100,13 +100,13 @@ typedef struct {
 
 typedef struct {
     qkv_role_t role;
-    char cluster_id[17];     /* hex; "" on a follower that has no leader */
-    uint64_t term;           /* the leader's term as this node knows it */
-    uint64_t last_index;     /* last entry held */
-    uint64_t commit_index;   /* leader's commit index as this node knows it */
-    uint64_t applied_index;  /* last entry applied to the store */
+    char cluster_id[17];      /* hex; "" on a follower that has no leader */
+    uint64_t term;            /* the leader's term as this node knows it */
+    uint64_t last_index;      /* last entry held */
+    uint64_t commit_index;    /* leader's commit index as this node knows it */
+    uint64_t applied_index;   /* last entry applied to the store */
     uint64_t max_frame_bytes; /* largest zmq-native client frame taken */
-    char error[256];         /* "" when healthy; else why it stopped acking */
+    char error[256];          /* "" when healthy; else why it stopped acking */
     size_t follower_count;
     qkv_follower_status_t followers[QKV_MAX_FOLLOWERS];
 } qkv_node_status_t;
@@ -120,14 +120,18 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *status);
 extern const double qkv_latency_bounds_s[QKV_LATENCY_BUCKETS];
 
 /* The two ways writes come in. */
-typedef enum { QKV_PROTO_REST = 0, QKV_PROTO_ZMQ = 1, QKV_PROTO_COUNT } qkv_proto_t;
+typedef enum {
+    QKV_PROTO_REST = 0,
+    QKV_PROTO_ZMQ = 1,
+    QKV_PROTO_COUNT
+} qkv_proto_t;
 
 /* Write counters of one protocol. */
 typedef struct {
-    uint64_t writes;       /* writes that reached the door */
-    uint64_t commits;      /* answered committed (retries included) */
-    uint64_t timeouts;     /* answered not confirmed in time */
-    uint64_t bad_requests; /* requests refused as invalid */
+    uint64_t writes;        /* writes that reached the door */
+    uint64_t commits;       /* answered committed (retries included) */
+    uint64_t timeouts;      /* answered not confirmed in time */
+    uint64_t bad_requests;  /* requests refused as invalid */
     uint64_t latency_count; /* observations in the histogram (commits) */
     double latency_sum_s;   /* their sum */
     uint64_t latency_le[QKV_LATENCY_BUCKETS + 1]; /* non-cumulative */
@@ -135,12 +139,12 @@ typedef struct {
 
 typedef struct {
     qkv_proto_metrics_t by_proto[QKV_PROTO_COUNT];
-    uint64_t malformed_frames; /* replication frames dropped as malformed */
-    uint64_t frames_sent;      /* replication frames handed to ZeroMQ */
-    uint64_t frames_received;  /* replication frames read */
-    uint64_t entries_sent;     /* leader: log entries in those frames */
-    uint64_t sessions;         /* client sessions held */
-    uint64_t session_records;  /* tagged writes remembered */
+    uint64_t malformed_frames;   /* replication frames dropped as malformed */
+    uint64_t frames_sent;        /* replication frames handed to ZeroMQ */
+    uint64_t frames_received;    /* replication frames read */
+    uint64_t entries_sent;       /* leader: log entries in those frames */
+    uint64_t sessions;           /* client sessions held */
+    uint64_t session_records;    /* tagged writes remembered */
     uint64_t client_disconnects; /* zmq-native client connections that
                                     ended (a client leaving, or ZeroMQ
                                     dropping a frame over the limit) */

@@ -35,10 +35,10 @@ typedef struct qkv_sessions_t qkv_sessions_t;
 
 /* What a tagged write is, against what was applied. */
 typedef enum {
-    QKV_SESSION_NEW = 0,   /* not seen: apply it */
-    QKV_SESSION_RETRY,     /* same pair and content: the original result */
-    QKV_SESSION_CONFLICT,  /* same pair, other content: refuse */
-    QKV_SESSION_EXPIRED    /* too old to tell: refuse, never apply */
+    QKV_SESSION_NEW = 0,  /* not seen: apply it */
+    QKV_SESSION_RETRY,    /* same pair and content: the original result */
+    QKV_SESSION_CONFLICT, /* same pair, other content: refuse */
+    QKV_SESSION_EXPIRED   /* too old to tell: refuse, never apply */
 } qkv_session_verdict_t;
 
 /* A remembered write. */

@@ -22,19 +22,19 @@
 
 /* What applying one entry did. */
 typedef enum {
-    QKV_APPLIED = 0, /* the write changed the store (result is its own) */
-    QKV_APPLIED_RETRY, /* a retry: no-op; index and result are the
-                          original's */
+    QKV_APPLIED = 0,      /* the write changed the store (result is its own) */
+    QKV_APPLIED_RETRY,    /* a retry: no-op; index and result are the
+                             original's */
     QKV_APPLIED_CONFLICT, /* pair reused with other content: no-op */
     QKV_APPLIED_EXPIRED   /* pair too old to tell: no-op, never applied */
 } qkv_applied_t;
 
 typedef struct {
-    uint64_t index;  /* the entry applied */
-    uint8_t kind;    /* qkv_applied_t */
-    uint8_t op;      /* the entry's qkv_op_t */
+    uint64_t index;        /* the entry applied */
+    uint8_t kind;          /* qkv_applied_t */
+    uint8_t op;            /* the entry's qkv_op_t */
     uint64_t answer_index; /* QKV_APPLIED: index; a retry: the original's */
-    uint64_t result; /* PUT: the key's seq; DELETE: 1 existed / 0 */
+    uint64_t result;       /* PUT: the key's seq; DELETE: 1 existed / 0 */
 } qkv_outcome_t;
 
 typedef struct qkv_state_t qkv_state_t;

@@ -13,8 +13,8 @@
 #ifndef QKV_STORE_H
 #define QKV_STORE_H
 
-#include "qkv_entry.h"
 #include "qkv_buf.h"
+#include "qkv_entry.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

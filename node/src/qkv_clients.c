@@ -34,11 +34,11 @@
 #include <string.h>
 #include <sys/random.h>
 
-#define S_FRAMES_PER_READ 64       /* request frames served per wake-up */
-#define S_DUMP_DEFAULT 1000        /* keys per dump chunk by default */
-#define S_DUMP_BYTES (4u << 20)    /* key + value bytes per dump chunk */
-#define S_PARKED_MAX 1000000       /* most reads parked */
-#define S_FRAME_SOFT (64u << 20)   /* an open result frame goes out past */
+#define S_FRAMES_PER_READ 64     /* request frames served per wake-up */
+#define S_DUMP_DEFAULT 1000      /* keys per dump chunk by default */
+#define S_DUMP_BYTES (4u << 20)  /* key + value bytes per dump chunk */
+#define S_PARKED_MAX 1000000     /* most reads parked */
+#define S_FRAME_SOFT (64u << 20) /* an open result frame goes out past */
 #define S_NONE UINT32_MAX
 
 /* A client, by routing id. */
@@ -490,8 +490,7 @@ static void s_read(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
     if (r->key_len) {
         w->key_copy = malloc(r->key_len);
         if (!w->key_copy) {
-            s_put_error(self, peer, r->id, QKV_CS_UNAVAILABLE,
-                        "out of memory");
+            s_put_error(self, peer, r->id, QKV_CS_UNAVAILABLE, "out of memory");
             return;
         }
         memcpy(w->key_copy, r->key, r->key_len);
@@ -541,7 +540,7 @@ int64_t qkv_clients_expire(qkv_clients_t *self, int64_t now) {
     Frames */
 
 static void s_serve(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
-                   int64_t now) {
+                    int64_t now) {
     switch (r->op) {
     case QKV_COP_PUT:
     case QKV_COP_DELETE:
@@ -570,10 +569,10 @@ static void s_frame(qkv_clients_t *self, const zmq_msg_t *id, zmq_msg_t *body,
     const qkv_creq_t *reqs;
     size_t n = 0;
     const char *reason = "malformed message: send one frame per message";
-    int rc = well_framed ? qkv_cdec_requests(self->decoder, zmq_msg_data(body),
-                                             zmq_msg_size(body), &reqs, &n,
-                                             &reason)
-                         : QKV_MALFORMED;
+    int rc = well_framed
+                 ? qkv_cdec_requests(self->decoder, zmq_msg_data(body),
+                                     zmq_msg_size(body), &reqs, &n, &reason)
+                 : QKV_MALFORMED;
     if (rc == -1) {
         s_put_error(self, peer, 0, QKV_CS_UNAVAILABLE, "out of memory");
     } else if (rc != 0) {
@@ -631,8 +630,7 @@ void qkv_clients_read(qkv_clients_t *self, int64_t now) {
 
 size_t qkv_clients_poll_items(qkv_clients_t *self, zmq_pollitem_t *items) {
     items[0] = (zmq_pollitem_t){self->handle, 0, ZMQ_POLLIN, 0};
-    items[1] = (zmq_pollitem_t){zsock_resolve(self->monitor), 0, ZMQ_POLLIN,
-                                0};
+    items[1] = (zmq_pollitem_t){zsock_resolve(self->monitor), 0, ZMQ_POLLIN, 0};
     return 2;
 }
 
@@ -674,8 +672,7 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     }
     self->handle = zsock_resolve(self->sock);
     char monitor[64];
-    snprintf(monitor, sizeof(monitor), "inproc://qkv-clients-%p",
-             (void *)self);
+    snprintf(monitor, sizeof(monitor), "inproc://qkv-clients-%p", (void *)self);
     if (zmq_socket_monitor(self->handle, monitor, ZMQ_EVENT_DISCONNECTED) !=
             0 ||
         !(self->monitor = zsock_new_pair(monitor))) {

@@ -94,9 +94,9 @@ struct qkv_core_t {
     qkv_ring_t cum;     /* uint64: wire bytes of entries 1 .. i at i */
     uint64_t last_time; /* time_ms of the last entry proposed */
     /* follower */
-    uint64_t verified;   /* end of the last prefix verified this term */
-    uint64_t acked;      /* index of the last ok ACK sent */
-    bool reset;          /* a new cluster: the state machine must drop */
+    uint64_t verified; /* end of the last prefix verified this term */
+    uint64_t acked;    /* index of the last ok ACK sent */
+    bool reset;        /* a new cluster: the state machine must drop */
     s_owed_t owed[S_OWED_MAX + 1];
     size_t owed_count;
     qkv_core_msg_t last_ack; /* the last ACK that went out */
@@ -294,11 +294,10 @@ static void s_leader_commit(qkv_core_t *self) {
     uint64_t match[QKV_CORE_MAX_PEERS];
     for (size_t i = 0; i < self->cfg.peer_count; i++)
         match[i] = self->peers[i].match;
-    uint64_t index = qkv_quorum_commit_index(
-        match, self->cfg.peer_count, self->cfg.write_quorum, self->durable,
-        self->commit);
-    if (index > self->commit &&
-        qkv_log_term_at(self->log, index) == self->term)
+    uint64_t index = qkv_quorum_commit_index(match, self->cfg.peer_count,
+                                             self->cfg.write_quorum,
+                                             self->durable, self->commit);
+    if (index > self->commit && qkv_log_term_at(self->log, index) == self->term)
         self->commit = index;
 }
 
@@ -338,8 +337,8 @@ static void s_leader_peer(qkv_core_t *self, size_t peer, int64_t now) {
 
 static void s_owe(qkv_core_t *self, bool ok, uint64_t index,
                   uint64_t hint_index, uint64_t hint_term) {
-    s_owed_t *last = self->owed_count ? &self->owed[self->owed_count - 1]
-                                      : NULL;
+    s_owed_t *last =
+        self->owed_count ? &self->owed[self->owed_count - 1] : NULL;
     if (ok && last && last->ok) {
         if (index > last->index)
             last->index = index; /* one ACK says as much as two */
@@ -347,12 +346,11 @@ static void s_owe(qkv_core_t *self, bool ok, uint64_t index,
     }
     if (self->owed_count == S_OWED_MAX + 1) {
         /* keep the newest: drop the oldest */
-        memmove(self->owed, self->owed + 1,
-                S_OWED_MAX * sizeof(self->owed[0]));
+        memmove(self->owed, self->owed + 1, S_OWED_MAX * sizeof(self->owed[0]));
         self->owed_count--;
     }
-    self->owed[self->owed_count++] = (s_owed_t){ok, index, hint_index,
-                                                hint_term};
+    self->owed[self->owed_count++] =
+        (s_owed_t){ok, index, hint_index, hint_term};
 }
 
 static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below) {
@@ -466,8 +464,8 @@ accepted:
     if (verified_end > self->verified)
         self->verified = verified_end;
     s_owe(self, true, verified_end, 0, 0);
-    uint64_t commit = m->commit_index < verified_end ? m->commit_index
-                                                     : verified_end;
+    uint64_t commit =
+        m->commit_index < verified_end ? m->commit_index : verified_end;
     if (commit > self->commit)
         self->commit = commit;
     return 0;
@@ -482,8 +480,8 @@ static void s_follower_acks(qkv_core_t *self, int64_t now) {
         ack.cluster_id = self->cluster_id;
         ack.term = self->term;
         ack.ok = o->ok;
-        ack.index = o->ok && o->index > self->durable ? self->durable
-                                                      : o->index;
+        ack.index =
+            o->ok && o->index > self->durable ? self->durable : o->index;
         ack.hint_index = o->hint_index;
         ack.hint_term = o->hint_term;
         bool same = self->acked_once && ack.ok == self->last_ack.ok &&

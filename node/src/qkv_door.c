@@ -107,8 +107,8 @@ static qkv_proto_counters_t *s_counters(qkv_door_t *self,
 }
 
 static void s_answer(qkv_door_t *self, const qkv_origin_t *o,
-                     qkv_write_status_t status, uint64_t index,
-                     uint64_t result, int64_t now) {
+                     qkv_write_status_t status, uint64_t index, uint64_t result,
+                     int64_t now) {
     qkv_write_result_t r = {status, index, result, now - o->start_us};
     qkv_proto_counters_t *c = s_counters(self, o);
     if (status == QKV_WRITE_COMMITTED) {
@@ -244,8 +244,8 @@ static void s_pending_applied(qkv_door_t *self, const qkv_outcome_t *outs,
 /*  =====================================================================
     Taking writes */
 
-static int s_park_retry(qkv_door_t *self, const qkv_origin_t *o,
-                        uint64_t index, int64_t now) {
+static int s_park_retry(qkv_door_t *self, const qkv_origin_t *o, uint64_t index,
+                        int64_t now) {
     if (self->retry_count == self->retry_cap) {
         size_t cap = self->retry_cap ? self->retry_cap * 2 : 16;
         s_parked_t *grown = realloc(self->retries, cap * sizeof(*grown));
@@ -274,8 +274,8 @@ static bool s_shortcut(qkv_door_t *self, const qkv_entry_t *e, uint64_t hash,
     }
     const qkv_sessions_t *sessions = qkv_state_sessions(self->state);
     const qkv_session_rec_t *rec = NULL;
-    switch (qkv_sessions_check(sessions, e->client_id, e->client_seq, hash,
-                               &rec)) {
+    switch (
+        qkv_sessions_check(sessions, e->client_id, e->client_seq, hash, &rec)) {
     case QKV_SESSION_RETRY:
         s_answer(self, o, QKV_WRITE_COMMITTED, rec->index, rec->result, now);
         return true;
@@ -373,8 +373,7 @@ int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
     while ((w = qkv_ring_first(&self->parked)) && w->deadline_us <= now) {
         s_parked_t parked = *w;
         qkv_ring_pop(&self->parked, 1);
-        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0,
-                 now);
+        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0, now);
     }
     int64_t next = w ? w->deadline_us : 0;
     for (size_t i = 0; i < self->retry_count;) {
@@ -396,8 +395,7 @@ void qkv_door_fail_all(qkv_door_t *self, int64_t now) {
     while ((w = qkv_ring_first(&self->parked))) {
         s_parked_t parked = *w;
         qkv_ring_pop(&self->parked, 1);
-        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0,
-                 now);
+        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0, now);
     }
     while (self->retry_count) {
         s_parked_t retry = self->retries[--self->retry_count];

@@ -61,7 +61,7 @@ qkv_door_t *qkv_door_new(qkv_node_t *node, qkv_core_t *core,
                          const qkv_state_t *state,
                          const qkv_door_hooks_t *hooks);
 /* Destroys the door (answer what waits first: qkv_door_fail_all); nulls
-   *self_p; safe on NULL. */
+ *self_p; safe on NULL. */
 void qkv_door_destroy(qkv_door_t **self_p);
 
 /* Takes a write: *entry_p (op, key, value, client_id, client_seq set) is

@@ -377,8 +377,8 @@ qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
         qkv_node_destroy(&self);
         return NULL;
     }
-    self->client_frame_max = QKV_CLIENT_FRAME_BASE +
-                             2 * (cfg->max_key_bytes + cfg->max_value_bytes);
+    self->client_frame_max =
+        QKV_CLIENT_FRAME_BASE + 2 * (cfg->max_key_bytes + cfg->max_value_bytes);
     self->actor = zactor_new(qkv_actor_run, self);
     if (!self->actor || self->start_error[0]) {
         snprintf(err, err_size, "%s",

@@ -59,10 +59,10 @@ typedef struct {
 } qkv_follower_pub_t;
 
 struct qkv_node_t {
-    qkv_config_t config;   /* settings, owned copy */
-    qkv_store_t *store;    /* applied state; actor writes, others read */
-    zactor_t *actor;       /* the replication actor */
-    char start_error[256]; /* why the actor could not start */
+    qkv_config_t config;       /* settings, owned copy */
+    qkv_store_t *store;        /* applied state; actor writes, others read */
+    zactor_t *actor;           /* the replication actor */
+    char start_error[256];     /* why the actor could not start */
     uint64_t client_frame_max; /* largest zmq-native client frame */
 
     /* inbox: REST writes handed to the actor */

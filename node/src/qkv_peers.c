@@ -18,8 +18,8 @@ typedef struct {
 } s_held_t;
 
 typedef struct {
-    zsock_t *sock;  /* DEALER (leader) or the ROUTER (follower) */
-    void *handle;   /* its libzmq socket */
+    zsock_t *sock;   /* DEALER (leader) or the ROUTER (follower) */
+    void *handle;    /* its libzmq socket */
     qkv_ring_t held; /* s_held_t, oldest first */
 } s_link_t;
 
@@ -28,9 +28,9 @@ struct qkv_peers_t {
     s_link_t links[64]; /* leader: one per follower; follower: [0] */
     size_t count;
     int64_t min_delay_us, max_delay_us;
-    uint64_t rng;         /* xorshift state for delays */
-    zmq_msg_t sender;     /* follower: routing id answers go to */
-    zmq_msg_t last_id;    /* follower: routing id of the last message */
+    uint64_t rng;      /* xorshift state for delays */
+    zmq_msg_t sender;  /* follower: routing id answers go to */
+    zmq_msg_t last_id; /* follower: routing id of the last message */
     bool have_sender;
 };
 
@@ -93,8 +93,8 @@ qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
     s_link_t *link = &self->links[0];
     link->sock = qkv_sockopt_follower_router(bind, port, max_in);
     if (!link->sock) {
-        snprintf(err, err_size, "REPL_PORT: cannot bind tcp://%s:%d: %s",
-                 bind, port, zmq_strerror(zmq_errno()));
+        snprintf(err, err_size, "REPL_PORT: cannot bind tcp://%s:%d: %s", bind,
+                 port, zmq_strerror(zmq_errno()));
         qkv_peers_destroy(&self);
         return NULL;
     }

@@ -43,12 +43,12 @@ typedef struct {
 
 typedef struct {
     uint64_t client_id;
-    uint64_t last_ms;  /* log time of its last write */
-    uint64_t floor;    /* highest seq whose record was forgotten */
-    uint64_t max_seq;  /* highest seq recorded */
-    uint64_t epoch;    /* made as the epoch-th session */
-    uint64_t run_base; /* seq of run element 0 */
-    qkv_ring_t run;    /* qkv_session_rec_t of seqs run_base, run_base+1.. */
+    uint64_t last_ms;    /* log time of its last write */
+    uint64_t floor;      /* highest seq whose record was forgotten */
+    uint64_t max_seq;    /* highest seq recorded */
+    uint64_t epoch;      /* made as the epoch-th session */
+    uint64_t run_base;   /* seq of run element 0 */
+    qkv_ring_t run;      /* qkv_session_rec_t of seqs run_base, run_base+1.. */
     uint32_t prev, next; /* idle order, oldest first; S_NONE ends; next is
                             the free list link of a free slab element */
     bool live;           /* in use */
@@ -124,8 +124,8 @@ static int s_clients_reserve(qkv_sessions_t *self) {
 
 /* Slot of the record of (id, seq) in session epoch, or the empty slot
    where it goes. The table must exist. */
-static size_t s_pair_slot(const qkv_sessions_t *self, uint64_t id,
-                          uint64_t seq, uint64_t epoch) {
+static size_t s_pair_slot(const qkv_sessions_t *self, uint64_t id, uint64_t seq,
+                          uint64_t epoch) {
     uint32_t hash = s_pair_hash(id, seq);
     size_t slot = hash & self->pair_mask;
     for (uint64_t v; (v = self->by_pair[slot]);
@@ -299,8 +299,7 @@ static void s_pair_remove(qkv_sessions_t *self, uint64_t id, uint64_t seq,
     if (!v)
         return;
     uint32_t n = (uint32_t)v - 1;
-    qkv_probe_unlink64(self->by_pair, self->pair_mask, slot, s_pair_home,
-                       self);
+    qkv_probe_unlink64(self->by_pair, self->pair_mask, slot, s_pair_home, self);
     self->pair_used--;
     self->recs[n].next_free = self->free_rec;
     self->free_rec = n;
@@ -390,14 +389,12 @@ int qkv_sessions_reserve(qkv_sessions_t *self, uint64_t client_id,
                 qkv_ring_reserve(&self->spare, 1) != 0 ||
                 (self->live_sess < self->window &&
                  s_slab_reserve((void **)&self->sess, &self->sess_cap,
-                                self->sess_made,
-                                self->free_sess != S_NONE, 1,
+                                self->sess_made, self->free_sess != S_NONE, 1,
                                 sizeof(s_session_t), self->window) != 0))) ||
-        (to_table &&
-         (s_pairs_reserve(self, to_table) != 0 ||
-          s_slab_reserve((void **)&self->recs, &self->recs_cap,
-                         self->recs_made, free_recs, to_table,
-                         sizeof(s_record_t), self->window) != 0)) ||
+        (to_table && (s_pairs_reserve(self, to_table) != 0 ||
+                      s_slab_reserve((void **)&self->recs, &self->recs_cap,
+                                     self->recs_made, free_recs, to_table,
+                                     sizeof(s_record_t), self->window) != 0)) ||
         (s && place != S_TABLE &&
          qkv_ring_reserve(&((s_session_t *)s)->run, 1) != 0))
         return -1;
@@ -416,8 +413,8 @@ static s_record_t *s_record_take(qkv_sessions_t *self, uint32_t *n) {
 }
 
 /* Puts a record of session s into the table (room reserved). */
-static void s_pair_add(qkv_sessions_t *self, const s_session_t *s,
-                       uint64_t seq, const qkv_session_rec_t *rec) {
+static void s_pair_add(qkv_sessions_t *self, const s_session_t *s, uint64_t seq,
+                       const qkv_session_rec_t *rec) {
     uint32_t n;
     s_record_t *r = s_record_take(self, &n);
     *r = (s_record_t){s->client_id, seq, s->epoch, *rec, S_NONE};

@@ -57,7 +57,6 @@ zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
     return s_router(bind, port, max_in, true); /* a restarted leader */
 }
 
-zsock_t *qkv_sockopt_client_router(const char *bind, int port,
-                                   size_t max_in) {
+zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in) {
     return s_router(bind, port, max_in, false);
 }

@@ -18,8 +18,7 @@ zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in);
 
 /* Follower: the ROUTER its leader connects to, bound on tcp://bind:port,
    taking frames of at most max_in bytes. NULL on failure. */
-zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
-                                     size_t max_in);
+zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in);
 
 /* Every node: the zmq-native client ROUTER on tcp://bind:port, taking
    frames of at most max_in bytes. NULL on failure. */

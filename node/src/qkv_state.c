@@ -11,8 +11,7 @@ struct qkv_state_t {
     qkv_sessions_t *sessions; /* owned */
 };
 
-qkv_state_t *qkv_state_new(qkv_store_t *store, size_t window,
-                           uint64_t ttl_ms) {
+qkv_state_t *qkv_state_new(qkv_store_t *store, size_t window, uint64_t ttl_ms) {
     qkv_state_t *self = calloc(1, sizeof(*self));
     if (!self)
         return NULL;
@@ -74,8 +73,8 @@ static int s_apply_one(qkv_state_t *self, const qkv_entry_t *e,
     }
     /* Room for the record first: once the store changed, recording it
        must not fail, or a retry would apply the write twice. */
-    if (tagged && qkv_sessions_reserve(self->sessions, e->client_id,
-                                       e->client_seq) != 0)
+    if (tagged &&
+        qkv_sessions_reserve(self->sessions, e->client_id, e->client_seq) != 0)
         return -1;
     if (qkv_store_apply_locked(self->store, e, &out->result) != 0)
         return -1;

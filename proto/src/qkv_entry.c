@@ -1,5 +1,5 @@
 /*  qkv_entry.c - log entries and their content hash (qkv_entry.h).
-*/
+ */
 #include "qkv_entry.h"
 #include "qkv_hash.h"
 

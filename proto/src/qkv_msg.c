@@ -66,9 +66,9 @@ void qkv_encoder_append_begin(qkv_encoder_t *self,
     qkv_encoder_check(self, msgpack_pack_uint64(pk, head->prev_index));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, head->prev_term));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, head->commit_index));
-    qkv_encoder_check(self, msgpack_pack_str_with_body(
-                                pk, head->leader ? head->leader : "",
-                                head->leader ? head->leader_len : 0));
+    qkv_encoder_check(
+        self, msgpack_pack_str_with_body(pk, head->leader ? head->leader : "",
+                                         head->leader ? head->leader_len : 0));
     qkv_encoder_check(self, msgpack_pack_array(pk, entry_count));
 }
 
@@ -95,8 +95,8 @@ void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack) {
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->cluster_id));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->term));
-    qkv_encoder_check(self, ack->ok ? msgpack_pack_true(pk)
-                                    : msgpack_pack_false(pk));
+    qkv_encoder_check(self,
+                      ack->ok ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->index));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->hint_index));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->hint_term));
@@ -303,8 +303,8 @@ static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
     const msgpack_object *f = o->via.array.ptr;
     uint64_t op;
     if (!s_uint(&f[0], &view->term) || !s_uint(&f[1], &op) ||
-        !s_uint(&f[4], &view->client_id) ||
-        !s_uint(&f[5], &view->client_seq) || !s_uint(&f[6], &view->time_ms))
+        !s_uint(&f[4], &view->client_id) || !s_uint(&f[5], &view->client_seq) ||
+        !s_uint(&f[6], &view->time_ms))
         return false;
     if (op < QKV_OP_PUT || op > QKV_OP_MAX)
         return false;
@@ -402,8 +402,7 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     size_t count = root.via.array.size;
     uint64_t type;
     if (!s_uint(&f[0], &type) || !s_uint(&f[1], &msg->version) ||
-        msg->version == 0 ||
-        (type != QKV_MSG_APPEND && type != QKV_MSG_ACK))
+        msg->version == 0 || (type != QKV_MSG_APPEND && type != QKV_MSG_ACK))
         return QKV_MALFORMED;
     msg->type = (int)type;
     if (msg->version > QKV_REPL_VERSION) {

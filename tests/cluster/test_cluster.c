@@ -1113,11 +1113,11 @@ static void expect_put_ok(json_t *r, long status, const char *key,
 }
 
 /* Expects an error answer with status word word, carrying key. */
-static void expect_refused(json_t *r, long status, long code,
-                           const char *word, const char *key) {
+static void expect_refused(json_t *r, long status, long code, const char *word,
+                           const char *key) {
     if (status != code)
-        fprintf(stderr, "\n  expected %ld %s, got %ld %s\n", code, word,
-                status, r ? kit_json_str(r, "status") : "(no JSON)");
+        fprintf(stderr, "\n  expected %ld %s, got %ld %s\n", code, word, status,
+                r ? kit_json_str(r, "status") : "(no JSON)");
     CU_ASSERT_EQUAL(status, code);
     CU_ASSERT(json_is_false(json_object_get(r, "ok")));
     KIT_ASSERT_STR(kit_json_str(r, "status"), word);
@@ -1141,8 +1141,9 @@ static void test_tagged_put_retried(void) {
     expect_put_ok(r, status, key, &seq2, &index2);
     json_decref(r);
     if (seq2 != seq1 || index2 != index1)
-        fprintf(stderr, "\n  retry answered seq %llu index %llu, first "
-                        "seq %llu index %llu\n",
+        fprintf(stderr,
+                "\n  retry answered seq %llu index %llu, first "
+                "seq %llu index %llu\n",
                 (unsigned long long)seq2, (unsigned long long)index2,
                 (unsigned long long)seq1, (unsigned long long)index1);
     CU_ASSERT_EQUAL(seq2, seq1);
@@ -1307,8 +1308,9 @@ static void test_sessions_on_every_node(void) {
         want.node = i;
         bool same = kit_poll_until(REPL_WAIT_MS, s_same_sessions, &want);
         if (!same)
-            fprintf(stderr, "\n  %s holds %g sessions and %g records, the "
-                            "leader %g and %g\n",
+            fprintf(stderr,
+                    "\n  %s holds %g sessions and %g records, the "
+                    "leader %g and %g\n",
                     s_cluster.nodes[i].name, node_metric(i, "qkv_sessions"),
                     node_metric(i, "qkv_session_records"), want.sessions,
                     want.records);

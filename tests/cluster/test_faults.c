@@ -382,9 +382,8 @@ static void test_tagged_reset_retried(void) {
     CU_ASSERT_EQUAL_FATAL(reset_with(body, &first), 200);
     CU_ASSERT(first > 0);
     int64_t elapsed;
-    CU_ASSERT_EQUAL(timed_write(s_key2, "after-tagged-reset", &index,
-                                &elapsed, NULL),
-                    200);
+    CU_ASSERT_EQUAL(
+        timed_write(s_key2, "after-tagged-reset", &index, &elapsed, NULL), 200);
     CU_ASSERT(index > first);
     CU_ASSERT_EQUAL(reset_with(body, &again), 200);
     if (again != first)
@@ -743,13 +742,13 @@ static void test_delayed_restart_under_writes(void) {
 static kit_cluster_t s_paused;
 
 typedef struct {
-    int n;                /* writer number */
-    int stop;             /* set to end */
-    int count;            /* writes answered */
-    char (*keys)[48];     /* key of write i */
-    long *status;         /* its HTTP status */
-    char (*word)[24];     /* its status word */
-    uint64_t *index;      /* its index, 0 when the answer had none */
+    int n;            /* writer number */
+    int stop;         /* set to end */
+    int count;        /* writes answered */
+    char (*keys)[48]; /* key of write i */
+    long *status;     /* its HTTP status */
+    char (*word)[24]; /* its status word */
+    uint64_t *index;  /* its index, 0 when the answer had none */
 } pause_writer_t;
 
 #define PAUSE_MAX_WRITES 4000
@@ -759,8 +758,8 @@ static void *s_pause_write(void *arg) {
     while (!__atomic_load_n(&w->stop, __ATOMIC_ACQUIRE) &&
            w->count < PAUSE_MAX_WRITES) {
         int i = w->count;
-        snprintf(w->keys[i], sizeof w->keys[i], "t%s-pause-%d-%d", s_tag,
-                 w->n, i);
+        snprintf(w->keys[i], sizeof w->keys[i], "t%s-pause-%d-%d", s_tag, w->n,
+                 i);
         json_t *r = kit_qkv_write(s_paused.nodes[0].url, "/put", w->keys[i],
                                   "p", &w->status[i], NULL);
         const char *word = kit_json_str(r, "status");
@@ -822,8 +821,8 @@ static void test_paused_leader_answers(void) {
     const char *leader_url = s_paused.nodes[0].url;
     CU_ASSERT(kit_qkv_settled(leader_url, WAIT_MS, NULL));
     for (size_t i = 1; i < s_paused.count; i++)
-        CU_ASSERT(kit_qkv_wait_same_dump(leader_url, s_paused.nodes[i].url,
-                                         WAIT_MS));
+        CU_ASSERT(
+            kit_qkv_wait_same_dump(leader_url, s_paused.nodes[i].url, WAIT_MS));
     int ok = 0, timeouts = 0, unwritten = 0, bad = 0, total = 0;
     for (int t = 0; t < PAUSE_WRITERS; t++) {
         pause_writer_t *w = &writers[t];
@@ -846,8 +845,7 @@ static void test_paused_leader_answers(void) {
                 good = false;
             }
             if (!good && bad++ < 5)
-                fprintf(stderr,
-                        "\n  %s: %ld %s index %llu, %s on the leader\n",
+                fprintf(stderr, "\n  %s: %ld %s index %llu, %s on the leader\n",
                         w->keys[i], w->status[i], w->word[i],
                         (unsigned long long)w->index[i],
                         held ? "held" : "absent");
@@ -857,8 +855,10 @@ static void test_paused_leader_answers(void) {
         free(w->word);
         free(w->index);
     }
-    fprintf(stderr, "\n  %d writes: %d ok, %d not confirmed in time, %d "
-                    "not written\n", total, ok, timeouts, unwritten);
+    fprintf(stderr,
+            "\n  %d writes: %d ok, %d not confirmed in time, %d "
+            "not written\n",
+            total, ok, timeouts, unwritten);
     CU_ASSERT(total > 0 && ok > 0);
     CU_ASSERT_EQUAL(bad, 0);
 }
@@ -893,8 +893,7 @@ static int s_add_suites(void) {
                        lonely) ||
         !kit_add_suite("churn", s_churn_start, s_churn_stop, churn) ||
         !kit_add_suite("delay", s_slow_start, s_slow_stop, slow) ||
-        !kit_add_suite("paused_leader", s_paused_start, s_paused_stop,
-                       paused))
+        !kit_add_suite("paused_leader", s_paused_start, s_paused_stop, paused))
         return -1;
     return 0;
 }

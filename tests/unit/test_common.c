@@ -110,10 +110,12 @@ static void test_json_escaping(void) {
     expect_json("\xf0\x9f\x98\x80", 4, "\"\xf0\x9f\x98\x80\"");
     /* one U+FFFD per maximal ill-formed subpart */
     expect_json("\xe2\x82", 2, "\"\\ufffd\"");
-    expect_json("\xe2\x82" "A", 3, "\"\\ufffdA\"");
+    expect_json("\xe2\x82"
+                "A",
+                3, "\"\\ufffdA\"");
     expect_json("\xe2\x41", 2, "\"\\ufffdA\"");
     expect_json("\x80\x80", 2, "\"\\ufffd\\ufffd\"");
-    expect_json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\""); /* overlong */
+    expect_json("\xc0\xaf", 2, "\"\\ufffd\\ufffd\"");            /* overlong */
     expect_json("\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
     expect_json("\xf4\x90\x80\x80", 4,
                 "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* > U+10FFFF */
@@ -172,10 +174,9 @@ static void test_hash_stable(void) {
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
         KIT_TEST(test_ring_fifo_and_growth), KIT_TEST(test_ring_reserve),
-        KIT_TEST(test_ring_shrink),
-        KIT_TEST(test_json_escaping),        KIT_TEST(test_json_members),
-        KIT_TEST(test_buf_bounds),           KIT_TEST(test_hash_stable),
-        KIT_TESTS_END};
+        KIT_TEST(test_ring_shrink),          KIT_TEST(test_json_escaping),
+        KIT_TEST(test_json_members),         KIT_TEST(test_buf_bounds),
+        KIT_TEST(test_hash_stable),          KIT_TESTS_END};
     return kit_add_suite("common", NULL, NULL, tests) ? 0 : -1;
 }
 

@@ -44,8 +44,8 @@ static qkv_core_t *s_follower(void) {
 
 /* Proposes a PUT of key=value (10 bytes of value) and returns its index. */
 static uint64_t s_propose(qkv_core_t *core, const char *key) {
-    qkv_entry_t *e = qkv_entry_new(QKV_OP_PUT, key, strlen(key), "0123456789",
-                                   10);
+    qkv_entry_t *e =
+        qkv_entry_new(QKV_OP_PUT, key, strlen(key), "0123456789", 10);
     CU_ASSERT_FATAL(e != NULL);
     uint64_t index = qkv_core_propose(core, &e);
     CU_ASSERT(index > 0 && e == NULL);
@@ -111,8 +111,8 @@ static void s_make_append(s_append_t *a, uint64_t cluster, uint64_t term,
     a->msg.entry_count = n;
     a->msg.entries = a->views;
     for (size_t i = 0; i < n; i++)
-        a->views[i] = (qkv_entry_view_t){terms[i], 0, 0, 0, QKV_OP_PUT, "k", 1,
-                                         "v", 1};
+        a->views[i] =
+            (qkv_entry_view_t){terms[i], 0, 0, 0, QKV_OP_PUT, "k", 1, "v", 1};
 }
 
 /* The follower's one ACK after a turn, or NULL when it sent none. */
@@ -150,11 +150,11 @@ typedef struct {
     uint64_t entries[8]; /* terms (0 ends) */
     uint64_t commit;
     /* expected */
-    int stop;    /* 1: it stops acknowledging */
-    bool ok;     /* ACK ok, else refused */
+    int stop; /* 1: it stops acknowledging */
+    bool ok;  /* ACK ok, else refused */
     uint64_t ack_index;
     uint64_t hint_index, hint_term;
-    const char *log;     /* terms after */
+    const char *log; /* terms after */
     uint64_t commit_after;
     uint64_t ack_term;
 } s_match_case_t;
@@ -176,8 +176,7 @@ static void s_run_match(const s_match_case_t *c) {
         top = c->start[i] > top ? c->start[i] : top;
     if (start) {
         s_append_t a;
-        s_make_append(&a, CLUSTER, top, 0, 0, c->start, start,
-                      c->start_commit);
+        s_make_append(&a, CLUSTER, top, 0, 0, c->start, start, c->start_commit);
         CU_ASSERT_EQUAL_FATAL(qkv_core_step_append(f, &a.msg, now), 0);
         s_follower_ack(f, now, &rd);
         now += 20000;
@@ -216,6 +215,8 @@ static void s_run_match(const s_match_case_t *c) {
 }
 
 static void test_follower_log_matching(void) {
+    /* one case per row */
+    // clang-format off
     static const s_match_case_t cases[] = {
         {"empty log takes the first entries", {0}, 0,
          CLUSTER, 1, 0, 0, {1, 1}, 0,
@@ -257,6 +258,7 @@ static void test_follower_log_matching(void) {
          CLUSTER + 1, 1, 4, 1, {1}, 0,
          0, false, 4, 0, 0, "", 0, 1},
     };
+    // clang-format on
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         s_run_match(&cases[i]);
 }
@@ -358,13 +360,15 @@ static void test_follower_fail(void) {
 typedef struct {
     const char *name;
     size_t peers, quorum;
-    uint64_t proposed;   /* entries logged */
-    uint64_t durable;    /* the leader's own durable index */
-    uint64_t match[6];   /* acked index per peer */
-    uint64_t commit;     /* expected */
+    uint64_t proposed; /* entries logged */
+    uint64_t durable;  /* the leader's own durable index */
+    uint64_t match[6]; /* acked index per peer */
+    uint64_t commit;   /* expected */
 } s_commit_case_t;
 
 static void test_commit_rule(void) {
+    /* one case per row */
+    // clang-format off
     static const s_commit_case_t cases[] = {
         {"quorum 0: the leader's durable copy", 3, 0, 5, 5, {0, 0, 0}, 5},
         {"quorum 0, not durable yet", 3, 0, 5, 2, {5, 5, 5}, 2},
@@ -376,6 +380,7 @@ static void test_commit_rule(void) {
         {"ties", 4, 3, 6, 6, {4, 4, 4, 2}, 4},
         {"every follower", 5, 5, 8, 8, {8, 8, 8, 8, 7}, 7},
     };
+    // clang-format on
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const s_commit_case_t *c = &cases[i];
         qkv_core_t *l = s_leader(c->peers, c->quorum, 1 << 20, 1 << 20);
@@ -650,9 +655,9 @@ static void test_log_time(void) {
 #define SIM_QUORUM 2
 
 typedef struct {
-    qkv_core_msg_t msg;   /* as sent */
-    s_append_t append;    /* APPEND as received */
-    int64_t at;           /* delivery time */
+    qkv_core_msg_t msg; /* as sent */
+    s_append_t append;  /* APPEND as received */
+    int64_t at;         /* delivery time */
 } s_wire_t;
 
 typedef struct {
@@ -684,8 +689,8 @@ static void s_receive(const qkv_core_t *leader, const qkv_core_msg_t *m,
     CU_ASSERT_FATAL(n <= 16);
     for (size_t i = 0; i < n; i++)
         terms[i] = qkv_log_get(qkv_core_log(leader), m->first + i)->term;
-    s_make_append(a, m->cluster_id, m->term, m->prev_index, m->prev_term,
-                  terms, n, m->commit_index);
+    s_make_append(a, m->cluster_id, m->term, m->prev_index, m->prev_term, terms,
+                  n, m->commit_index);
 }
 
 static void test_simulated_cluster(void) {
@@ -753,8 +758,8 @@ static void test_simulated_cluster(void) {
             }
             while (up[p].count && up[p].q[up[p].head].at <= now) {
                 const qkv_core_msg_t *a = &up[p].q[up[p].head].msg;
-                qkv_msg_t m = s_ack(a->ok, a->index, a->hint_index,
-                                    a->hint_term);
+                qkv_msg_t m =
+                    s_ack(a->ok, a->index, a->hint_index, a->hint_term);
                 CU_ASSERT(qkv_core_step_ack(leader, p, &m, now) == 0);
                 up[p].head = (up[p].head + 1) % up[p].cap;
                 up[p].count--;
@@ -772,8 +777,9 @@ static void test_simulated_cluster(void) {
     for (size_t p = 0; p < SIM_PEERS; p++) {
         uint64_t have = qkv_core_last_index(f[p]);
         if (have != last || qkv_core_commit_index(f[p]) != last)
-            fprintf(stderr, "\n  follower %zu holds %llu, commit %llu of %llu\n",
-                    p, (unsigned long long)have,
+            fprintf(stderr,
+                    "\n  follower %zu holds %llu, commit %llu of %llu\n", p,
+                    (unsigned long long)have,
                     (unsigned long long)qkv_core_commit_index(f[p]),
                     (unsigned long long)last);
         if (qkv_core_error(f[p])[0])

@@ -198,11 +198,13 @@ static void test_large(void) {
 }
 
 static int s_add_suites(void) {
-    static const kit_test_t tests[] = {
-        KIT_TEST(test_empty),         KIT_TEST(test_append_and_get),
-        KIT_TEST(test_forget_prefix), KIT_TEST(test_terms_and_truncate),
-        KIT_TEST(test_clear),
-        KIT_TEST(test_large),         KIT_TESTS_END};
+    static const kit_test_t tests[] = {KIT_TEST(test_empty),
+                                       KIT_TEST(test_append_and_get),
+                                       KIT_TEST(test_forget_prefix),
+                                       KIT_TEST(test_terms_and_truncate),
+                                       KIT_TEST(test_clear),
+                                       KIT_TEST(test_large),
+                                       KIT_TESTS_END};
     return kit_add_suite("log", NULL, NULL, tests) ? 0 : -1;
 }
 

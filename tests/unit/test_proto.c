@@ -197,8 +197,9 @@ static const char *s_leader = S_LEADER; /* endpoint APPENDs carry */
    of the frame. */
 static uint8_t *encode_append(uint64_t repl, uint64_t prev, uint64_t commit,
                               const spec_t *specs, size_t n, size_t *size) {
-    qkv_append_head_t head = {repl,   s_term_of(repl), prev, s_prev_term_of(prev),
-                              commit, s_leader,        strlen(s_leader)};
+    qkv_append_head_t head = {
+        repl,     s_term_of(repl), prev, s_prev_term_of(prev), commit,
+        s_leader, strlen(s_leader)};
     qkv_encoder_append_begin(s_enc, &head, n);
     for (size_t i = 0; i < n; i++) {
         qkv_entry_t *e =
@@ -225,8 +226,8 @@ static uint8_t *encode_append(uint64_t repl, uint64_t prev, uint64_t commit,
    a hint of last / 2 when last is odd. */
 static uint8_t *encode_ack(uint64_t repl, uint64_t last, size_t *size) {
     bool ok = last % 2 == 0;
-    qkv_ack_t ack = {repl,         s_term_of(repl),          ok, last,
-                     ok ? 0 : last / 2, ok ? 0 : s_term_of(last)};
+    qkv_ack_t ack = {repl, s_term_of(repl),   ok,
+                     last, ok ? 0 : last / 2, ok ? 0 : s_term_of(last)};
     qkv_encoder_ack(s_enc, &ack);
     const void *data = qkv_encoder_data(s_enc, size);
     CU_ASSERT_FATAL(data != NULL);
@@ -336,8 +337,8 @@ static void test_roundtrip_one_entry(void) {
     roundtrip(3, 41, 40, &del, 1);
     spec_t reset = {QKV_OP_RESET, 3, "", 0, "", 0};
     roundtrip(3, 7, 7, &reset, 1);
-    spec_t max = {QKV_OP_PUT, UINT64_MAX, "k", 1, "v", 1,
-                  QKV_CLIENT_ID_MAX, UINT64_MAX, UINT64_MAX};
+    spec_t max = {QKV_OP_PUT, UINT64_MAX,        "k",        1,         "v",
+                  1,          QKV_CLIENT_ID_MAX, UINT64_MAX, UINT64_MAX};
     roundtrip(UINT64_MAX, UINT64_MAX - 1, UINT64_MAX, &max, 1);
     spec_t tagged = {QKV_OP_PUT, 4, "k", 1, "v", 1, 77, 5, 1733400000123};
     roundtrip(8, 3, 2, &tagged, 1);
@@ -375,14 +376,10 @@ static void test_roundtrip_many(void) {
             bytes[i][0][b] = (char)kit_rng_next(&rng);
             bytes[i][1][b] = (char)kit_rng_next(&rng);
         }
-        specs[i] = (spec_t){QKV_OP_PUT,
-                            kit_rng_next(&rng),
-                            bytes[i][0],
-                            kit_rng_below(&rng, 300),
-                            bytes[i][1],
-                            kit_rng_below(&rng, 300),
-                            kit_rng_next(&rng),
-                            kit_rng_next(&rng),
+        specs[i] = (spec_t){QKV_OP_PUT,         kit_rng_next(&rng),
+                            bytes[i][0],        kit_rng_below(&rng, 300),
+                            bytes[i][1],        kit_rng_below(&rng, 300),
+                            kit_rng_next(&rng), kit_rng_next(&rng),
                             kit_rng_next(&rng)};
     }
     roundtrip(5, 12345, 12000, specs, N);
@@ -526,10 +523,9 @@ static void test_documented_example(void) {
     qkv_encoder_add_entry(s_enc, e);
     free(e);
     static const uint8_t append[] = {
-        0x99, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
-        0x88, 0x01, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x97, 0x01, 0x01, 0xa1,
-        0x6b, 0xa1, 0x76, 0x05, 0x01, 0xcf, 0x00, 0x00, 0x01, 0x93, 0x96,
-        0xb0, 0xf6, 0x00};
+        0x99, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
+        0x01, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x97, 0x01, 0x01, 0xa1, 0x6b, 0xa1,
+        0x76, 0x05, 0x01, 0xcf, 0x00, 0x00, 0x01, 0x93, 0x96, 0xb0, 0xf6, 0x00};
     size_t size;
     const void *data = qkv_encoder_data(s_enc, &size);
     CU_ASSERT_EQUAL_FATAL(size, sizeof append);
@@ -952,7 +948,7 @@ static const repl_t s_not_int[] = {{"\xa1x", 2},
 static const repl_t s_not_str[] = {{"\x05", 1}, {"\xc0", 1}, {"\x90", 1},
                                    {"\x80", 1}, {"\xc2", 1}, {"\xff", 1},
                                    {NULL, 0}};
-static const repl_t s_not_bool[] = {{"\x00", 1}, {"\x01", 1}, {"\xc0", 1},
+static const repl_t s_not_bool[] = {{"\x00", 1},  {"\x01", 1}, {"\xc0", 1},
                                     {"\xa1t", 2}, {"\x90", 1}, {NULL, 0}};
 static const repl_t s_not_array[] = {{"\x80", 1},      {"\x00", 1},
                                      {"\xc0", 1},      {"\xa1x", 2},
@@ -1399,18 +1395,13 @@ static int s_add_suites(void) {
         KIT_TEST(test_leader_endpoint),
         KIT_TEST(test_documented_example),
         KIT_TESTS_END};
-    static const kit_test_t malformed[] = {KIT_TEST(test_truncations),
-                                           KIT_TEST(test_trailing_bytes),
-                                           KIT_TEST(test_wrong_message_types),
-                                           KIT_TEST(test_wrong_field_types),
-                                           KIT_TEST(test_wrong_array_lengths),
-                                           KIT_TEST(test_versions),
-                                           KIT_TEST(test_unknown_op),
-                                           KIT_TEST(test_hostile_lengths),
-                                           KIT_TEST(test_deep_nesting),
-                                           KIT_TEST(test_random_frames),
-                                           KIT_TEST(test_random_mutations),
-                                           KIT_TESTS_END};
+    static const kit_test_t malformed[] = {
+        KIT_TEST(test_truncations),         KIT_TEST(test_trailing_bytes),
+        KIT_TEST(test_wrong_message_types), KIT_TEST(test_wrong_field_types),
+        KIT_TEST(test_wrong_array_lengths), KIT_TEST(test_versions),
+        KIT_TEST(test_unknown_op),          KIT_TEST(test_hostile_lengths),
+        KIT_TEST(test_deep_nesting),        KIT_TEST(test_random_frames),
+        KIT_TEST(test_random_mutations),    KIT_TESTS_END};
     if (!kit_add_suite("proto_roundtrip", s_init, s_cleanup, roundtrips))
         return -1;
     if (!kit_add_suite("proto_malformed", s_init, s_cleanup, malformed))

@@ -53,10 +53,9 @@ static void expect_error(const char *what, int rc, const qkv_rest_error_t *err,
               strstr(err->message, names) != NULL;
     if (!ok)
         fprintf(stderr,
-                "\n  [%s] gave %d, %d %s \"%s\" (wanted %d %s naming %s)",
-                what, rc, rc ? err->http : 0,
-                rc && err->status ? err->status : "-", rc ? err->message : "",
-                http, status, names);
+                "\n  [%s] gave %d, %d %s \"%s\" (wanted %d %s naming %s)", what,
+                rc, rc ? err->http : 0, rc && err->status ? err->status : "-",
+                rc ? err->message : "", http, status, names);
     CU_ASSERT_EQUAL(rc, -1);
     CU_ASSERT_EQUAL(err->http, http);
     CU_ASSERT(err->status != NULL && strcmp(err->status, status) == 0);
@@ -81,7 +80,8 @@ typedef struct {
 #define PUT QKV_OP_PUT
 #define DEL QKV_OP_DELETE
 #define RESET QKV_OP_RESET
-#define NONE {NULL, 0}
+#define NONE                                                                   \
+    { NULL, 0 }
 
 static const good_write_t s_good_writes[] = {
     {PUT, B("{\"key\":\"k\",\"value\":\"v\"}"), B("k"), B("v"), 0, 0},
@@ -100,8 +100,8 @@ static const good_write_t s_good_writes[] = {
     {PUT, B("{\"key\":\"\\\"\\\\\\/\\n\",\"value\":\"\\ud83d\\ude00\"}"),
      B("\"\\/\n"), B("\xf0\x9f\x98\x80"), 0, 0},
     /* unknown members are ignored, whatever their type */
-    {PUT, B("{\"key\":\"k\",\"value\":\"v\",\"ttl\":[1,{\"a\":null}]}"),
-     B("k"), B("v"), 0, 0},
+    {PUT, B("{\"key\":\"k\",\"value\":\"v\",\"ttl\":[1,{\"a\":null}]}"), B("k"),
+     B("v"), 0, 0},
     /* tags */
     {PUT, B("{\"key\":\"k\",\"value\":\"v\",\"client_id\":1,\"client_seq\":1}"),
      B("k"), B("v"), 1, 1},
@@ -109,7 +109,8 @@ static const good_write_t s_good_writes[] = {
      B("{\"client_seq\":9007199254740991,\"client_id\":9007199254740991,"
        "\"key\":\"k\",\"value\":\"v\"}"),
      B("k"), B("v"), 9007199254740991ULL, 9007199254740991ULL},
-    {PUT, B("{\"key\":\"k\",\"value\":\"v\",\"client_id\":42,\"client_seq\":7}"),
+    {PUT,
+     B("{\"key\":\"k\",\"value\":\"v\",\"client_id\":42,\"client_seq\":7}"),
      B("k"), B("v"), 42, 7},
     /* a delete: key only; a value is ignored */
     {DEL, B("{\"key\":\"k\"}"), B("k"), NONE, 0, 0},
@@ -138,14 +139,14 @@ static void test_good_writes(void) {
         int rc = qkv_rest_parse_write(row->body.bytes, row->body.len, row->op,
                                       &s_limits, &out, &err);
         const qkv_write_t *w = &out.write;
-        bool ok = rc == 0 && w->op == row->op &&
-                  bytes_eq(w->key, w->key_len, &row->key) &&
-                  w->client_id == row->client_id &&
-                  w->client_seq == row->client_seq &&
-                  (row->value.bytes
-                       ? bytes_eq(w->value, w->value_len, &row->value)
-                       : w->value == NULL && w->value_len == 0) &&
-                  w->key != NULL;
+        bool ok =
+            rc == 0 && w->op == row->op &&
+            bytes_eq(w->key, w->key_len, &row->key) &&
+            w->client_id == row->client_id &&
+            w->client_seq == row->client_seq &&
+            (row->value.bytes ? bytes_eq(w->value, w->value_len, &row->value)
+                              : w->value == NULL && w->value_len == 0) &&
+            w->key != NULL;
         if (!ok) {
             char what[600];
             show(row->body.bytes, row->body.len, what, sizeof what);
@@ -198,8 +199,8 @@ static void test_write_reads_len_only(void) {
     const char text[] = "{\"key\":\"k\",\"value\":\"v\"}GARBAGE";
     qkv_rest_write_t out;
     qkv_rest_error_t err;
-    CU_ASSERT_EQUAL(qkv_rest_parse_write(text, sizeof text - 1 - 7,
-                                         QKV_OP_PUT, &s_limits, &out, &err),
+    CU_ASSERT_EQUAL(qkv_rest_parse_write(text, sizeof text - 1 - 7, QKV_OP_PUT,
+                                         &s_limits, &out, &err),
                     0);
     qkv_rest_write_free(&out);
     int rc = qkv_rest_parse_write(text, sizeof text - 1, QKV_OP_PUT, &s_limits,
@@ -218,8 +219,10 @@ typedef struct {
     const char *names; /* the message contains this */
 } bad_write_t;
 
-#define BAD(op, body, names) {op, B(body), 400, "bad_request", names}
-#define LARGE(op, body, names) {op, B(body), 413, "too_large", names}
+#define BAD(op, body, names)                                                   \
+    { op, B(body), 400, "bad_request", names }
+#define LARGE(op, body, names)                                                 \
+    { op, B(body), 413, "too_large", names }
 
 static const bad_write_t s_bad_writes[] = {
     /* not a JSON object */
@@ -340,7 +343,8 @@ static const bad_write_t s_bad_writes[] = {
         "client_id"),
     BAD(PUT, "{\"key\":\"k\",\"value\":\"v\",\"client_id\":-,\"client_seq\":1}",
         "JSON"),
-    BAD(PUT, "{\"key\":\"k\",\"value\":\"v\",\"client_id\":01,\"client_seq\":1}",
+    BAD(PUT,
+        "{\"key\":\"k\",\"value\":\"v\",\"client_id\":01,\"client_seq\":1}",
         "JSON"),
     /* invalid UTF-8 and bad escapes */
     BAD(PUT, "{\"key\":\"k\xff\xfe\",\"value\":\"v\"}", "UTF-8"),
@@ -364,16 +368,17 @@ static const bad_write_t s_bad_writes[] = {
     /* limits: bytes, with the setting named */
     LARGE(PUT, "{\"key\":\"123456789\",\"value\":\"v\"}", "MAX_KEY_BYTES"),
     LARGE(DEL, "{\"key\":\"123456789\"}", "MAX_KEY_BYTES"),
-    LARGE(PUT, "{\"key\":\"\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6x\",\"value\":\"v\"}",
+    LARGE(PUT,
+          "{\"key\":\"\xd0\xb6\xd0\xb6\xd0\xb6\xd0\xb6x\",\"value\":\"v\"}",
           "MAX_KEY_BYTES"),
-    LARGE(PUT, "{\"key\":\"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000"
-               "\\u0000\\u0000\",\"value\":\"v\"}",
+    LARGE(PUT,
+          "{\"key\":\"\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000\\u0000"
+          "\\u0000\\u0000\",\"value\":\"v\"}",
           "MAX_KEY_BYTES"),
     LARGE(PUT, "{\"key\":\"k\",\"value\":\"0123456789abcdefg\"}",
           "MAX_VALUE_BYTES"),
     /* 400 comes before 413 */
-    BAD(PUT,
-        "{\"key\":\"123456789\",\"value\":\"v\",\"client_id\":1}",
+    BAD(PUT, "{\"key\":\"123456789\",\"value\":\"v\",\"client_id\":1}",
         "client_seq"),
 };
 
@@ -416,7 +421,8 @@ static void test_write_messages(void) {
          "key is 9 bytes; the limit is 8 (MAX_KEY_BYTES)"},
         {PUT, "{\"key\":\"k\",\"value\":\"0123456789abcdefgh\"}",
          "value is 18 bytes; the limit is 16 (MAX_VALUE_BYTES)"},
-        {PUT, "{\"key\":\"k\",\"value\":\"v\",\"client_id\":0,\"client_seq\":1}",
+        {PUT,
+         "{\"key\":\"k\",\"value\":\"v\",\"client_id\":0,\"client_seq\":1}",
          "\"client_id\" must be an integer from 1 to 9007199254740991"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -440,8 +446,8 @@ static void test_deep_nesting(void) {
             memcpy(body + i * unit, shapes[s], unit);
         qkv_rest_write_t out;
         qkv_rest_error_t err;
-        int rc = qkv_rest_parse_write(body, depth * unit, QKV_OP_PUT,
-                                      &s_limits, &out, &err);
+        int rc = qkv_rest_parse_write(body, depth * unit, QKV_OP_PUT, &s_limits,
+                                      &out, &err);
         expect_error("deep nesting", rc, &err, 400, "bad_request", "JSON");
         free(body);
     }
@@ -459,12 +465,12 @@ static void test_huge_members(void) {
     len += (size_t)sprintf(body + len, "\"}");
     qkv_rest_write_t out;
     qkv_rest_error_t err;
-    int rc = qkv_rest_parse_write(body, len, QKV_OP_PUT, &s_limits, &out,
-                                  &err);
+    int rc = qkv_rest_parse_write(body, len, QKV_OP_PUT, &s_limits, &out, &err);
     expect_error("4 MiB value", rc, &err, 413, "too_large", "MAX_VALUE_BYTES");
     CU_ASSERT(strstr(err.message, "4194304") != NULL);
     /* a client_id of 4 Mi digits */
-    len = (size_t)sprintf(body, "{\"key\":\"k\",\"value\":\"v\",\"client_id\":");
+    len =
+        (size_t)sprintf(body, "{\"key\":\"k\",\"value\":\"v\",\"client_id\":");
     memset(body + len, '9', n);
     len += n;
     len += (size_t)sprintf(body + len, ",\"client_seq\":1}");
@@ -545,10 +551,10 @@ static void test_random_writes(void) {
                                            "\\u\x00\xff\xc3\xa9keyvalclient_";
             len = kit_rng_below(&rng, sizeof buf);
             for (size_t i = 0; i < len; i++)
-                buf[i] = kit_rng_below(&rng, 4) == 0
-                             ? (char)kit_rng_next(&rng)
-                             : alphabet[kit_rng_below(&rng,
-                                                      sizeof alphabet - 1)];
+                buf[i] =
+                    kit_rng_below(&rng, 4) == 0
+                        ? (char)kit_rng_next(&rng)
+                        : alphabet[kit_rng_below(&rng, sizeof alphabet - 1)];
         } else { /* a good body with a few bytes changed, cut or repeated */
             const char *seed = seeds[kit_rng_below(&rng, 3)];
             len = strlen(seed);
@@ -601,11 +607,16 @@ typedef struct {
     uint64_t min_index, wait_ms;
 } query_row_t;
 
-#define Q_OK(q, key, min, wait) {B(q), true, 0, NULL, B(key), min, wait}
-#define Q_DUMP(q, min, wait) {B(q), false, 0, NULL, NONE, min, wait}
-#define Q_BAD(q, names) {B(q), true, 400, names, NONE, 0, 0}
-#define Q_DUMP_BAD(q, names) {B(q), false, 400, names, NONE, 0, 0}
-#define Q_LARGE(q) {B(q), true, 413, "MAX_KEY_BYTES", NONE, 0, 0}
+#define Q_OK(q, key, min, wait)                                                \
+    { B(q), true, 0, NULL, B(key), min, wait }
+#define Q_DUMP(q, min, wait)                                                   \
+    { B(q), false, 0, NULL, NONE, min, wait }
+#define Q_BAD(q, names)                                                        \
+    { B(q), true, 400, names, NONE, 0, 0 }
+#define Q_DUMP_BAD(q, names)                                                   \
+    { B(q), false, 400, names, NONE, 0, 0 }
+#define Q_LARGE(q)                                                             \
+    { B(q), true, 413, "MAX_KEY_BYTES", NONE, 0, 0 }
 
 static const query_row_t s_queries[] = {
     Q_OK("key=abc", "abc", 0, 0),
@@ -631,8 +642,8 @@ static const query_row_t s_queries[] = {
     Q_OK("key=k&min_index=18446744073709551615", "k", UINT64_MAX, 0),
     Q_OK("key=k&wait_ms=60000", "k", 0, 60000),
     Q_OK("key=k&min_index=%31%32", "k", 12, 0),
-    Q_OK("key=k&min_index=0000000000000000000000000000000000000000000007",
-         "k", 7, 0),
+    Q_OK("key=k&min_index=0000000000000000000000000000000000000000000007", "k",
+         7, 0),
     Q_OK("key=k&wait_ms=00060000", "k", 0, 60000),
     Q_OK("KEY=x&key=k&Min_Index=zz", "k", 0, 0),
     /* the key */
@@ -653,7 +664,9 @@ static const query_row_t s_queries[] = {
     Q_BAD("key=%g0", "key"),
     Q_BAD("key=%0g", "key"),
     Q_BAD("key=%%41", "key"),
-    Q_BAD("key=%\0" "0", "key"),
+    Q_BAD("key=%\0"
+          "0",
+          "key"),
     Q_LARGE("key=123456789"),
     Q_LARGE("key=%31%32%33%34%35%36%37%38%39"),
     Q_LARGE("key=+++++++++"),
@@ -698,9 +711,9 @@ static void check_query(size_t i, const query_row_t *row, size_t key_cap) {
     qkv_rest_error_t err;
     memset(&err, 0, sizeof err);
     memset(key, '#', sizeof key);
-    int rc = qkv_rest_parse_query(row->query.bytes, row->query.len,
-                                  row->want_key, &s_limits, key, key_cap, &q,
-                                  &err);
+    int rc =
+        qkv_rest_parse_query(row->query.bytes, row->query.len, row->want_key,
+                             &s_limits, key, key_cap, &q, &err);
     char shown[300], what[400];
     show(row->query.bytes, row->query.len, shown, sizeof shown);
     snprintf(what, sizeof what, "query row %zu%s [%s]", i,
@@ -711,10 +724,9 @@ static void check_query(size_t i, const query_row_t *row, size_t key_cap) {
                      row->names);
         return;
     }
-    bool ok = rc == 0 && q.min_index == row->min_index &&
-              q.wait_ms == row->wait_ms &&
-              (row->want_key ? bytes_eq(key, q.key_len, &row->key)
-                             : q.key_len == 0);
+    bool ok =
+        rc == 0 && q.min_index == row->min_index && q.wait_ms == row->wait_ms &&
+        (row->want_key ? bytes_eq(key, q.key_len, &row->key) : q.key_len == 0);
     if (!ok)
         fprintf(stderr, "\n  [%s]: rc %d, %s", what, rc, rc ? err.message : "");
     CU_ASSERT(ok);
@@ -735,14 +747,14 @@ static void test_query_key_cap(void) {
     qkv_rest_error_t err;
     memset(key, '#', sizeof key);
     const char *query = "key=12345";
-    int rc = qkv_rest_parse_query(query, strlen(query), true, &s_limits, key,
-                                  4, &q, &err);
+    int rc = qkv_rest_parse_query(query, strlen(query), true, &s_limits, key, 4,
+                                  &q, &err);
     expect_error("key_cap 4", rc, &err, 413, "too_large", "MAX_KEY_BYTES");
     for (size_t b = 4; b < sizeof key; b++)
         CU_ASSERT(key[b] == '#');
     query = "key=1234";
-    CU_ASSERT_EQUAL(qkv_rest_parse_query(query, strlen(query), true,
-                                         &s_limits, key, 4, &q, &err),
+    CU_ASSERT_EQUAL(qkv_rest_parse_query(query, strlen(query), true, &s_limits,
+                                         key, 4, &q, &err),
                     0);
     CU_ASSERT(q.key_len == 4 && memcmp(key, "1234", 4) == 0);
     /* NULL with length 0 */
@@ -774,9 +786,9 @@ static void test_huge_queries(void) {
     size_t len = (size_t)sprintf(query, "key=");
     for (size_t i = 0; i < 4096; i++)
         len += (size_t)sprintf(query + len, "%%%02X", (unsigned)(i & 0xff));
-    CU_ASSERT_EQUAL(qkv_rest_parse_query(query, len, true, &limits, key, 4096,
-                                         &q, &err),
-                    0);
+    CU_ASSERT_EQUAL(
+        qkv_rest_parse_query(query, len, true, &limits, key, 4096, &q, &err),
+        0);
     CU_ASSERT(q.key_len == 4096 && (unsigned char)key[255] == 255);
     len += (size_t)sprintf(query + len, "%%41");
     int rc =
@@ -825,11 +837,11 @@ static void test_random_queries(void) {
         memset(&err, 0, sizeof err);
         int rc = qkv_rest_parse_query(query, len, want_key, &s_limits, key,
                                       sizeof key, &q, &err);
-        bool sane =
-            rc == 0 ? q.key_len <= sizeof key && (!want_key || q.key_len > 0) &&
-                          q.wait_ms <= QKV_REST_MAX_WAIT_MS
-                    : rc == -1 && err.message[0] &&
-                          (err.http == 400 || err.http == 413);
+        bool sane = rc == 0 ? q.key_len <= sizeof key &&
+                                  (!want_key || q.key_len > 0) &&
+                                  q.wait_ms <= QKV_REST_MAX_WAIT_MS
+                            : rc == -1 && err.message[0] &&
+                                  (err.http == 400 || err.http == 413);
         if (!sane) {
             char what[600];
             show(query, len, what, sizeof what);
@@ -845,13 +857,17 @@ static void test_random_queries(void) {
     Runner */
 
 static int s_add_suites(void) {
-    static const kit_test_t writes[] = {
-        KIT_TEST(test_good_writes),      KIT_TEST(test_null_body),
-        KIT_TEST(test_write_free),       KIT_TEST(test_write_reads_len_only),
-        KIT_TEST(test_bad_writes),       KIT_TEST(test_write_messages),
-        KIT_TEST(test_deep_nesting),     KIT_TEST(test_huge_members),
-        KIT_TEST(test_default_limits),   KIT_TEST(test_random_writes),
-        KIT_TESTS_END};
+    static const kit_test_t writes[] = {KIT_TEST(test_good_writes),
+                                        KIT_TEST(test_null_body),
+                                        KIT_TEST(test_write_free),
+                                        KIT_TEST(test_write_reads_len_only),
+                                        KIT_TEST(test_bad_writes),
+                                        KIT_TEST(test_write_messages),
+                                        KIT_TEST(test_deep_nesting),
+                                        KIT_TEST(test_huge_members),
+                                        KIT_TEST(test_default_limits),
+                                        KIT_TEST(test_random_writes),
+                                        KIT_TESTS_END};
     static const kit_test_t queries[] = {
         KIT_TEST(test_queries), KIT_TEST(test_query_key_cap),
         KIT_TEST(test_huge_queries), KIT_TEST(test_random_queries),

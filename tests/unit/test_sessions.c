@@ -26,7 +26,7 @@ typedef struct {
     uint64_t id, seq; /* pair */
     uint64_t hash;
     uint64_t time_ms;
-    int verdict;   /* 'c': expected qkv_session_verdict_t */
+    int verdict;    /* 'c': expected qkv_session_verdict_t */
     uint64_t index; /* 'r': index recorded; 'c' retry: the original's */
 } s_step_t;
 
@@ -36,6 +36,7 @@ typedef struct {
     s_step_t steps[16];
 } s_case_t;
 
+// clang-format off
 #define R(id, seq, hash, t, index) {'r', id, seq, hash, t, 0, index}
 #define C(id, seq, hash, verdict, index) {'c', id, seq, hash, 0, verdict, index}
 #define T(t) {'t', 0, 0, 0, t, 0, 0}
@@ -77,6 +78,7 @@ static const s_case_t s_cases[] = {
       C(1, 1, 10, QKV_SESSION_NEW, 0), C(1, 2, 10, QKV_SESSION_EXPIRED, 0),
       C(3, 1, 10, QKV_SESSION_RETRY, 3), END}},
 };
+// clang-format on
 
 static void s_run(const s_case_t *c) {
     qkv_sessions_t *s = qkv_sessions_new(c->window, HOUR_MS);
@@ -130,8 +132,8 @@ static void test_bounds(void) {
     /* the last 100 are all remembered */
     size_t found = 0;
     for (uint64_t i = 9901; i <= 10000; i++)
-        found += qkv_sessions_check(s, 1 + i % 357, i, i, NULL) ==
-                 QKV_SESSION_RETRY;
+        found +=
+            qkv_sessions_check(s, 1 + i % 357, i, i, NULL) == QKV_SESSION_RETRY;
     CU_ASSERT_EQUAL(found, 100);
     qkv_sessions_clear(s);
     CU_ASSERT_EQUAL(qkv_sessions_count(s), 0);
@@ -297,9 +299,9 @@ static void test_against_reference(void) {
                         (unsigned long long)seq, got, want);
             if (want == QKV_SESSION_NEW) {
                 index++;
-                CU_ASSERT_EQUAL(qkv_sessions_record(s, id, seq, hash, index,
-                                                    index * 10, t),
-                                0);
+                CU_ASSERT_EQUAL(
+                    qkv_sessions_record(s, id, seq, hash, index, index * 10, t),
+                    0);
                 ref_record(&ref, id, seq, hash, index, t);
             }
             qkv_sessions_tick(s, t);
@@ -340,22 +342,22 @@ static void s_fill(qkv_log_t *log, const s_write_t *w, size_t n) {
 
 static void test_apply_outcomes(void) {
     const s_write_t writes[] = {
-        {QKV_OP_PUT, "a", "1", 0, 0, 10},    /* 1 untagged */
-        {QKV_OP_PUT, "a", "2", 7, 1, 11},    /* 2 new: seq 2 */
-        {QKV_OP_PUT, "a", "2", 7, 1, 12},    /* 3 retry of 2 */
-        {QKV_OP_PUT, "a", "X", 7, 1, 13},    /* 4 conflict */
-        {QKV_OP_PUT, "b", "1", 8, 5, 14},    /* 5 unknown client, seq 5 */
-        {QKV_OP_DELETE, "a", "", 7, 2, 15},  /* 6 new: deleted */
-        {QKV_OP_RESET, "", "", 7, 3, 16},    /* 7 new: keys go */
-        {QKV_OP_DELETE, "a", "", 7, 2, 17},  /* 8 retry of 6 */
+        {QKV_OP_PUT, "a", "1", 0, 0, 10},   /* 1 untagged */
+        {QKV_OP_PUT, "a", "2", 7, 1, 11},   /* 2 new: seq 2 */
+        {QKV_OP_PUT, "a", "2", 7, 1, 12},   /* 3 retry of 2 */
+        {QKV_OP_PUT, "a", "X", 7, 1, 13},   /* 4 conflict */
+        {QKV_OP_PUT, "b", "1", 8, 5, 14},   /* 5 unknown client, seq 5 */
+        {QKV_OP_DELETE, "a", "", 7, 2, 15}, /* 6 new: deleted */
+        {QKV_OP_RESET, "", "", 7, 3, 16},   /* 7 new: keys go */
+        {QKV_OP_DELETE, "a", "", 7, 2, 17}, /* 8 retry of 6 */
     };
     const struct {
         int kind;
         uint64_t answer_index, result;
-    } want[] = {{QKV_APPLIED, 1, 1},       {QKV_APPLIED, 2, 2},
-                {QKV_APPLIED_RETRY, 2, 2}, {QKV_APPLIED_CONFLICT, 4, 0},
+    } want[] = {{QKV_APPLIED, 1, 1},         {QKV_APPLIED, 2, 2},
+                {QKV_APPLIED_RETRY, 2, 2},   {QKV_APPLIED_CONFLICT, 4, 0},
                 {QKV_APPLIED_EXPIRED, 5, 0}, {QKV_APPLIED, 6, 1},
-                {QKV_APPLIED, 7, 0},       {QKV_APPLIED_RETRY, 6, 1}};
+                {QKV_APPLIED, 7, 0},         {QKV_APPLIED_RETRY, 6, 1}};
     size_t n = sizeof writes / sizeof writes[0];
     qkv_log_t *log = qkv_log_new();
     qkv_store_t *stores[2] = {qkv_store_new(), qkv_store_new()};
@@ -392,10 +394,9 @@ static void test_apply_outcomes(void) {
         CU_ASSERT_EQUAL(qkv_state_applied_index(st), n);
         CU_ASSERT_EQUAL(qkv_store_count(stores[node]), 0); /* reset */
         /* RESET kept the sessions: seq 1 of client 7 is still known */
-        CU_ASSERT_EQUAL(qkv_sessions_check(qkv_state_sessions(st), 7, 1,
-                                           qkv_write_hash(QKV_OP_PUT, "a", 1,
-                                                          "2", 1),
-                                           NULL),
+        CU_ASSERT_EQUAL(qkv_sessions_check(
+                            qkv_state_sessions(st), 7, 1,
+                            qkv_write_hash(QKV_OP_PUT, "a", 1, "2", 1), NULL),
                         QKV_SESSION_RETRY);
         CU_ASSERT_EQUAL(qkv_sessions_count(qkv_state_sessions(st)), 1);
         qkv_state_clear(st);
@@ -422,10 +423,9 @@ static void test_write_hash(void) {
 
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
-        KIT_TEST(test_verdicts), KIT_TEST(test_bounds),
-        KIT_TEST(test_against_reference),
-        KIT_TEST(test_apply_outcomes), KIT_TEST(test_write_hash),
-        KIT_TESTS_END};
+        KIT_TEST(test_verdicts),          KIT_TEST(test_bounds),
+        KIT_TEST(test_against_reference), KIT_TEST(test_apply_outcomes),
+        KIT_TEST(test_write_hash),        KIT_TESTS_END};
     return kit_add_suite("sessions", NULL, NULL, tests) ? 0 : -1;
 }
 
