@@ -5,7 +5,9 @@
     must be plain data (no self-pointers; no zmq_msg_t). Element i counts
     from the oldest (0) to the newest (count - 1); pushing at the back and
     popping at the front are O(1), and so is reaching any element. Pointers
-    returned stay valid until the next push or reserve.
+    returned stay valid until the next push or reserve. A ring that is
+    never popped keeps its elements in order from data[0]: it is then a
+    growable array (truncate to 0 to empty it).
 
     Zero-initialised memory is not a ring: call qkv_ring_init first.
 */

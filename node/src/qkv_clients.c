@@ -28,6 +28,7 @@
 #include "qkv_cmsg.h"
 #include "qkv_hash.h"
 #include "qkv_peers.h"
+#include "qkv_ring.h"
 #include "qkv_sockopt.h"
 
 #include <stdlib.h>
@@ -70,19 +71,16 @@ struct qkv_clients_t {
     uint32_t open_peer;          /* whose frame is open; S_NONE: none */
     size_t open_count;           /* results in it */
     /* peers */
-    s_peer_t *peers; /* slab */
-    size_t peers_cap, peers_made;
+    qkv_ring_t peers; /* s_peer_t slab, never popped */
     uint32_t free_peer;
     uint32_t *table; /* slab number + 1; 0 = empty */
     size_t table_mask, table_used;
     /* parked reads */
-    s_read_t *reads;
-    size_t read_count, read_cap;
+    qkv_ring_t reads; /* s_read_t, unordered */
     /* dump and get scratch */
     qkv_buf_t value;      /* a get's value */
     qkv_buf_t dump_bytes; /* a dump chunk's keys and values */
-    qkv_citem_t *items;   /* a dump chunk's items */
-    size_t items_count, items_cap;
+    qkv_ring_t items;     /* qkv_citem_t of a dump chunk, never popped */
     bool items_failed;
     uint64_t cursor_secret;
 };
@@ -90,12 +88,16 @@ struct qkv_clients_t {
 /*  =====================================================================
     Peers */
 
+static s_peer_t *s_peer(const qkv_clients_t *self, uint32_t n) {
+    return qkv_ring_at(&self->peers, n);
+}
+
 static size_t s_id_hash(const void *id, size_t len) {
     return (size_t)qkv_hash_bytes(QKV_HASH_SEED, id, len);
 }
 
 static size_t s_peer_home(const void *ctx, uint32_t value) {
-    const s_peer_t *p = &((const qkv_clients_t *)ctx)->peers[value - 1];
+    const s_peer_t *p = s_peer(ctx, value - 1);
     return s_id_hash(p->id, p->id_len);
 }
 
@@ -103,7 +105,7 @@ static size_t s_peer_slot(const qkv_clients_t *self, const void *id,
                           size_t len) {
     size_t slot = s_id_hash(id, len) & self->table_mask;
     while (self->table[slot]) {
-        const s_peer_t *p = &self->peers[self->table[slot] - 1];
+        const s_peer_t *p = s_peer(self, self->table[slot] - 1);
         if (p->id_len == len && memcmp(p->id, id, len) == 0)
             break;
         slot = (slot + 1) & self->table_mask;
@@ -126,7 +128,7 @@ static uint32_t s_peer_hold(qkv_clients_t *self, const zmq_msg_t *id) {
     size_t slot = s_peer_slot(self, data, len);
     if (self->table[slot]) {
         uint32_t n = self->table[slot] - 1;
-        self->peers[n].refs++;
+        s_peer(self, n)->refs++;
         return n;
     }
     if ((self->table_used + 1) * 2 > self->table_mask + 1) {
@@ -137,19 +139,13 @@ static uint32_t s_peer_hold(qkv_clients_t *self, const zmq_msg_t *id) {
     uint32_t n;
     if (self->free_peer != S_NONE) {
         n = self->free_peer;
-        self->free_peer = self->peers[n].next_free;
+        self->free_peer = s_peer(self, n)->next_free;
     } else {
-        if (self->peers_made == self->peers_cap) {
-            size_t cap = self->peers_cap ? self->peers_cap * 2 : 16;
-            s_peer_t *grown = realloc(self->peers, cap * sizeof(*grown));
-            if (!grown)
-                return S_NONE;
-            self->peers = grown;
-            self->peers_cap = cap;
-        }
-        n = (uint32_t)self->peers_made++;
+        if (!qkv_ring_push(&self->peers))
+            return S_NONE;
+        n = (uint32_t)(self->peers.count - 1);
     }
-    s_peer_t *p = &self->peers[n];
+    s_peer_t *p = s_peer(self, n);
     p->refs = 1;
     p->id_len = (uint8_t)len;
     memcpy(p->id, data, len);
@@ -160,7 +156,7 @@ static uint32_t s_peer_hold(qkv_clients_t *self, const zmq_msg_t *id) {
 
 /* Drops a reference; the last one forgets the peer. */
 static void s_peer_release(qkv_clients_t *self, uint32_t n) {
-    s_peer_t *p = &self->peers[n];
+    s_peer_t *p = s_peer(self, n);
     if (--p->refs)
         return;
     qkv_probe_unlink(self->table, self->table_mask,
@@ -179,7 +175,7 @@ void qkv_clients_flush(qkv_clients_t *self) {
     qkv_cenc_end_open(self->encoder, self->open_count);
     size_t size;
     const void *data = qkv_encoder_data(self->encoder, &size);
-    const s_peer_t *p = &self->peers[self->open_peer];
+    const s_peer_t *p = s_peer(self, self->open_peer);
     /* a client that is gone or not reading loses the answers; it times
        out and may retry */
     if (data && zmq_send(self->handle, p->id, p->id_len,
@@ -195,7 +191,7 @@ void qkv_clients_flush(qkv_clients_t *self) {
 static void s_put(qkv_clients_t *self, uint32_t peer, const qkv_cres_t *res) {
     if (self->open_peer != peer) {
         qkv_clients_flush(self);
-        self->peers[peer].refs++;
+        s_peer(self, peer)->refs++;
         self->open_peer = peer;
         qkv_cenc_begin_open(self->encoder);
     }
@@ -299,7 +295,7 @@ static void s_write(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
     }
     e->client_id = r->client_id;
     e->client_seq = r->client_seq;
-    self->peers[peer].refs++; /* the door's answer releases it */
+    s_peer(self, peer)->refs++; /* the door's answer releases it */
     qkv_origin_t origin = {QKV_PROTO_ZMQ, e->op, peer, r->id, NULL, now};
     qkv_door_write(self->door, &e, &origin, now);
 }
@@ -329,18 +325,12 @@ static void s_dump_visit(void *arg, const char *key, size_t key_len,
                          const char *value, size_t value_len, uint64_t seq,
                          uint64_t index) {
     qkv_clients_t *self = arg;
-    if (self->items_count == self->items_cap) {
-        size_t cap = self->items_cap ? self->items_cap * 2 : 256;
-        qkv_citem_t *grown = realloc(self->items, cap * sizeof(*grown));
-        if (!grown) {
-            self->items_failed = true;
-            return;
-        }
-        self->items = grown;
-        self->items_cap = cap;
+    qkv_citem_t *it = qkv_ring_push(&self->items);
+    if (!it) {
+        self->items_failed = true;
+        return;
     }
     /* pointers are offsets until the chunk is complete */
-    qkv_citem_t *it = &self->items[self->items_count++];
     it->key = (const char *)(uintptr_t)self->dump_bytes.size;
     it->key_len = key_len;
     qkv_buf_append(&self->dump_bytes, key, key_len);
@@ -361,7 +351,7 @@ static void s_answer_dump(qkv_clients_t *self, const qkv_creq_t *r,
         return;
     }
     qkv_buf_reset(&self->dump_bytes);
-    self->items_count = 0;
+    qkv_ring_truncate(&self->items, 0);
     self->items_failed = false;
     qkv_store_t *store = self->node->store;
     res->applied_index = qkv_store_applied_index(store);
@@ -371,13 +361,14 @@ static void s_answer_dump(qkv_clients_t *self, const qkv_creq_t *r,
         s_error(res, r->id, QKV_CS_UNAVAILABLE, "out of memory");
         return;
     }
-    for (size_t i = 0; i < self->items_count; i++) {
-        qkv_citem_t *it = &self->items[i];
+    qkv_citem_t *items = (qkv_citem_t *)self->items.data;
+    for (size_t i = 0; i < self->items.count; i++) {
+        qkv_citem_t *it = &items[i];
         it->key = self->dump_bytes.data + (uintptr_t)it->key;
         it->value = self->dump_bytes.data + (uintptr_t)it->value;
     }
-    res->items = self->items_count ? self->items : NULL;
-    res->item_count = self->items_count;
+    res->items = self->items.count ? items : NULL;
+    res->item_count = self->items.count;
     res->has_next = true;
     res->next = s_cursor_out(self, pos);
 }
@@ -471,25 +462,19 @@ static void s_read(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
                     "min_index not applied on this node yet");
         return;
     }
-    if (self->read_count == self->read_cap) {
-        size_t cap = self->read_cap ? self->read_cap * 2 : 16;
-        s_read_t *grown = self->read_count < S_PARKED_MAX
-                              ? realloc(self->reads, cap * sizeof(*grown))
-                              : NULL;
-        if (!grown) {
-            s_put_error(self, peer, r->id, QKV_CS_UNAVAILABLE,
-                        "too many reads waiting for min_index");
-            return;
-        }
-        self->reads = grown;
-        self->read_cap = cap;
+    s_read_t *w =
+        self->reads.count < S_PARKED_MAX ? qkv_ring_push(&self->reads) : NULL;
+    if (!w) {
+        s_put_error(self, peer, r->id, QKV_CS_UNAVAILABLE,
+                    "too many reads waiting for min_index");
+        return;
     }
-    s_read_t *w = &self->reads[self->read_count];
     memset(w, 0, sizeof(*w));
     w->req = *r;
     if (r->key_len) {
         w->key_copy = malloc(r->key_len);
         if (!w->key_copy) {
+            qkv_ring_truncate(&self->reads, self->reads.count - 1);
             s_put_error(self, peer, r->id, QKV_CS_UNAVAILABLE, "out of memory");
             return;
         }
@@ -498,19 +483,20 @@ static void s_read(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
     }
     w->deadline_us = now + (int64_t)r->wait_ms * 1000;
     w->peer = peer;
-    self->peers[peer].refs++;
-    self->read_count++;
+    s_peer(self, peer)->refs++;
 }
 
 static void s_drop_read(qkv_clients_t *self, size_t i) {
-    free(self->reads[i].key_copy);
-    s_peer_release(self, self->reads[i].peer);
-    self->reads[i] = self->reads[--self->read_count];
+    s_read_t *w = qkv_ring_at(&self->reads, i);
+    free(w->key_copy);
+    s_peer_release(self, w->peer);
+    *w = *(s_read_t *)qkv_ring_last(&self->reads);
+    qkv_ring_truncate(&self->reads, self->reads.count - 1);
 }
 
 void qkv_clients_applied(qkv_clients_t *self, uint64_t applied) {
-    for (size_t i = 0; i < self->read_count;) {
-        s_read_t *w = &self->reads[i];
+    for (size_t i = 0; i < self->reads.count;) {
+        s_read_t *w = qkv_ring_at(&self->reads, i);
         if (w->req.min_index > applied) {
             i++;
             continue;
@@ -522,8 +508,8 @@ void qkv_clients_applied(qkv_clients_t *self, uint64_t applied) {
 
 int64_t qkv_clients_expire(qkv_clients_t *self, int64_t now) {
     int64_t next = 0;
-    for (size_t i = 0; i < self->read_count;) {
-        s_read_t *w = &self->reads[i];
+    for (size_t i = 0; i < self->reads.count;) {
+        s_read_t *w = qkv_ring_at(&self->reads, i);
         if (w->deadline_us > now) {
             next = next && next < w->deadline_us ? next : w->deadline_us;
             i++;
@@ -648,6 +634,9 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     self->door = door;
     self->leader_endpoint = leader_endpoint;
     self->open_peer = self->free_peer = S_NONE;
+    qkv_ring_init(&self->peers, sizeof(s_peer_t));
+    qkv_ring_init(&self->reads, sizeof(s_read_t));
+    qkv_ring_init(&self->items, sizeof(qkv_citem_t));
     while (getrandom(&self->cursor_secret, sizeof(self->cursor_secret), 0) !=
            sizeof(self->cursor_secret))
         ;
@@ -688,15 +677,15 @@ void qkv_clients_destroy(qkv_clients_t **self_p) {
     if (!self_p || !*self_p)
         return;
     qkv_clients_t *self = *self_p;
-    while (self->read_count)
-        s_drop_read(self, self->read_count - 1);
+    while (self->reads.count)
+        s_drop_read(self, self->reads.count - 1);
     if (self->handle && self->monitor)
         zmq_socket_monitor(self->handle, NULL, 0);
     zsock_destroy(&self->monitor);
     zsock_destroy(&self->sock);
-    free(self->reads);
-    free(self->items);
-    free(self->peers);
+    qkv_ring_free(&self->reads);
+    qkv_ring_free(&self->items);
+    qkv_ring_free(&self->peers);
     free(self->table);
     qkv_buf_free(&self->value);
     qkv_buf_free(&self->dump_bytes);

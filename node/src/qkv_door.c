@@ -48,9 +48,8 @@ struct qkv_door_t {
     const qkv_state_t *state;
     qkv_door_hooks_t hooks;
     int64_t timeout_us;
-    qkv_ring_t parked;   /* s_parked_t by index */
-    s_parked_t *retries; /* unordered */
-    size_t retry_count, retry_cap;
+    qkv_ring_t parked;  /* s_parked_t by index */
+    qkv_ring_t retries; /* s_parked_t, unordered */
     /* clients with pending entries: an open-addressing table of
        s_client_t pointers (as integers; 0 = empty) */
     uint64_t *clients;
@@ -73,6 +72,7 @@ qkv_door_t *qkv_door_new(qkv_node_t *node, qkv_core_t *core,
     self->hooks = *hooks;
     self->timeout_us = (int64_t)self->cfg->replication_timeout_ms * 1000;
     qkv_ring_init(&self->parked, sizeof(s_parked_t));
+    qkv_ring_init(&self->retries, sizeof(s_parked_t));
     self->client_mask = 63;
     self->clients = calloc(self->client_mask + 1, sizeof(*self->clients));
     if (!self->clients)
@@ -93,7 +93,7 @@ void qkv_door_destroy(qkv_door_t **self_p) {
     }
     free(self->clients);
     qkv_ring_free(&self->parked);
-    free(self->retries);
+    qkv_ring_free(&self->retries);
     free(self);
     *self_p = NULL;
 }
@@ -246,17 +246,20 @@ static void s_pending_applied(qkv_door_t *self, const qkv_outcome_t *outs,
 
 static int s_park_retry(qkv_door_t *self, const qkv_origin_t *o, uint64_t index,
                         int64_t now) {
-    if (self->retry_count == self->retry_cap) {
-        size_t cap = self->retry_cap ? self->retry_cap * 2 : 16;
-        s_parked_t *grown = realloc(self->retries, cap * sizeof(*grown));
-        if (!grown)
-            return -1;
-        self->retries = grown;
-        self->retry_cap = cap;
-    }
-    self->retries[self->retry_count++] =
-        (s_parked_t){index, now + self->timeout_us, *o};
+    s_parked_t *r = qkv_ring_push(&self->retries);
+    if (!r)
+        return -1;
+    *r = (s_parked_t){index, now + self->timeout_us, *o};
     return 0;
+}
+
+/* Takes retry i out of the retries (the newest takes its place). */
+static s_parked_t s_retry_take(qkv_door_t *self, size_t i) {
+    s_parked_t *r = qkv_ring_at(&self->retries, i);
+    s_parked_t taken = *r;
+    *r = *(s_parked_t *)qkv_ring_last(&self->retries);
+    qkv_ring_truncate(&self->retries, self->retries.count - 1);
+    return taken;
 }
 
 /* The shortcut for a tagged write: answers or parks it and returns true,
@@ -353,14 +356,13 @@ void qkv_door_applied(qkv_door_t *self, const qkv_outcome_t *outcomes,
             s_answer_outcome(self, &parked.origin,
                              &outcomes[parked.index - first], now);
     }
-    for (size_t i = 0; i < self->retry_count;) {
-        s_parked_t *r = &self->retries[i];
+    for (size_t i = 0; i < self->retries.count;) {
+        const s_parked_t *r = qkv_ring_at(&self->retries, i);
         if (r->index < first || r->index > last) {
             i++;
             continue;
         }
-        s_parked_t retry = *r;
-        *r = self->retries[--self->retry_count];
+        s_parked_t retry = s_retry_take(self, i);
         s_answer_outcome(self, &retry.origin, &outcomes[retry.index - first],
                          now);
     }
@@ -368,37 +370,33 @@ void qkv_door_applied(qkv_door_t *self, const qkv_outcome_t *outcomes,
         s_pending_applied(self, outcomes, count);
 }
 
-int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
+/* Answers TIMEOUT, with its index, to every write whose deadline is at
+   or before until; returns the next deadline of those left, 0 for none. */
+static int64_t s_time_out(qkv_door_t *self, int64_t until, int64_t now) {
     const s_parked_t *w;
-    while ((w = qkv_ring_first(&self->parked)) && w->deadline_us <= now) {
+    while ((w = qkv_ring_first(&self->parked)) && w->deadline_us <= until) {
         s_parked_t parked = *w;
         qkv_ring_pop(&self->parked, 1);
         s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0, now);
     }
     int64_t next = w ? w->deadline_us : 0;
-    for (size_t i = 0; i < self->retry_count;) {
-        s_parked_t *r = &self->retries[i];
-        if (r->deadline_us > now) {
+    for (size_t i = 0; i < self->retries.count;) {
+        const s_parked_t *r = qkv_ring_at(&self->retries, i);
+        if (r->deadline_us > until) {
             next = next && next < r->deadline_us ? next : r->deadline_us;
             i++;
             continue;
         }
-        s_parked_t retry = *r;
-        *r = self->retries[--self->retry_count];
+        s_parked_t retry = s_retry_take(self, i);
         s_answer(self, &retry.origin, QKV_WRITE_TIMEOUT, retry.index, 0, now);
     }
     return next;
 }
 
+int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
+    return s_time_out(self, now, now);
+}
+
 void qkv_door_fail_all(qkv_door_t *self, int64_t now) {
-    const s_parked_t *w;
-    while ((w = qkv_ring_first(&self->parked))) {
-        s_parked_t parked = *w;
-        qkv_ring_pop(&self->parked, 1);
-        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0, now);
-    }
-    while (self->retry_count) {
-        s_parked_t retry = self->retries[--self->retry_count];
-        s_answer(self, &retry.origin, QKV_WRITE_TIMEOUT, retry.index, 0, now);
-    }
+    s_time_out(self, INT64_MAX, now);
 }

@@ -67,6 +67,25 @@ static void test_ring_reserve(void) {
     qkv_ring_free(&ring);
 }
 
+/* A ring never popped is a growable array: in order from data[0],
+   through growth and after a truncate to 0, even one that was popped. */
+static void test_ring_as_array(void) {
+    qkv_ring_t ring;
+    qkv_ring_init(&ring, sizeof(uint64_t));
+    for (int round = 0; round < 2; round++) {
+        for (uint64_t i = 0; i < 1000; i++)
+            *(uint64_t *)qkv_ring_push(&ring) = i;
+        const uint64_t *all = (const uint64_t *)ring.data;
+        int in_order = 1;
+        for (uint64_t i = 0; i < 1000; i++)
+            in_order &= all[i] == i;
+        CU_ASSERT(in_order);
+        qkv_ring_pop(&ring, 3);      /* the head moves ... */
+        qkv_ring_truncate(&ring, 0); /* ... and comes back */
+    }
+    qkv_ring_free(&ring);
+}
+
 static void test_ring_shrink(void) {
     qkv_ring_t ring;
     qkv_ring_init(&ring, sizeof(uint64_t));
@@ -172,11 +191,15 @@ static void test_hash_stable(void) {
 }
 
 static int s_add_suites(void) {
-    static const kit_test_t tests[] = {
-        KIT_TEST(test_ring_fifo_and_growth), KIT_TEST(test_ring_reserve),
-        KIT_TEST(test_ring_shrink),          KIT_TEST(test_json_escaping),
-        KIT_TEST(test_json_members),         KIT_TEST(test_buf_bounds),
-        KIT_TEST(test_hash_stable),          KIT_TESTS_END};
+    static const kit_test_t tests[] = {KIT_TEST(test_ring_fifo_and_growth),
+                                       KIT_TEST(test_ring_reserve),
+                                       KIT_TEST(test_ring_shrink),
+                                       KIT_TEST(test_ring_as_array),
+                                       KIT_TEST(test_json_escaping),
+                                       KIT_TEST(test_json_members),
+                                       KIT_TEST(test_buf_bounds),
+                                       KIT_TEST(test_hash_stable),
+                                       KIT_TESTS_END};
     return kit_add_suite("common", NULL, NULL, tests) ? 0 : -1;
 }
 
