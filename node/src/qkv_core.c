@@ -51,6 +51,7 @@
 */
 #include "qkv_core.h"
 #include "qkv_quorum.h"
+#include "qkv_ring.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,8 +104,7 @@ struct qkv_core_t {
     bool acked_once;         /* last_ack is set */
     int64_t last_ack_us;     /* when it went */
     /* outbox */
-    qkv_core_msg_t *out;
-    size_t out_count, out_cap;
+    qkv_ring_t out; /* qkv_core_msg_t; never popped: in order from out.data */
 };
 
 /*  =====================================================================
@@ -123,6 +123,7 @@ qkv_core_t *qkv_core_new(const qkv_core_config_t *cfg) {
     self->term = cfg->leader ? cfg->term : 0;
     self->log = qkv_log_new();
     qkv_ring_init(&self->cum, sizeof(uint64_t));
+    qkv_ring_init(&self->out, sizeof(qkv_core_msg_t));
     uint64_t *zero = qkv_ring_push(&self->cum);
     if (!self->log || !zero) {
         qkv_core_destroy(&self);
@@ -140,7 +141,7 @@ void qkv_core_destroy(qkv_core_t **self_p) {
     qkv_core_t *self = *self_p;
     qkv_log_destroy(&self->log);
     qkv_ring_free(&self->cum);
-    free(self->out);
+    qkv_ring_free(&self->out);
     free(self);
     *self_p = NULL;
 }
@@ -153,15 +154,9 @@ const qkv_log_t *qkv_core_log(const qkv_core_t *self) {
     Outbox */
 
 static qkv_core_msg_t *s_emit(qkv_core_t *self, int type, size_t peer) {
-    if (self->out_count == self->out_cap) {
-        size_t cap = self->out_cap ? self->out_cap * 2 : 64;
-        qkv_core_msg_t *out = realloc(self->out, cap * sizeof(*out));
-        if (!out)
-            return NULL; /* dropped: resends and heartbeats make up for it */
-        self->out = out;
-        self->out_cap = cap;
-    }
-    qkv_core_msg_t *m = &self->out[self->out_count++];
+    qkv_core_msg_t *m = qkv_ring_push(&self->out);
+    if (!m)
+        return NULL; /* dropped: resends and heartbeats make up for it */
     memset(m, 0, sizeof(*m));
     m->type = type;
     m->peer = peer;
@@ -321,9 +316,9 @@ static void s_leader_peer(qkv_core_t *self, size_t peer, int64_t now) {
         while (p->next <= last &&
                s_cum(self, p->next - 1) - s_cum(self, p->match) <
                    self->cfg.window_bytes) {
-            size_t before = self->out_count;
+            size_t before = self->out.count;
             s_send_append(self, peer, true, now);
-            if (self->out_count == before)
+            if (self->out.count == before)
                 break; /* out of memory: try again next turn */
         }
     }
@@ -362,10 +357,11 @@ static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below) {
     s_owe(self, false, refused, hint, qkv_log_term_at(self->log, hint));
 }
 
+/* Stops the follower: why is fmt with the index a. Returns -1. */
 static int s_stop(qkv_core_t *self, const char *fmt, unsigned long long a) {
-    self->stopped = true;
-    snprintf(self->error, sizeof(self->error), fmt, a);
-    self->owed_count = 0;
+    char why[sizeof(self->error)];
+    snprintf(why, sizeof(why), fmt, a);
+    qkv_core_fail(self, why);
     return -1;
 }
 
@@ -535,7 +531,7 @@ void qkv_core_fail(qkv_core_t *self, const char *why) {
 }
 
 void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *rd) {
-    self->out_count = 0;
+    qkv_ring_truncate(&self->out, 0);
     if (self->cfg.leader) {
         s_leader_commit(self);
         for (size_t i = 0; i < self->cfg.peer_count; i++)
@@ -544,8 +540,8 @@ void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *rd) {
         s_follower_acks(self, now);
     }
     uint64_t last = qkv_log_last_index(self->log);
-    rd->msgs = self->out;
-    rd->msg_count = self->out_count;
+    rd->msgs = (const qkv_core_msg_t *)self->out.data;
+    rd->msg_count = self->out.count;
     rd->apply_to = self->commit < last ? self->commit : last;
     if (rd->apply_to < self->applied)
         rd->apply_to = self->applied;
