@@ -375,28 +375,38 @@ static s_place_t s_place(const s_session_t *s, uint64_t seq) {
 
 int qkv_sessions_reserve(qkv_sessions_t *self, uint64_t client_id,
                          uint64_t client_seq) {
-    const s_session_t *s = s_session(self, client_id);
+    s_session_t *s = s_session(self, client_id);
     s_place_t place = s_place(s, client_seq);
+    if (qkv_ring_reserve(&self->made, 1) != 0)
+        return -1;
+    if (!s) {
+        /* a new session: its table slot, its run, and a slab element
+           unless a full table drops one to make room */
+        if (s_clients_reserve(self) != 0 ||
+            qkv_ring_reserve(&self->spare, 1) != 0)
+            return -1;
+        if (self->live_sess < self->window &&
+            s_slab_reserve((void **)&self->sess, &self->sess_cap,
+                           self->sess_made, self->free_sess != S_NONE, 1,
+                           sizeof(s_session_t), self->window) != 0)
+            return -1;
+    } else if (place != S_TABLE && qkv_ring_reserve(&s->run, 1) != 0) {
+        return -1;
+    }
+    /* records going to the table: this one, or the run a gap moves out */
     size_t to_table = place == S_TABLE     ? 1
                       : place == S_RESTART ? s->run.count
                                            : 0;
+    if (!to_table)
+        return 0;
     size_t free_recs = 0;
     for (uint32_t n = self->free_rec; n != S_NONE && free_recs < to_table;
          n = self->recs[n].next_free)
         free_recs++;
-    if (qkv_ring_reserve(&self->made, 1) != 0 ||
-        (!s && (s_clients_reserve(self) != 0 ||
-                qkv_ring_reserve(&self->spare, 1) != 0 ||
-                (self->live_sess < self->window &&
-                 s_slab_reserve((void **)&self->sess, &self->sess_cap,
-                                self->sess_made, self->free_sess != S_NONE, 1,
-                                sizeof(s_session_t), self->window) != 0))) ||
-        (to_table && (s_pairs_reserve(self, to_table) != 0 ||
-                      s_slab_reserve((void **)&self->recs, &self->recs_cap,
-                                     self->recs_made, free_recs, to_table,
-                                     sizeof(s_record_t), self->window) != 0)) ||
-        (s && place != S_TABLE &&
-         qkv_ring_reserve(&((s_session_t *)s)->run, 1) != 0))
+    if (s_pairs_reserve(self, to_table) != 0 ||
+        s_slab_reserve((void **)&self->recs, &self->recs_cap, self->recs_made,
+                       free_recs, to_table, sizeof(s_record_t),
+                       self->window) != 0)
         return -1;
     return 0;
 }
