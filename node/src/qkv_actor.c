@@ -41,6 +41,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+_Static_assert(QKV_MAX_FOLLOWERS <= QKV_CORE_MAX_PEERS,
+               "the core holds every follower FOLLOWERS may name");
+
 #define S_BATCH_BYTES (1u << 20)   /* entry bytes per APPEND */
 #define S_WINDOW_BYTES (16u << 20) /* entry bytes in flight per follower */
 #define S_ACK_FRAME_MAX 256        /* an ACK is about 40 bytes */

@@ -3,6 +3,7 @@
     itself is a ring of plain data.
 */
 #include "qkv_peers.h"
+#include "qkv_config.h"
 #include "qkv_ring.h"
 #include "qkv_sockopt.h"
 
@@ -11,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+_Static_assert(QKV_MAX_FOLLOWERS <= 64,
+               "qkv_peers_flush reports peers in 64 bits");
 
 typedef struct {
     int64_t release_us; /* when it may go */
@@ -25,7 +29,8 @@ typedef struct {
 
 struct qkv_peers_t {
     bool leader;
-    s_link_t links[64]; /* leader: one per follower; follower: [0] */
+    s_link_t links[QKV_MAX_FOLLOWERS]; /* leader: one per follower;
+                                          follower: [0] */
     size_t count;
     int64_t min_delay_us, max_delay_us;
     uint64_t rng;      /* xorshift state for delays */
@@ -51,7 +56,7 @@ static qkv_peers_t *s_new(void) {
     while (getrandom(&self->rng, sizeof(self->rng), 0) != sizeof(self->rng))
         ;
     self->rng |= 1;
-    for (size_t i = 0; i < 64; i++)
+    for (size_t i = 0; i < QKV_MAX_FOLLOWERS; i++)
         qkv_ring_init(&self->links[i].held, sizeof(s_held_t));
     return self;
 }
@@ -60,7 +65,7 @@ qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
                                   size_t max_in, int64_t min_delay_us,
                                   int64_t max_delay_us, char *err,
                                   size_t err_size) {
-    qkv_peers_t *self = count <= 64 ? s_new() : NULL;
+    qkv_peers_t *self = count <= QKV_MAX_FOLLOWERS ? s_new() : NULL;
     if (!self) {
         snprintf(err, err_size, "out of memory starting replication");
         return NULL;
@@ -112,7 +117,7 @@ void qkv_peers_destroy(qkv_peers_t **self_p) {
     if (!self_p || !*self_p)
         return;
     qkv_peers_t *self = *self_p;
-    for (size_t i = 0; i < 64; i++) {
+    for (size_t i = 0; i < QKV_MAX_FOLLOWERS; i++) {
         s_link_t *link = &self->links[i];
         for (size_t k = 0; k < link->held.count; k++)
             s_held_drop(qkv_ring_at(&link->held, k));
