@@ -18,7 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define S_MAX_DEPTH 8 /* the prescan's nesting limit (qkv_msg.c) */
+#define S_TEXT_(x) #x
+#define S_TEXT(x) S_TEXT_(x) /* a macro's value as a string literal */
 
 static const char *s_status_names[QKV_CS_COUNT] = {
     "ok",        "not_found",      "not_leader", "quorum_not_reached",
@@ -241,63 +242,6 @@ static bool s_map_id(const msgpack_object *m, uint64_t *id) {
     return false;
 }
 
-/* Walks one object as the prescan of qkv_decoder_unpack does, only to
-   tell why it refused a frame: returns the byte after the object, or
-   NULL, with *deep set when the walk stopped at nesting deeper than
-   S_MAX_DEPTH. Each declared count is checked against the bytes left, so
-   the walk is linear in the frame and at most S_MAX_DEPTH + 1 deep. */
-static const uint8_t *s_walk(const uint8_t *p, const uint8_t *end, int depth,
-                             bool *deep) {
-    /* 0xc4 ... 0xdf: bytes of length, bytes added to it, 1 array 2 map */
-    static const uint8_t formats[28][3] = {
-        {1, 0, 0}, {2, 0, 0}, {4, 0, 0},                        /* bin */
-        {1, 1, 0}, {2, 1, 0}, {4, 1, 0},                        /* ext */
-        {0, 4, 0}, {0, 8, 0},                                   /* float */
-        {0, 1, 0}, {0, 2, 0}, {0, 4, 0}, {0, 8, 0},             /* uint */
-        {0, 1, 0}, {0, 2, 0}, {0, 4, 0}, {0, 8, 0},             /* int */
-        {0, 2, 0}, {0, 3, 0}, {0, 5, 0}, {0, 9, 0}, {0, 17, 0}, /* fixext */
-        {1, 0, 0}, {2, 0, 0}, {4, 0, 0},                        /* str */
-        {2, 0, 1}, {4, 0, 1}, {2, 0, 2}, {4, 0, 2}};            /* arr, map */
-    if (p >= end)
-        return NULL;
-    if (depth > S_MAX_DEPTH) {
-        *deep = true;
-        return NULL;
-    }
-    uint8_t c = *p++;
-    uint64_t n = 0; /* payload bytes, or elements */
-    int items = 0;
-    if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-        return p;
-    if (c <= 0x8f) {
-        n = c & 0x0f;
-        items = 2;
-    } else if (c <= 0x9f) {
-        n = c & 0x0f;
-        items = 1;
-    } else if (c <= 0xbf) {
-        n = c & 0x1f;
-    } else if (c >= 0xc4) {
-        const uint8_t *f = formats[c - 0xc4];
-        if ((size_t)(end - p) < f[0])
-            return NULL;
-        for (int i = 0; i < f[0]; i++)
-            n = (n << 8) | *p++;
-        n += f[1];
-        items = f[2];
-    } else {
-        return NULL; /* 0xc1 */
-    }
-    size_t left = (size_t)(end - p);
-    if (items == 0)
-        return n <= left ? p + n : NULL;
-    if (n > left || (items == 2 && n > left / 2))
-        return NULL;
-    for (uint64_t i = 0; i < n * (uint64_t)items && p; i++)
-        p = s_walk(p, end, depth + 1, deep);
-    return p;
-}
-
 /* Unpacks a frame that must be an array of 1..QKV_CMSG_MAX_BATCH maps,
    each with an unsigned "id", not 0 in a request frame. Returns 0 or
    QKV_MALFORMED with *reason set. */
@@ -311,10 +255,8 @@ static int s_frame(qkv_decoder_t *dec, const void *data, size_t size,
         return QKV_MALFORMED;
     }
     if (qkv_decoder_unpack(dec, data, size, root) != 0) {
-        bool deep = false;
-        s_walk(data, (const uint8_t *)data + size, 0, &deep);
-        *reason =
-            deep ? "nesting deeper than 8" : "not msgpack or trailing bytes";
+        *reason = dec->too_deep ? "nesting deeper than " S_TEXT(QKV_MAX_DEPTH)
+                                : "not msgpack or trailing bytes";
         return QKV_MALFORMED;
     }
     *reason = root->type != MSGPACK_OBJECT_ARRAY           ? "not an array"

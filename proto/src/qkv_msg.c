@@ -15,8 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define QKV_MAX_DEPTH 8 /* deepest legal message nests 3 levels */
-
 size_t qkv_entry_wire_size(const qkv_entry_t *entry) {
     /* array header, term, op, two str32 headers, client_id, client_seq,
        time_ms: every integer at most 9 bytes */
@@ -122,10 +120,16 @@ static uint64_t s_be(const uint8_t *p, int n) {
 }
 
 /* Skips one object starting at p. Returns the byte after it, or NULL when
-   the bytes are not one well-formed object within the depth limit. */
-static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth) {
-    if (p >= end || depth > QKV_MAX_DEPTH)
+   the bytes are not one well-formed object within the depth limit (and
+   then sets *deep when the depth was what failed). */
+static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth,
+                             bool *deep) {
+    if (p >= end)
         return NULL;
+    if (depth > QKV_MAX_DEPTH) {
+        *deep = true;
+        return NULL;
+    }
     uint8_t c = *p++;
     size_t left = (size_t)(end - p);
     uint64_t n = 0; /* payload bytes, or element count */
@@ -245,7 +249,7 @@ static const uint8_t *s_skip(const uint8_t *p, const uint8_t *end, int depth) {
     if (n > left || (items == 2 && n > left / 2))
         return NULL;
     for (uint64_t i = 0; i < n * (uint64_t)items; i++) {
-        p = s_skip(p, end, depth + 1);
+        p = s_skip(p, end, depth + 1, deep);
         if (!p)
             return NULL;
     }
@@ -357,9 +361,10 @@ static int s_ack(qkv_decoder_t *self, const msgpack_object *f) {
 int qkv_decoder_unpack(qkv_decoder_t *self, const void *data, size_t size,
                        msgpack_object *root) {
     const uint8_t *begin = data, *end = begin + size;
+    self->too_deep = false;
     if (size == 0 || size > self->limits.max_frame_bytes)
         return QKV_MALFORMED;
-    if (s_skip(begin, end, 0) != end)
+    if (s_skip(begin, end, 0, &self->too_deep) != end)
         return QKV_MALFORMED;
     msgpack_zone_clear(&self->zone);
     size_t off = 0;

@@ -38,6 +38,8 @@ struct qkv_decoder_t {
     size_t entries_cap;          /* slots allocated in entries */
     qkv_scratch_t scratch[QKV_SCRATCH_COUNT]; /* client codec views */
     char reason[64]; /* client codec: a frame error's text with a number */
+    bool too_deep;   /* the last frame unpacked was refused for nesting
+                        deeper than QKV_MAX_DEPTH */
 };
 
 /* Empties the encoder's buffer and clears its failure. */
@@ -45,8 +47,13 @@ void qkv_encoder_reset(qkv_encoder_t *self);
 /* Records a failed msgpack_pack_* call (rc != 0). */
 void qkv_encoder_check(qkv_encoder_t *self, int rc);
 
+/* The deepest nesting a frame may have (the deepest legal message nests
+   3 levels). */
+#define QKV_MAX_DEPTH 8
+
 /* Prescans and unpacks one frame into *root (valid until the next call).
-   Returns 0 or QKV_MALFORMED. */
+   Returns 0, or QKV_MALFORMED with too_deep set when the nesting was what
+   broke it. */
 int qkv_decoder_unpack(qkv_decoder_t *self, const void *data, size_t size,
                        msgpack_object *root);
 

@@ -238,7 +238,9 @@ static void test_request_frames_malformed(void) {
         {hostile, 0, "not msgpack or trailing bytes"},
         {deep9, sizeof deep9, "nesting deeper than 8"},
         {deep8, sizeof deep8, "request 0 is not a map"},
-        {deep_field, sizeof deep_field, "nesting deeper than 8"}};
+        {deep_field, sizeof deep_field, "nesting deeper than 8"},
+        /* a frame refused before the walk, right after a deep one */
+        {hostile, 0, "not msgpack or trailing bytes"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         s_expect_frame_error(s_dec, bad[i].data, bad[i].size, bad[i].reason);
 
