@@ -1,7 +1,8 @@
 /*  qkv_hash.h - hashing and the probing helper of qkv's open-addressing
     tables (store, sessions, client peers). Every node computes the same
     hashes: they decide nothing but table slots, except qkv_hash_bytes,
-    whose value sessions compare across nodes and restarts.
+    whose value sessions compare across nodes and restarts. And the
+    node's one source of random bits for seeds, secrets and ids.
 */
 #ifndef QKV_HASH_H
 #define QKV_HASH_H
@@ -19,6 +20,10 @@ uint64_t qkv_hash_bytes(uint64_t seed, const void *data, size_t len);
 
 /* Mixes a 64-bit value (splitmix64 finaliser). */
 uint64_t qkv_hash_mix(uint64_t x);
+
+/* 64 random bits from the kernel (getrandom), for seeds, secrets and
+   ids; retries until it has them (it may wait for entropy at boot). */
+uint64_t qkv_random64(void);
 
 /* Backward-shift deletion for a linear-probing table of uint32 values (0 =
    empty) with mask + 1 slots: empties slot hole and moves later members of

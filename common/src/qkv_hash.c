@@ -4,6 +4,7 @@
 #include "qkv_hash.h"
 
 #include <stdlib.h>
+#include <sys/random.h>
 
 /* Eight bytes at p as a little-endian number, whatever the machine. */
 static uint64_t s_le64(const unsigned char *p, size_t n) {
@@ -31,6 +32,13 @@ uint64_t qkv_hash_mix(uint64_t x) {
     x ^= x >> 27;
     x *= 0x94d049bb133111ebULL;
     return x ^ (x >> 31);
+}
+
+uint64_t qkv_random64(void) {
+    uint64_t x;
+    while (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))
+        ; /* interrupted by a signal, or entropy not ready: again */
+    return x;
 }
 
 /* One body for both widths: the run-walking is the same. */

@@ -30,6 +30,7 @@
 #include "qkv_clients.h"
 #include "qkv_core.h"
 #include "qkv_door.h"
+#include "qkv_hash.h"
 #include "qkv_node_priv.h"
 #include "qkv_peers.h"
 #include "qkv_state.h"
@@ -37,7 +38,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -334,8 +334,7 @@ static long s_arm_timer(s_actor_t *self, int64_t now) {
 static uint64_t s_random_id(void) {
     uint64_t id = 0;
     while (!id)
-        while (getrandom(&id, sizeof(id), 0) != sizeof(id))
-            ;
+        id = qkv_random64();
     return id;
 }
 

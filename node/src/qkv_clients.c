@@ -33,7 +33,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #define S_FRAMES_PER_READ 64     /* request frames served per wake-up */
 #define S_DUMP_DEFAULT 1000      /* keys per dump chunk by default */
@@ -637,9 +636,7 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     qkv_ring_init(&self->peers, sizeof(s_peer_t));
     qkv_ring_init(&self->reads, sizeof(s_read_t));
     qkv_ring_init(&self->items, sizeof(qkv_citem_t));
-    while (getrandom(&self->cursor_secret, sizeof(self->cursor_secret), 0) !=
-           sizeof(self->cursor_secret))
-        ;
+    self->cursor_secret = qkv_random64();
     qkv_decoder_limits_t limits = {node->client_frame_max, QKV_CMSG_MAX_KEY,
                                    QKV_CMSG_MAX_VALUE};
     self->encoder = qkv_encoder_new();

@@ -4,6 +4,7 @@
 */
 #include "qkv_peers.h"
 #include "qkv_config.h"
+#include "qkv_hash.h"
 #include "qkv_ring.h"
 #include "qkv_sockopt.h"
 
@@ -11,7 +12,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 _Static_assert(QKV_MAX_FOLLOWERS <= 64,
                "qkv_peers_flush reports peers in 64 bits");
@@ -53,9 +53,7 @@ static qkv_peers_t *s_new(void) {
         return NULL;
     zmq_msg_init(&self->sender);
     zmq_msg_init(&self->last_id);
-    while (getrandom(&self->rng, sizeof(self->rng), 0) != sizeof(self->rng))
-        ;
-    self->rng |= 1;
+    self->rng = qkv_random64() | 1; /* xorshift needs a non-zero state */
     for (size_t i = 0; i < QKV_MAX_FOLLOWERS; i++)
         qkv_ring_init(&self->links[i].held, sizeof(s_held_t));
     return self;
