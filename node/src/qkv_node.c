@@ -234,11 +234,7 @@ int qkv_node_wait_applied(qkv_node_t *self, uint64_t index, int wait_ms) {
         return 0;
     if (wait_ms <= 0)
         return -1;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    int64_t ns = deadline.tv_nsec + (int64_t)wait_ms * 1000000;
-    deadline.tv_sec += ns / 1000000000;
-    deadline.tv_nsec = ns % 1000000000;
+    struct timespec deadline = s_deadline((int64_t)wait_ms * 1000);
     atomic_fetch_add(&self->applied_waiters, 1);
     pthread_mutex_lock(&self->applied_mutex);
     int rc = 0;
