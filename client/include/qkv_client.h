@@ -87,7 +87,10 @@ typedef enum {
                                with other content: nothing written */
     /* the write's pair is older than the node's session memory (or a seq
        above 1 from a client_id it does not know): refused, not applied */
-    QKV_ESESSION_EXPIRED = -15
+    QKV_ESESSION_EXPIRED = -15,
+    /* the node cannot write its log (disk full, I/O error): nothing
+       written; try again later */
+    QKV_EINSUFFICIENT_STORAGE = -16
 } qkv_err_t;
 
 /* Static text for an error code ("timeout", ...); never NULL. */

@@ -172,6 +172,8 @@ static const char *s_status_name(int code) {
         return "too_large";
     case QKV_EUNAVAILABLE:
         return "unavailable";
+    case QKV_EINSUFFICIENT_STORAGE:
+        return "insufficient_storage";
     case QKV_EPROTO:
         return "protocol_error";
     case QKV_EINVAL:

@@ -362,6 +362,8 @@ const char *qkv_strerror(int code) {
         return "socket error";
     case QKV_ECONFLICT:
         return "conflict: client_seq reused with other content";
+    case QKV_EINSUFFICIENT_STORAGE:
+        return "insufficient storage: the node cannot write its log";
     case QKV_ESESSION_EXPIRED:
         return "session expired";
     default:
@@ -803,6 +805,8 @@ static int s_status_error(qkv_cstatus_t status) {
         return QKV_ECONFLICT;
     case QKV_CS_SESSION_EXPIRED:
         return QKV_ESESSION_EXPIRED;
+    case QKV_CS_INSUFFICIENT_STORAGE:
+        return QKV_EINSUFFICIENT_STORAGE;
     default:
         return QKV_EPROTO;
     }

@@ -18,6 +18,11 @@
 #define QKV_HASH_SEED 0xcbf29ce484222325ULL
 uint64_t qkv_hash_bytes(uint64_t seed, const void *data, size_t len);
 
+/* CRC-32C (Castagnoli, as iSCSI and ext4 use) of len bytes, continuing
+   from crc (start with 0): the checksum of every record qkv writes to
+   disk. */
+uint32_t qkv_crc32c(uint32_t crc, const void *data, size_t len);
+
 /* Mixes a 64-bit value (splitmix64 finaliser). */
 uint64_t qkv_hash_mix(uint64_t x);
 

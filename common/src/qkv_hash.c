@@ -3,6 +3,7 @@
 */
 #include "qkv_hash.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <sys/random.h>
 
@@ -104,4 +105,42 @@ int qkv_probe_grow64(uint64_t **table, size_t *mask, size_t slots,
                      size_t (*home)(const void *ctx, uint64_t value),
                      const void *ctx) {
     S_PROBE_GROW(uint64_t, table, mask, slots, home, ctx);
+}
+
+/*  =====================================================================
+    CRC-32C, slicing by eight: eight table lookups per eight bytes. */
+
+static uint32_t s_crc_table[8][256];
+static pthread_once_t s_crc_once = PTHREAD_ONCE_INIT;
+
+static void s_crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        s_crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            s_crc_table[t][i] = (s_crc_table[t - 1][i] >> 8) ^
+                                s_crc_table[0][s_crc_table[t - 1][i] & 0xFF];
+}
+
+uint32_t qkv_crc32c(uint32_t crc, const void *data, size_t len) {
+    pthread_once(&s_crc_once, s_crc_init);
+    const uint8_t *p = data;
+    crc = ~crc;
+    while (len >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                             (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        crc = s_crc_table[7][lo & 0xFF] ^ s_crc_table[6][(lo >> 8) & 0xFF] ^
+              s_crc_table[5][(lo >> 16) & 0xFF] ^ s_crc_table[4][lo >> 24] ^
+              s_crc_table[3][p[4]] ^ s_crc_table[2][p[5]] ^
+              s_crc_table[1][p[6]] ^ s_crc_table[0][p[7]];
+        p += 8;
+        len -= 8;
+    }
+    while (len--)
+        crc = (crc >> 8) ^ s_crc_table[0][(crc ^ *p++) & 0xFF];
+    return ~crc;
 }

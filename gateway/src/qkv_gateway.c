@@ -22,6 +22,7 @@
 #include "qkv_json.h"
 #include "qkv_rest.h"
 #include "qkv_say.h"
+#include "qkv_wal.h"
 
 #include <civetweb.h>
 #include <inttypes.h>
@@ -588,6 +589,12 @@ static int s_write_answer(s_req_t *req, const qkv_write_t *w,
         s_error_begin(req, "session_expired", message);
         status = 409;
         break;
+    case QKV_WRITE_NO_SPACE:
+        s_error_begin(req, "insufficient_storage",
+                      "not written: the node cannot write its log (disk "
+                      "full or an I/O error); try again later");
+        status = 507;
+        break;
     default:
         s_error_begin(req, "unavailable",
                       "not written: the node is out of memory or stopping");
@@ -682,6 +689,9 @@ static int s_handle_get(s_req_t *req) {
         rc = s_wait_min_index(req, &q);
     if (rc != 0)
         return rc;
+    const char *refusal = qkv_node_read_refusal(gw->node);
+    if (refusal)
+        return s_error(req, 503, "not_ready", refusal);
 
     qkv_buf_reset(&w->value);
     int found = qkv_store_get(qkv_node_store(gw->node), w->key, q.key_len,
@@ -881,6 +891,16 @@ static int s_handle_health(s_req_t *req) {
     qkv_json_member_u64(out, "last_index", st->last_index);
     qkv_json_member_u64(out, "commit_index", st->commit_index);
     qkv_json_member_u64(out, "applied_index", st->applied_index);
+    qkv_json_member_u64(out, "durable_index", st->durable_index);
+    qkv_json_member_u64(out, "snapshot_index", st->snapshot_index);
+    qkv_json_member_cstr(out, "fsync", qkv_fsync_name(cfg->fsync));
+    qkv_json_member_bool(out, "durable", cfg->data_dir[0] != '\0');
+    if (st->role == QKV_ROLE_LEADER)
+        qkv_json_member_bool(out, "serving", st->serving);
+    else {
+        qkv_json_member_bool(out, "syncing", st->syncing);
+        qkv_json_member_u64(out, "behind", st->behind);
+    }
     qkv_json_member_u64(out, "max_key_bytes", cfg->max_key_bytes);
     qkv_json_member_u64(out, "max_value_bytes", cfg->max_value_bytes);
     qkv_json_member_u64(out, "max_frame_bytes", st->max_frame_bytes);
@@ -903,6 +923,57 @@ static void s_metric(qkv_buf_t *out, const char *name, const char *type,
                      const char *help, uint64_t value) {
     s_metric_head(out, name, type, help);
     qkv_buf_printf(out, "%s %" PRIu64 "\n", name, value);
+}
+
+static void s_metric_durability(qkv_buf_t *out, const qkv_metrics_t *m,
+                                const qkv_node_status_t *st) {
+    s_metric(out, "qkv_durable_index", "gauge",
+             "Last log entry held as FSYNC promises.", st->durable_index);
+    s_metric(out, "qkv_snapshot_index", "gauge",
+             "Index of the newest snapshot (0: none).", st->snapshot_index);
+    s_metric(out, "qkv_fsyncs_total", "counter",
+             "fsync rounds of the write-ahead log (one covers every entry "
+             "written since the last).",
+             m->fsyncs);
+    s_metric(out, "qkv_fsync_failures_total", "counter",
+             "fsync rounds that failed (what they held is written again).",
+             m->fsync_failures);
+    s_metric(out, "qkv_fsync_entries_total", "counter",
+             "Entries made durable by fsync rounds; divided by "
+             "qkv_fsyncs_total: entries per fsync (group commit).",
+             m->entries_synced);
+    s_metric_head(out, "qkv_fsync_seconds", "histogram",
+                  "Time of one fsync round.");
+    uint64_t cum = 0;
+    for (int i = 0; i < 7; i++) {
+        cum += m->fsync_le[i];
+        qkv_buf_printf(out, "qkv_fsync_seconds_bucket{le=\"%g\"} %" PRIu64 "\n",
+                       qkv_wal_fsync_bounds_s[i], cum);
+    }
+    cum += m->fsync_le[7];
+    qkv_buf_printf(out,
+                   "qkv_fsync_seconds_bucket{le=\"+Inf\"} %" PRIu64 "\n"
+                   "qkv_fsync_seconds_sum %.6f\n"
+                   "qkv_fsync_seconds_count %" PRIu64 "\n",
+                   cum, m->fsync_seconds, cum);
+    s_metric(out, "qkv_log_disk_bytes", "gauge",
+             "Bytes of write-ahead log segments on disk.", m->log_disk_bytes);
+    s_metric(out, "qkv_log_write_errors_total", "counter",
+             "Log writes the disk refused (full, I/O error).",
+             m->log_write_errors);
+    s_metric_head(out, "qkv_recovery_seconds", "gauge",
+                  "Start-up: loading the snapshot and replaying the log.");
+    qkv_buf_printf(out, "qkv_recovery_seconds %.6f\n", m->recovery_seconds);
+    s_metric(out, "qkv_snapshots_total", "counter", "Snapshots written.",
+             m->snapshots);
+    s_metric(out, "qkv_snapshot_bytes", "gauge", "Size of the newest snapshot.",
+             m->snapshot_bytes);
+    s_metric(out, "qkv_snapshots_sent_total", "counter",
+             "Leader: snapshots sent to followers behind its log.",
+             m->snapshots_sent);
+    s_metric(out, "qkv_snapshots_installed_total", "counter",
+             "Follower: snapshots received from the leader and installed.",
+             m->snapshots_installed);
 }
 
 //  Appends a label value escaped as the text format wants.
@@ -1048,6 +1119,7 @@ static int s_handle_metrics(s_req_t *req) {
              "zmq-native client connections that ended: a client leaving, "
              "or ZeroMQ dropping a frame over max_frame_bytes.",
              m.client_disconnects);
+    s_metric_durability(out, &m, st);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",

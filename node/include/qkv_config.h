@@ -4,6 +4,7 @@
 #ifndef QKV_CONFIG_H
 #define QKV_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +37,14 @@ typedef struct {
                                    endpoint followers hand out; "" none */
     size_t dedup_window;        /* DEDUP_WINDOW, tagged writes remembered */
     uint64_t session_ttl_s;     /* SESSION_TTL_S, idle session lifetime */
+    char data_dir[4096];        /* DATA_DIR; "" = none (memory only) */
+    int fsync;                  /* FSYNC: qkv_fsync_t */
+    uint64_t snapshot_entries;  /* SNAPSHOT_ENTRIES */
+    uint64_t snapshot_log_bytes; /* SNAPSHOT_LOG_BYTES */
+    uint64_t wal_segment_bytes;  /* WAL_SEGMENT_BYTES */
+    bool syncing_reads;          /* SYNCING_READS: serve (true) or refuse */
+    bool repair_log;             /* REPAIR_LOG */
+    bool drop_foreign_data;      /* DROP_FOREIGN_DATA */
 } qkv_config_t;
 
 /* Looks up an environment variable; returns NULL when unset. */

@@ -48,12 +48,15 @@
 #define QKV_CORE_MAX_PEERS 64
 
 typedef struct {
-    bool leader;           /* true: leads; false: follows */
-    size_t peer_count;     /* leader: its followers (<= QKV_CORE_MAX_PEERS) */
-    size_t write_quorum;   /* leader: follower copies a commit needs */
-    uint64_t cluster_id;   /* leader: the cluster it leads (non-zero);
-                              follower: 0, learnt from the first APPEND */
-    uint64_t term;         /* leader: its term (>= 1); follower: 0 */
+    bool leader;         /* true: leads; false: follows */
+    size_t peer_count;   /* leader: its followers (<= QKV_CORE_MAX_PEERS) */
+    size_t write_quorum; /* leader: follower copies a commit needs */
+    uint64_t cluster_id; /* leader: the cluster it leads (non-zero);
+                            follower: the one its data belongs to, or 0
+                            to learn it from the first APPEND */
+    uint64_t term;       /* leader: its term (>= 1, above every term in
+                            its log); follower: the highest it saw */
+
     int64_t heartbeat_us;  /* leader: a message to every peer this often */
     int64_t resend_us;     /* leader: silence after which a peer is probed
                               again; covers a round trip */
@@ -62,6 +65,9 @@ typedef struct {
     size_t window_bytes;   /* leader: entry bytes in flight per peer */
     int64_t ack_repeat_us; /* follower: an ACK equal to the last one sent is
                               left out within this time */
+    bool adopt_clusters;   /* follower: an APPEND of another cluster replaces
+                              whatever it holds (memory only, or
+                              DROP_FOREIGN_DATA); else it is refused */
 } qkv_core_config_t;
 
 /* One message to send. */
@@ -146,6 +152,20 @@ void qkv_core_durable_to(qkv_core_t *self, uint64_t index);
    follower drops them from its log. */
 void qkv_core_applied_to(qkv_core_t *self, uint64_t index);
 
+/* Before any event: replaces the empty log with log (recovered from
+   disk; taken, *log_p nulled). Its entries count as durable; commit and
+   applied are the index before its first entry (the snapshot's).
+   Returns 0, or -1 when out of memory. */
+int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p);
+
+/* Drops the entries up to index (at most applied) from the log in
+   memory: a snapshot holds them now. */
+void qkv_core_compact(qkv_core_t *self, uint64_t index);
+
+/* The lowest index the follower dropped from its log since the last call
+   (a conflicting suffix), or 0: the write-ahead log must forget them. */
+uint64_t qkv_core_take_truncation(qkv_core_t *self);
+
 /* The state machine cannot apply entry index: the follower stops
    acknowledging (a leader keeps its commit index) and says why. */
 void qkv_core_fail(qkv_core_t *self, const char *why);
@@ -172,6 +192,9 @@ uint64_t qkv_core_last_index(const qkv_core_t *self);
 uint64_t qkv_core_commit_index(const qkv_core_t *self);
 uint64_t qkv_core_applied_index(const qkv_core_t *self);
 uint64_t qkv_core_durable_index(const qkv_core_t *self);
+/* Leader: the first entry of its term has committed (until then it
+   holds writes and serves no read); a follower: always true. */
+bool qkv_core_serving(const qkv_core_t *self);
 /* Why the follower stopped acknowledging; "" while it has not. */
 const char *qkv_core_error(const qkv_core_t *self);
 /* Leader: the state of peer i. */

@@ -64,8 +64,11 @@ typedef enum {
                                   nothing written */
     QKV_WRITE_SESSION_EXPIRED, /* the pair is older than its session
                                   remembers: never applied */
-    QKV_WRITE_UNAVAILABLE      /* out of memory, stopping, or not taken in
+    QKV_WRITE_UNAVAILABLE,     /* out of memory, stopping, or not taken in
                                   time: nothing written */
+    QKV_WRITE_NO_SPACE         /* insufficient_storage: the log cannot be
+                                  written (disk full, I/O error): nothing
+                                  written */
 } qkv_write_status_t;
 
 typedef struct {
@@ -105,11 +108,22 @@ typedef struct {
     uint64_t last_index;      /* last entry held */
     uint64_t commit_index;    /* leader's commit index as this node knows it */
     uint64_t applied_index;   /* last entry applied to the store */
+    uint64_t durable_index;   /* last entry held as FSYNC promises */
+    uint64_t snapshot_index;  /* index of the newest snapshot; 0 none */
+    bool serving;             /* leader: its term started (first entry
+                                 committed); follower: true */
+    bool syncing;             /* follower: catching up since it started */
+    uint64_t behind;          /* follower: leader's commit - applied */
     uint64_t max_frame_bytes; /* largest zmq-native client frame taken */
     char error[256];          /* "" when healthy; else why it stopped acking */
     size_t follower_count;
     qkv_follower_status_t followers[QKV_MAX_FOLLOWERS];
 } qkv_node_status_t;
+
+/* NULL when this node may answer reads now; else why not (a leader whose
+   term has not started, a follower catching up with SYNCING_READS=refuse):
+   answer not_ready with it. */
+const char *qkv_node_read_refusal(qkv_node_t *self);
 
 /* Fills status with the latest values the actor published. */
 void qkv_node_status(qkv_node_t *self, qkv_node_status_t *status);
@@ -139,15 +153,28 @@ typedef struct {
 
 typedef struct {
     qkv_proto_metrics_t by_proto[QKV_PROTO_COUNT];
-    uint64_t malformed_frames;   /* replication frames dropped as malformed */
-    uint64_t frames_sent;        /* replication frames handed to ZeroMQ */
-    uint64_t frames_received;    /* replication frames read */
-    uint64_t entries_sent;       /* leader: log entries in those frames */
-    uint64_t sessions;           /* client sessions held */
-    uint64_t session_records;    /* tagged writes remembered */
-    uint64_t client_disconnects; /* zmq-native client connections that
-                                    ended (a client leaving, or ZeroMQ
-                                    dropping a frame over the limit) */
+    uint64_t malformed_frames; /* replication frames dropped as malformed */
+    uint64_t frames_sent;      /* replication frames handed to ZeroMQ */
+    uint64_t frames_received;  /* replication frames read */
+    uint64_t entries_sent;     /* leader: log entries in those frames */
+    uint64_t sessions;         /* client sessions held */
+    uint64_t session_records;  /* tagged writes remembered */
+    /* durability */
+    uint64_t fsyncs;              /* fsync rounds of the write-ahead log */
+    uint64_t fsync_failures;      /* ... that failed */
+    uint64_t entries_synced;      /* entries those rounds made durable */
+    double fsync_seconds;         /* time in them */
+    uint64_t fsync_le[8];         /* histogram (qkv_wal_fsync_bounds_s) */
+    uint64_t log_disk_bytes;      /* bytes of log segments on disk */
+    uint64_t log_write_errors;    /* write(2) calls the disk refused */
+    double recovery_seconds;      /* start-up: snapshot load and log replay */
+    uint64_t snapshots;           /* snapshots written */
+    uint64_t snapshot_bytes;      /* size of the newest */
+    uint64_t snapshots_sent;      /* leader: snapshots sent to followers */
+    uint64_t snapshots_installed; /* follower: snapshots received */
+    uint64_t client_disconnects;  /* zmq-native client connections that
+                                     ended (a client leaving, or ZeroMQ
+                                     dropping a frame over the limit) */
 } qkv_metrics_t;
 
 /* Snapshot of the counters. */

@@ -34,10 +34,14 @@
 #include "qkv_node_priv.h"
 #include "qkv_peers.h"
 #include "qkv_state.h"
+#include "qkv_wal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -70,6 +74,10 @@ typedef struct {
     qkv_door_t *door;        /* where writes enter */
     qkv_clients_t *clients;  /* the zmq-native endpoint */
     qkv_peers_t *peers;      /* replication links */
+    qkv_wal_t *wal;          /* the write-ahead log; NULL: memory only */
+    int lock_fd;             /* holds the data directory's LOCK */
+    bool no_space;           /* the log cannot be written */
+    bool core_error_shown;   /* /health shows the core's refusal */
     qkv_encoder_t *encoder;  /* reused for every replication frame */
     qkv_decoder_t *decoder;  /* reused for every replication frame */
     int timer_fd;            /* armed for the next timer */
@@ -148,6 +156,16 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         return;
     }
     qkv_peers_keep_sender(self->peers);
+    if (m->has_fsync && m->fsync != self->cfg->fsync) {
+        qkv_node_set_error(self->node,
+                           "the leader runs FSYNC=%s and this node FSYNC=%s: "
+                           "refusing to follow (one value for the cluster)",
+                           qkv_fsync_name(m->fsync),
+                           qkv_fsync_name(self->cfg->fsync));
+        return;
+    }
+    if (m->commit_index > atomic_load(&self->node->leader_commit))
+        atomic_store(&self->node->leader_commit, m->commit_index);
     if (m->leader_len &&
         (strlen(self->leader_endpoint) != m->leader_len ||
          memcmp(self->leader_endpoint, m->leader, m->leader_len) != 0)) {
@@ -155,8 +173,12 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         self->leader_endpoint[m->leader_len] = '\0';
     }
     uint64_t cluster = qkv_core_cluster_id(self->core);
-    if (qkv_core_step_append(self->core, m, now) != 0)
+    rc = qkv_core_step_append(self->core, m, now);
+    if (rc != 0 || self->core_error_shown) {
+        /* shown while the core refuses; cleared once it accepts again */
         qkv_node_set_error(self->node, "%s", qkv_core_error(self->core));
+        self->core_error_shown = rc != 0;
+    }
     if (qkv_core_cluster_id(self->core) != cluster) {
         if (cluster)
             qkv_info("new cluster id %016llx: dropping the state of %016llx",
@@ -210,7 +232,8 @@ static const void *s_append_frame(s_actor_t *self, const qkv_core_msg_t *m,
                               m->prev_term,
                               m->commit_index,
                               self->leader_endpoint,
-                              strlen(self->leader_endpoint)};
+                              strlen(self->leader_endpoint),
+                              (uint8_t)self->cfg->fsync};
     uint64_t entries = m->last >= m->first ? m->last - m->first + 1 : 0;
     qkv_encoder_append_begin(c->encoder, &head, (size_t)entries);
     for (uint64_t k = m->first; k <= m->last; k++)
@@ -271,8 +294,31 @@ static void s_apply(s_actor_t *self, uint64_t target, int64_t now) {
     }
 }
 
+static void s_publish_wal(s_actor_t *self) {
+    qkv_node_t *node = self->node;
+    qkv_wal_stats_t ws;
+    qkv_wal_stats(self->wal, &ws);
+    atomic_store(&node->fsyncs, ws.fsyncs);
+    atomic_store(&node->fsync_failures, ws.fsync_failures);
+    atomic_store(&node->entries_synced, ws.entries_synced);
+    atomic_store(&node->fsync_us, (uint64_t)(ws.fsync_seconds * 1e6));
+    for (int i = 0; i < 8; i++)
+        atomic_store(&node->fsync_le[i], ws.fsync_le[i]);
+    atomic_store(&node->log_disk_bytes, ws.disk_bytes);
+    atomic_store(&node->log_write_errors, ws.write_errors);
+}
+
 static void s_publish(s_actor_t *self) {
     qkv_node_t *node = self->node;
+    atomic_store(&node->durable_index, qkv_core_durable_index(self->core));
+    atomic_store(&node->serving, qkv_core_serving(self->core));
+    if (!atomic_load(&node->synced) && !qkv_core_is_leader(self->core)) {
+        uint64_t commit = atomic_load(&node->leader_commit);
+        if (commit && qkv_state_applied_index(self->state) >= commit)
+            atomic_store(&node->synced, true);
+    }
+    if (self->wal)
+        s_publish_wal(self);
     atomic_store(&node->cluster_id, qkv_core_cluster_id(self->core));
     atomic_store(&node->term, qkv_core_term(self->core));
     atomic_store(&node->last_index, qkv_core_last_index(self->core));
@@ -288,9 +334,33 @@ static void s_publish(s_actor_t *self) {
     }
 }
 
+/* Writes what the log gained this turn and reports what is durable: the
+   writer thread reports fsyncs through qkv_wal_event_fd; under everysec
+   and never what is written is durable. */
+static void s_persist(s_actor_t *self, int64_t now) {
+    if (!self->wal) {
+        /* memory only: what the log holds is all it will hold */
+        qkv_core_durable_to(self->core, qkv_core_last_index(self->core));
+        return;
+    }
+    uint64_t dropped = qkv_core_take_truncation(self->core);
+    if (dropped)
+        qkv_wal_truncated(self->wal, dropped);
+    const qkv_log_t *log = qkv_core_log(self->core);
+    int rc = qkv_wal_write(self->wal, log, qkv_core_cluster_id(self->core),
+                           qkv_core_term(self->core), now);
+    if (self->cfg->fsync != QKV_FSYNC_ALWAYS)
+        qkv_core_durable_to(self->core, qkv_wal_written(self->wal));
+    bool no_space = rc != 0;
+    if (no_space != self->no_space) {
+        self->no_space = no_space;
+        qkv_door_set_no_space(self->door, no_space);
+        qkv_node_set_error(self->node, "%s", qkv_wal_error(self->wal));
+    }
+}
+
 static void s_end_turn(s_actor_t *self, int64_t now) {
-    /* the log is in memory only: what it holds is all it will hold */
-    qkv_core_durable_to(self->core, qkv_core_last_index(self->core));
+    s_persist(self, now);
     qkv_core_ready_t rd;
     qkv_core_ready(self->core, now, &rd);
     if (rd.reset) {
@@ -299,6 +369,8 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
     }
     s_send(self, &rd, now);
     s_apply(self, rd.apply_to, now);
+    if (!self->wal && !qkv_core_is_leader(self->core))
+        qkv_core_compact(self->core, qkv_state_applied_index(self->state));
     uint64_t failed = qkv_peers_flush(self->peers, now, &self->peers_due);
     for (size_t i = 0; failed; i++, failed >>= 1)
         if (failed & 1)
@@ -312,7 +384,9 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
 static long s_arm_timer(s_actor_t *self, int64_t now) {
     int64_t due = qkv_core_next_due(self->core);
     int64_t more[] = {qkv_door_expire(self->door, now),
-                      qkv_clients_expire(self->clients, now), self->peers_due};
+                      qkv_clients_expire(self->clients, now), self->peers_due,
+                      self->wal ? qkv_wal_next_due(self->wal) : 0};
+
     for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
         if (more[i] && (!due || more[i] < due))
             due = more[i];
@@ -338,6 +412,99 @@ static uint64_t s_random_id(void) {
     return id;
 }
 
+/* mkdir -p path (mode 0750 for what it creates). */
+static int s_mkdirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0750) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The failpoint of test builds (cmake -DQKV_FAILPOINTS=ON):
+   QKV_FAILPOINT=wal-hold keeps log records in user space until fsync. */
+static bool s_failpoint_hold(void) {
+#ifdef QKV_FAILPOINTS
+    const char *fp = getenv("QKV_FAILPOINT");
+    if (fp && strcmp(fp, "wal-hold") == 0) {
+        qkv_warn("failpoint wal-hold: log records wait in memory until "
+                 "fsync; a kill -9 acts as a power loss");
+        return true;
+    }
+#endif
+    return false;
+}
+
+/* Opens the data directory: creates it, takes its LOCK (one node per
+   directory), replays the write-ahead log into *log_p. */
+static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
+                       char *err, size_t es) {
+    const qkv_config_t *cfg = self->cfg;
+    if (s_mkdirs(cfg->data_dir) != 0) {
+        snprintf(err, es, "DATA_DIR %s: cannot create: %s", cfg->data_dir,
+                 strerror(errno));
+        return -1;
+    }
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/LOCK", cfg->data_dir);
+    self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+    if (self->lock_fd < 0) {
+        snprintf(err, es, "DATA_DIR %s: cannot open LOCK: %s", cfg->data_dir,
+                 strerror(errno));
+        return -1;
+    }
+    if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        snprintf(err, es,
+                 "DATA_DIR %s is in use by another qkv-node (its LOCK is "
+                 "held)",
+                 cfg->data_dir);
+        return -1;
+    }
+    int64_t t0 = qkv_now_us();
+    *log_p = qkv_log_new();
+    if (!*log_p) {
+        snprintf(err, es, "out of memory");
+        return -1;
+    }
+    qkv_wal_options_t o = {cfg->data_dir, (qkv_fsync_t)cfg->fsync,
+                           cfg->repair_log, s_failpoint_hold(),
+                           cfg->wal_segment_bytes};
+    self->wal = qkv_wal_open(&o, 0, *log_p, rp, err, es);
+    if (!self->wal)
+        return -1;
+    int64_t took = qkv_now_us() - t0;
+    atomic_store(&self->node->recovery_us, (uint64_t)took);
+    qkv_info("data in %s: %zu log segment(s), %llu bytes, entries %llu..%llu, "
+             "cluster %016llx, term %llu; recovered in %.3f s (FSYNC=%s)",
+             cfg->data_dir, rp->segments, (unsigned long long)rp->bytes,
+             (unsigned long long)qkv_log_first_index(*log_p),
+             (unsigned long long)qkv_log_last_index(*log_p),
+             (unsigned long long)rp->cluster_id, (unsigned long long)rp->term,
+             (double)took / 1e6, qkv_fsync_name(cfg->fsync));
+    return 0;
+}
+
+/* The leader's term starts with an empty entry of that term: once it
+   commits, so has everything before it (the own-term commit rule), and
+   the leader serves. */
+static int s_start_term(s_actor_t *self) {
+    qkv_entry_t *noop = qkv_entry_new(QKV_OP_NOOP, "", 0, "", 0);
+    if (!noop)
+        return -1;
+    noop->time_ms = qkv_wall_ms();
+    if (qkv_core_propose(self->core, &noop) == 0) {
+        free(noop);
+        return -1;
+    }
+    return 0;
+}
+
 static int s_start(s_actor_t *self) {
     qkv_node_t *node = self->node;
     const qkv_config_t *cfg = self->cfg;
@@ -345,12 +512,22 @@ static int s_start(s_actor_t *self) {
     size_t es = sizeof(node->start_error);
     bool leader = cfg->role == QKV_ROLE_LEADER;
     int64_t hb = (int64_t)cfg->heartbeat_ms * 1000;
+    qkv_log_t *log = NULL;
+    qkv_wal_replay_t rp = {0};
+    if (cfg->data_dir[0] && s_open_data(self, &log, &rp, err, es) != 0) {
+        qkv_log_destroy(&log);
+        return -1;
+    }
+    uint64_t cluster = rp.cluster_id;
+    if (leader && !cluster)
+        cluster = s_random_id(); /* a new cluster */
     qkv_core_config_t cc = {
         .leader = leader,
         .peer_count = leader ? cfg->follower_count : 0,
         .write_quorum = leader ? (size_t)cfg->write_quorum : 0,
-        .cluster_id = leader ? s_random_id() : 0,
-        .term = leader ? 1 : 0,
+        .cluster_id = cluster,
+        .term = leader ? rp.term + 1 : rp.term,
+        .adopt_clusters = !self->wal || cfg->drop_foreign_data,
         .heartbeat_us = hb,
         /* an answer takes a round trip, the simulated delay included */
         .resend_us = (hb > 100000 ? hb : 100000) + cfg->max_delay_us,
@@ -360,6 +537,11 @@ static int s_start(s_actor_t *self) {
     qkv_decoder_limits_t limits = {leader ? S_ACK_FRAME_MAX : S_FRAME_MAX,
                                    1u << 20, 64u << 20};
     self->core = qkv_core_new(&cc);
+    if (self->core && log && qkv_core_restore(self->core, &log) != 0)
+        qkv_core_destroy(&self->core);
+    qkv_log_destroy(&log);
+    if (self->core && leader && s_start_term(self) != 0)
+        qkv_core_destroy(&self->core);
     self->state = qkv_state_new(node->store, cfg->dedup_window,
                                 cfg->session_ttl_s * 1000);
     self->encoder = qkv_encoder_new();
@@ -422,6 +604,9 @@ static void s_stop(s_actor_t *self) {
     qkv_door_destroy(&self->door);
     qkv_peers_destroy(&self->peers);
     qkv_state_destroy(&self->state);
+    qkv_wal_close(&self->wal);
+    if (self->lock_fd >= 0)
+        close(self->lock_fd);
     qkv_core_destroy(&self->core);
     qkv_encoder_destroy(&self->encoder);
     for (size_t i = 0; i < S_ENCODINGS; i++)
@@ -444,6 +629,7 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
     self->cfg = &node->config;
     self->pipe = pipe;
     self->timer_fd = -1;
+    self->lock_fd = -1;
     if (s_start(self) != 0) {
         s_stop(self);
         free(self);
@@ -453,13 +639,16 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
     bool leader = qkv_core_is_leader(self->core);
     /* poll items: pipe, timer, clients and their monitor, inbox (leader),
        then the replication sockets */
-    enum { I_PIPE, I_TIMER, I_CLIENTS, I_MONITOR, I_INBOX, I_PEERS };
+    enum { I_PIPE, I_TIMER, I_CLIENTS, I_MONITOR, I_INBOX, I_WAL, I_PEERS };
     zmq_pollitem_t items[I_PEERS + QKV_MAX_FOLLOWERS];
     items[I_PIPE] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
     items[I_TIMER] = (zmq_pollitem_t){NULL, self->timer_fd, ZMQ_POLLIN, 0};
     qkv_clients_poll_items(self->clients, items + I_CLIENTS);
     items[I_INBOX] =
         (zmq_pollitem_t){NULL, node->wake_fd, leader ? ZMQ_POLLIN : 0, 0};
+    items[I_WAL] = (zmq_pollitem_t){
+        NULL, self->wal ? qkv_wal_event_fd(self->wal) : node->wake_fd,
+        self->wal ? ZMQ_POLLIN : 0, 0};
     size_t peer_items =
         qkv_peers_poll_items(self->peers, items + I_PEERS, QKV_MAX_FOLLOWERS);
     int count = I_PEERS + (int)peer_items;
@@ -484,8 +673,13 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
         int64_t now = qkv_now_us();
         if ((items[I_CLIENTS].revents | items[I_MONITOR].revents) & ZMQ_POLLIN)
             qkv_clients_read(self->clients, now);
+        if (items[I_WAL].revents & ZMQ_POLLIN)
+            qkv_core_durable_to(
+                self->core,
+                qkv_wal_durable(self->wal, qkv_core_log(self->core), now));
         if (items[I_INBOX].revents & ZMQ_POLLIN)
             s_take_inbox(self, now);
+
         for (size_t i = 0; i < peer_items; i++)
             if (items[I_PEERS + i].revents & ZMQ_POLLIN)
                 s_read_peers(self, i, now);

@@ -270,6 +270,11 @@ void qkv_clients_answer(qkv_clients_t *self, const qkv_origin_t *origin,
                 "(or the client is unknown and client_seq is above 1): not "
                 "applied; take a new client_id");
         break;
+    case QKV_WRITE_NO_SPACE:
+        s_error(&res, origin->id, QKV_CS_INSUFFICIENT_STORAGE,
+                "not written: the node cannot write its log (disk full or "
+                "an I/O error); try again later");
+        break;
     default:
         s_error(&res, origin->id, QKV_CS_UNAVAILABLE,
                 "not written: the node is out of memory or stopping");
@@ -452,10 +457,17 @@ static void s_read(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
                     "key over MAX_KEY_BYTES");
         return;
     }
+    const char *refusal =
+        r->op == QKV_COP_GET ? qkv_node_read_refusal(self->node) : NULL;
+    if (refusal) {
+        s_put_error(self, peer, r->id, QKV_CS_NOT_READY, refusal);
+        return;
+    }
     if (r->min_index <= qkv_store_applied_index(self->node->store)) {
         s_answer_read(self, peer, r);
         return;
     }
+
     if (r->wait_ms == 0) {
         s_put_error(self, peer, r->id, QKV_CS_NOT_READY,
                     "min_index not applied on this node yet");

@@ -39,6 +39,14 @@ typedef enum {
     S_CLIENT_ADVERTISE,
     S_DEDUP_WINDOW,
     S_SESSION_TTL_S,
+    S_DATA_DIR,
+    S_FSYNC,
+    S_SNAPSHOT_ENTRIES,
+    S_SNAPSHOT_LOG_BYTES,
+    S_WAL_SEGMENT_BYTES,
+    S_SYNCING_READS,
+    S_REPAIR_LOG,
+    S_DROP_FOREIGN_DATA,
     S_COUNT
 } s_setting_t;
 
@@ -79,6 +87,22 @@ static const s_spec_t s_specs[S_COUNT] = {
      "tagged writes (client_id, client_seq) every node remembers"},
     {"SESSION_TTL_S", "session-ttl-s", "86400",
      "a client session with no write for this long (log time) is dropped"},
+    {"DATA_DIR", "data-dir", "./qkv-data/NODE_ID",
+     "where the log and snapshots live; none: memory only"},
+    {"FSYNC", "fsync", "always",
+     "always, everysec or never; the same on every node"},
+    {"SNAPSHOT_ENTRIES", "snapshot-entries", "100000",
+     "entries logged between snapshots (each node +-10%)"},
+    {"SNAPSHOT_LOG_BYTES", "snapshot-log-bytes", "268435456",
+     "log bytes between snapshots (each node +-10%)"},
+    {"WAL_SEGMENT_BYTES", "wal-segment-bytes", "67108864",
+     "a new log file after this many bytes"},
+    {"SYNCING_READS", "syncing-reads", "serve",
+     "serve or refuse: reads on a follower catching up"},
+    {"REPAIR_LOG", "repair-log", "0",
+     "1: cut the log at a corrupt record instead of refusing to start"},
+    {"DROP_FOREIGN_DATA", "drop-foreign-data", "0",
+     "1: a follower holding another cluster's data drops it and joins"},
 };
 
 #define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
@@ -325,6 +349,73 @@ static int s_endpoint_setting(const s_raw_t *raw, s_setting_t s, char *out,
     return 0;
 }
 
+/* 0 or 1 (also no/yes, false/true). */
+static int s_bool_setting(const s_raw_t *raw, s_setting_t s, bool *out,
+                          char *err, size_t es) {
+    const char *v = s_value(raw, s);
+    if (!v)
+        return 0;
+    if (!strcmp(v, "1") || !strcmp(v, "yes") || !strcmp(v, "true"))
+        *out = true;
+    else if (!strcmp(v, "0") || !strcmp(v, "no") || !strcmp(v, "false"))
+        *out = false;
+    else
+        return s_fail(err, es, "%s (--%s): '%s' is not 0 or 1", s_specs[s].var,
+                      s_specs[s].flag, v);
+    return 0;
+}
+
+/* DATA_DIR, FSYNC, snapshots and the rest of durability. */
+static int s_durability(qkv_config_t *cfg, const s_raw_t *raw, char *err,
+                        size_t es) {
+    const char *v = s_value(raw, S_DATA_DIR);
+    if (!v)
+        snprintf(cfg->data_dir, sizeof(cfg->data_dir), "./qkv-data/%s",
+                 cfg->node_id);
+    else if (strcmp(v, "none") != 0 &&
+             s_text(v, "DATA_DIR (--data-dir)", cfg->data_dir,
+                    sizeof(cfg->data_dir), err, es))
+        return -1;
+    v = s_value(raw, S_FSYNC);
+    if (!v || !strcmp(v, "always"))
+        cfg->fsync = 0;
+    else if (!strcmp(v, "everysec"))
+        cfg->fsync = 1;
+    else if (!strcmp(v, "never"))
+        cfg->fsync = 2;
+    else
+        return s_fail(err, es,
+                      "FSYNC (--fsync): '%s' is not always, everysec or never",
+                      v);
+    long long n;
+    if (s_int_setting(raw, S_SNAPSHOT_ENTRIES, 100, 1000000000, 100000, &n, err,
+                      es))
+        return -1;
+    cfg->snapshot_entries = (uint64_t)n;
+    if (s_int_setting(raw, S_SNAPSHOT_LOG_BYTES, 1 << 20, 1LL << 40, 256 << 20,
+                      &n, err, es))
+        return -1;
+    cfg->snapshot_log_bytes = (uint64_t)n;
+    if (s_int_setting(raw, S_WAL_SEGMENT_BYTES, 1 << 16, 1LL << 32, 64 << 20,
+                      &n, err, es))
+        return -1;
+    cfg->wal_segment_bytes = (uint64_t)n;
+    v = s_value(raw, S_SYNCING_READS);
+    cfg->syncing_reads = true;
+    if (v && !strcmp(v, "refuse"))
+        cfg->syncing_reads = false;
+    else if (v && strcmp(v, "serve") != 0)
+        return s_fail(err, es,
+                      "SYNCING_READS (--syncing-reads): '%s' is not serve or "
+                      "refuse",
+                      v);
+    return s_bool_setting(raw, S_REPAIR_LOG, &cfg->repair_log, err, es) ||
+                   s_bool_setting(raw, S_DROP_FOREIGN_DATA,
+                                  &cfg->drop_foreign_data, err, es)
+               ? -1
+               : 0;
+}
+
 static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                      size_t es) {
     const char *v = s_value(raw, S_ROLE);
@@ -432,12 +523,14 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                  "tcp://%s:%d", cfg->bind, cfg->client_port);
 
     v = s_value(raw, S_NODE_ID);
-    if (v)
-        return s_text(v, "NODE_ID (--node-id)", cfg->node_id,
-                      sizeof(cfg->node_id), err, es);
-    snprintf(cfg->node_id, sizeof(cfg->node_id), "%s-%d",
-             cfg->role == QKV_ROLE_LEADER ? "leader" : "follower", cfg->port);
-    return 0;
+    if (v && s_text(v, "NODE_ID (--node-id)", cfg->node_id,
+                    sizeof(cfg->node_id), err, es))
+        return -1;
+    if (!v)
+        snprintf(cfg->node_id, sizeof(cfg->node_id), "%s-%d",
+                 cfg->role == QKV_ROLE_LEADER ? "leader" : "follower",
+                 cfg->port);
+    return s_durability(cfg, raw, err, es);
 }
 
 int qkv_config_parse(qkv_config_t *cfg, int argc, char *const *argv,

@@ -92,12 +92,15 @@ struct qkv_core_t {
     char error[256];       /* why it stopped */
     /* leader */
     s_progress_t peers[QKV_CORE_MAX_PEERS];
-    qkv_ring_t cum;     /* uint64: wire bytes of entries 1 .. i at i */
-    uint64_t last_time; /* time_ms of the last entry proposed */
+    qkv_ring_t cum;      /* uint64: wire bytes of entries 1 .. i at i */
+    uint64_t last_time;  /* time_ms of the last entry proposed */
+    uint64_t term_first; /* index of the first entry of its term; 0 none */
     /* follower */
-    uint64_t verified; /* end of the last prefix verified this term */
-    uint64_t acked;    /* index of the last ok ACK sent */
-    bool reset;        /* a new cluster: the state machine must drop */
+    uint64_t verified;  /* end of the last prefix verified this term */
+    uint64_t acked;     /* index of the last ok ACK sent */
+    bool reset;         /* a new cluster: the state machine must drop */
+    bool foreign;       /* error says another cluster's leader was refused */
+    uint64_t truncated; /* lowest index dropped since the last take; 0 none */
     s_owed_t owed[S_OWED_MAX + 1];
     size_t owed_count;
     qkv_core_msg_t last_ack; /* the last ACK that went out */
@@ -119,8 +122,8 @@ qkv_core_t *qkv_core_new(const qkv_core_config_t *cfg) {
     if (!self)
         return NULL;
     self->cfg = *cfg;
-    self->cluster_id = cfg->leader ? cfg->cluster_id : 0;
-    self->term = cfg->leader ? cfg->term : 0;
+    self->cluster_id = cfg->cluster_id; /* a follower: recovered, or 0 */
+    self->term = cfg->term;
     self->log = qkv_log_new();
     qkv_ring_init(&self->cum, sizeof(uint64_t));
     qkv_ring_init(&self->out, sizeof(qkv_core_msg_t));
@@ -168,9 +171,10 @@ static qkv_core_msg_t *s_emit(qkv_core_t *self, int type, size_t peer) {
 /*  =====================================================================
     Leader */
 
-/* Wire bytes of entries 1 .. index. */
+/* Wire bytes of the entries held up to index (first_index - 1 .. last). */
 static uint64_t s_cum(const qkv_core_t *self, uint64_t index) {
-    return *(uint64_t *)qkv_ring_at(&self->cum, (size_t)index);
+    uint64_t base = qkv_log_first_index(self->log) - 1;
+    return *(uint64_t *)qkv_ring_at(&self->cum, (size_t)(index - base));
 }
 
 uint64_t qkv_core_propose(qkv_core_t *self, qkv_entry_t **entry_p) {
@@ -190,6 +194,8 @@ uint64_t qkv_core_propose(qkv_core_t *self, qkv_entry_t **entry_p) {
         return 0;
     }
     self->last_time = entry->time_ms;
+    if (!self->term_first)
+        self->term_first = index;
     return index;
 }
 
@@ -348,12 +354,18 @@ static void s_owe(qkv_core_t *self, bool ok, uint64_t index,
         (s_owed_t){ok, index, hint_index, hint_term};
 }
 
-static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below) {
+static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below,
+                     uint64_t refused_term) {
     uint64_t last = qkv_log_last_index(self->log);
     uint64_t hint = below < last ? below : last;
     uint64_t base = qkv_log_first_index(self->log) - 1;
     if (hint < base)
         hint = base;
+    /* as etcd's findConflictByTerm: an entry of a term above the leader's
+       prev_term cannot match what the leader holds there, so the hint
+       skips them all at once rather than one index per round trip */
+    while (hint > base && qkv_log_term_at(self->log, hint) > refused_term)
+        hint--;
     s_owe(self, false, refused, hint, qkv_log_term_at(self->log, hint));
 }
 
@@ -376,18 +388,34 @@ static void s_follow_cluster(qkv_core_t *self, uint64_t cluster_id) {
     self->owed_count = 0;
     self->acked_once = false;
     self->reset = true;
+    self->truncated = 1; /* the write-ahead log forgets it all */
 }
 
 int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
     (void)now;
     if (self->cfg.leader)
         return 0;
-    if (m->cluster_id != self->cluster_id)
+    if (m->cluster_id != self->cluster_id) {
+        if (self->cluster_id && !self->cfg.adopt_clusters) {
+            snprintf(self->error, sizeof(self->error),
+                     "this node holds the data of cluster %016llx and the "
+                     "leader leads cluster %016llx: refusing to join (start "
+                     "it with DROP_FOREIGN_DATA=1 to drop its data and join)",
+                     (unsigned long long)self->cluster_id,
+                     (unsigned long long)m->cluster_id);
+            self->foreign = true;
+            return -1;
+        }
         s_follow_cluster(self, m->cluster_id);
+    }
     if (self->stopped)
         return -1;
+    if (self->foreign) {
+        self->foreign = false;
+        self->error[0] = '\0';
+    }
     if (m->term < self->term) {
-        s_refuse(self, m->prev_index, m->prev_index);
+        s_refuse(self, m->prev_index, m->prev_index, UINT64_MAX);
         return 0;
     }
     if (m->term > self->term) {
@@ -411,7 +439,7 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
     }
     uint64_t last = qkv_log_last_index(self->log);
     if (prev > last) {
-        s_refuse(self, m->prev_index, last);
+        s_refuse(self, m->prev_index, last, m->prev_term);
         return 0;
     }
     if (qkv_log_term_at(self->log, prev) != prev_term) {
@@ -420,7 +448,7 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
                           "the leader's log differs at committed index %llu: "
                           "not acknowledging",
                           (unsigned long long)prev);
-        s_refuse(self, m->prev_index, prev - 1);
+        s_refuse(self, m->prev_index, prev - 1, m->prev_term);
         return 0;
     }
     size_t k = 0;
@@ -436,6 +464,8 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
         qkv_log_truncate(self->log, index);
         if (self->durable >= index)
             self->durable = index - 1;
+        if (!self->truncated || index < self->truncated)
+            self->truncated = index;
         break;
     }
     for (; k < n; k++) {
@@ -520,8 +550,58 @@ void qkv_core_applied_to(qkv_core_t *self, uint64_t index) {
     if (index <= self->applied)
         return;
     self->applied = index;
-    if (!self->cfg.leader)
-        qkv_log_forget(self->log, index); /* the store holds them now */
+}
+
+int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p) {
+    qkv_log_t *log = *log_p;
+    uint64_t first = qkv_log_first_index(log), last = qkv_log_last_index(log);
+    qkv_ring_truncate(&self->cum, 0);
+    uint64_t *base = qkv_ring_push(&self->cum);
+    if (!base)
+        return -1;
+    *base = 0;
+    uint64_t sum = 0;
+    for (uint64_t i = first; i <= last; i++) {
+        uint64_t *cum = qkv_ring_push(&self->cum);
+        if (!cum)
+            return -1;
+        sum += qkv_entry_wire_size(qkv_log_get(log, i));
+        *cum = sum;
+    }
+    const qkv_entry_t *tail = qkv_log_get(log, last);
+    if (tail)
+        self->last_time = tail->time_ms;
+    qkv_log_destroy(&self->log);
+    self->log = log;
+    *log_p = NULL;
+    self->commit = self->applied = first - 1;
+    self->durable = last;
+    for (size_t i = 0; i < self->cfg.peer_count; i++)
+        self->peers[i].next = last + 1;
+    return 0;
+}
+
+void qkv_core_compact(qkv_core_t *self, uint64_t index) {
+    uint64_t first = qkv_log_first_index(self->log);
+    if (index > self->applied)
+        index = self->applied;
+    if (index < first)
+        return;
+    size_t n = (size_t)(index - first + 1);
+    qkv_log_forget(self->log, index);
+    if (self->cfg.leader)
+        qkv_ring_pop(&self->cum, n);
+}
+
+uint64_t qkv_core_take_truncation(qkv_core_t *self) {
+    uint64_t t = self->truncated;
+    self->truncated = 0;
+    return t;
+}
+
+bool qkv_core_serving(const qkv_core_t *self) {
+    return !self->cfg.leader ||
+           (self->term_first && self->commit >= self->term_first);
 }
 
 void qkv_core_fail(qkv_core_t *self, const char *why) {

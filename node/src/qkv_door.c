@@ -48,6 +48,7 @@ struct qkv_door_t {
     const qkv_state_t *state;
     qkv_door_hooks_t hooks;
     int64_t timeout_us;
+    bool no_space;      /* the log cannot be written: refuse writes */
     qkv_ring_t parked;  /* s_parked_t by index */
     qkv_ring_t retries; /* s_parked_t, unordered */
     /* clients with pending entries: an open-addressing table of
@@ -308,6 +309,11 @@ void qkv_door_write(qkv_door_t *self, qkv_entry_t **entry_p,
         s_answer(self, origin, QKV_WRITE_NOT_LEADER, 0, 0, now);
         return;
     }
+    if (self->no_space) {
+        free(e);
+        s_answer(self, origin, QKV_WRITE_NO_SPACE, 0, 0, now);
+        return;
+    }
     atomic_fetch_add_explicit(&s_counters(self, origin)->writes, 1,
                               memory_order_relaxed);
     uint64_t hash = 0;
@@ -395,6 +401,10 @@ static int64_t s_time_out(qkv_door_t *self, int64_t until, int64_t now) {
 
 int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
     return s_time_out(self, now, now);
+}
+
+void qkv_door_set_no_space(qkv_door_t *self, bool no_space) {
+    self->no_space = no_space;
 }
 
 void qkv_door_fail_all(qkv_door_t *self, int64_t now) {

@@ -279,6 +279,15 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     st->last_index = atomic_load(&self->last_index);
     st->commit_index = atomic_load(&self->commit_index);
     st->applied_index = qkv_store_applied_index(self->store);
+    st->durable_index = atomic_load(&self->durable_index);
+    st->snapshot_index = atomic_load(&self->snapshot_index);
+    st->serving = atomic_load(&self->serving);
+    if (self->config.role == QKV_ROLE_FOLLOWER) {
+        uint64_t commit = atomic_load(&self->leader_commit);
+        st->syncing = !atomic_load(&self->synced);
+        st->behind =
+            commit > st->applied_index ? commit - st->applied_index : 0;
+    }
     st->max_frame_bytes = self->client_frame_max;
     pthread_mutex_lock(&self->error_mutex);
     memcpy(st->error, self->error, sizeof(st->error));
@@ -301,8 +310,32 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     }
 }
 
+const char *qkv_node_read_refusal(qkv_node_t *self) {
+    if (!atomic_load_explicit(&self->serving, memory_order_acquire))
+        return "the leader's term is starting: its first entry is not "
+               "committed yet; try again";
+    if (self->config.role == QKV_ROLE_FOLLOWER && !self->config.syncing_reads &&
+        !atomic_load_explicit(&self->synced, memory_order_acquire))
+        return "this follower is catching up with the leader "
+               "(SYNCING_READS=refuse); try again or read elsewhere";
+    return NULL;
+}
+
 void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     memset(m, 0, sizeof(*m));
+    m->fsyncs = atomic_load(&self->fsyncs);
+    m->fsync_failures = atomic_load(&self->fsync_failures);
+    m->entries_synced = atomic_load(&self->entries_synced);
+    m->fsync_seconds = (double)atomic_load(&self->fsync_us) / 1e6;
+    for (int i = 0; i < 8; i++)
+        m->fsync_le[i] = atomic_load(&self->fsync_le[i]);
+    m->log_disk_bytes = atomic_load(&self->log_disk_bytes);
+    m->log_write_errors = atomic_load(&self->log_write_errors);
+    m->recovery_seconds = (double)atomic_load(&self->recovery_us) / 1e6;
+    m->snapshots = atomic_load(&self->snapshots);
+    m->snapshot_bytes = atomic_load(&self->snapshot_bytes);
+    m->snapshots_sent = atomic_load(&self->snapshots_sent);
+    m->snapshots_installed = atomic_load(&self->snapshots_installed);
     for (int p = 0; p < QKV_PROTO_COUNT; p++) {
         qkv_proto_counters_t *c = &self->by_proto[p];
         qkv_proto_metrics_t *o = &m->by_proto[p];

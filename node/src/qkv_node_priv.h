@@ -83,6 +83,14 @@ struct qkv_node_t {
     _Atomic uint64_t term;
     _Atomic uint64_t last_index;
     _Atomic uint64_t commit_index;
+    _Atomic uint64_t durable_index;  /* last entry held as FSYNC promises */
+    _Atomic uint64_t snapshot_index; /* index of the newest snapshot */
+    _Atomic uint64_t leader_commit;  /* follower: the leader's commit index
+                                        from its last APPEND */
+    atomic_bool serving;             /* leader: its term's first entry
+                                        committed; follower: true */
+    atomic_bool synced;              /* follower: caught up once since it
+                                        started (or installed a snapshot) */
     qkv_follower_pub_t followers[QKV_MAX_FOLLOWERS];
     pthread_mutex_t error_mutex; /* guards error */
     char error[256];
@@ -96,6 +104,12 @@ struct qkv_node_t {
     qkv_proto_counters_t by_proto[QKV_PROTO_COUNT];
     _Atomic uint64_t malformed, frames_sent, frames_received, entries_sent;
     _Atomic uint64_t sessions, session_records, client_disconnects;
+    /* durability (published by the actor) */
+    _Atomic uint64_t fsyncs, fsync_failures, entries_synced, fsync_us;
+    _Atomic uint64_t fsync_le[8];
+    _Atomic uint64_t log_disk_bytes, log_write_errors, recovery_us;
+    _Atomic uint64_t snapshots, snapshot_bytes, snapshots_sent,
+        snapshots_installed;
 };
 
 /* Drops a reference; the last one returns the waiter to the pool. */

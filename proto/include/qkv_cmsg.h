@@ -60,11 +60,13 @@ typedef enum {
     QKV_CS_BAD_REQUEST,
     QKV_CS_TOO_LARGE,
     QKV_CS_UNAVAILABLE,
-    QKV_CS_CONFLICT,        /* the (client_id, client_seq) pair was used
-                               with other content: nothing written */
-    QKV_CS_SESSION_EXPIRED, /* the pair is older than the node's session
-                               memory (or a seq above 1 from an unknown
-                               client): refused, never applied */
+    QKV_CS_CONFLICT,             /* the (client_id, client_seq) pair was used
+                                    with other content: nothing written */
+    QKV_CS_SESSION_EXPIRED,      /* the pair is older than the node's session
+                                    memory (or a seq above 1 from an unknown
+                                    client): refused, never applied */
+    QKV_CS_INSUFFICIENT_STORAGE, /* the node cannot write its log: nothing
+                                    written */
     QKV_CS_COUNT
 } qkv_cstatus_t;
 

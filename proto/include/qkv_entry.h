@@ -19,10 +19,12 @@ extern "C" {
 typedef enum {
     QKV_OP_PUT = 1,    /* set key to value */
     QKV_OP_DELETE = 2, /* remove key (value empty) */
-    QKV_OP_RESET = 3   /* empty every key (key and value empty); sessions
+    QKV_OP_RESET = 3,  /* empty every key (key and value empty); sessions
                           stay */
+    QKV_OP_NOOP = 4    /* changes nothing: the entry a leader logs when its
+                          term starts (key and value empty) */
 } qkv_op_t;
-#define QKV_OP_MAX QKV_OP_RESET
+#define QKV_OP_MAX QKV_OP_NOOP
 
 /* Largest client_id and client_seq: 2^53 - 1, the largest integer every
    JSON parser reads exactly, so REST and zmq-native clients share them. */

@@ -4,7 +4,7 @@
     ZeroMQ frame (proto/PROTOCOL.md is the reference):
 
       APPEND  [1, version, cluster_id, term, prev_index, prev_term,
-               commit_index, leader, entries, ...]
+               commit_index, leader, entries, fsync, ...]
               entries = [[term, op, key, value, client_id, client_seq,
                           time_ms, ...], ...]; entry i has index
               prev_index + 1 + i. No entries = HEARTBEAT.
@@ -71,6 +71,8 @@ typedef struct {
     size_t leader_len;
     size_t entry_count;              /* number of entries */
     const qkv_entry_view_t *entries; /* owned by the decoder */
+    bool has_fsync;                  /* the leader said its FSYNC policy */
+    uint8_t fsync;                   /* 0 always, 1 everysec, 2 never */
     /* ACK */
     bool ok;             /* the APPEND matched the follower's log */
     uint64_t index;      /* ok: end of the prefix it verified (and holds as
@@ -98,6 +100,7 @@ typedef struct {
     uint64_t commit_index;
     const char *leader; /* at most QKV_MAX_ENDPOINT bytes; NULL = "" */
     size_t leader_len;
+    uint8_t fsync; /* the FSYNC policy every node must share (0..2) */
 } qkv_append_head_t;
 
 /* Starts an APPEND that will carry exactly entry_count entries, each added

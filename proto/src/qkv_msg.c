@@ -56,7 +56,7 @@ void qkv_encoder_append_begin(qkv_encoder_t *self,
                               size_t entry_count) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
-    qkv_encoder_check(self, msgpack_pack_array(pk, 9));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 10));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, head->cluster_id));
@@ -68,6 +68,10 @@ void qkv_encoder_append_begin(qkv_encoder_t *self,
         self, msgpack_pack_str_with_body(pk, head->leader ? head->leader : "",
                                          head->leader ? head->leader_len : 0));
     qkv_encoder_check(self, msgpack_pack_array(pk, entry_count));
+    self->entries_left = entry_count;
+    self->trailer = head->fsync;
+    if (entry_count == 0)
+        qkv_encoder_check(self, msgpack_pack_uint8(pk, head->fsync));
 }
 
 void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
@@ -83,6 +87,8 @@ void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
     qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->client_id));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->client_seq));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->time_ms));
+    if (self->entries_left && --self->entries_left == 0)
+        qkv_encoder_check(self, msgpack_pack_uint8(pk, self->trailer));
 }
 
 void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack) {
@@ -321,7 +327,8 @@ static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
 
 /* f has at least 9 elements. Returns 0, QKV_MALFORMED or -1 (out of
    memory). */
-static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
+static int s_append(qkv_decoder_t *self, const msgpack_object *f,
+                    size_t count) {
     qkv_msg_t *msg = &self->msg;
     uint32_t leader_len;
     if (!s_uint(&f[4], &msg->prev_index) || !s_uint(&f[5], &msg->prev_term) ||
@@ -345,6 +352,13 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f) {
             return QKV_MALFORMED;
     msg->entry_count = n;
     msg->entries = self->entries;
+    if (count >= 10) {
+        uint64_t fsync;
+        if (!s_uint(&f[9], &fsync) || fsync > 2)
+            return QKV_MALFORMED;
+        msg->has_fsync = true;
+        msg->fsync = (uint8_t)fsync;
+    }
     return 0;
 }
 
@@ -418,7 +432,7 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     if (count >= 4 && s_uint(&f[2], &msg->cluster_id) &&
         s_uint(&f[3], &msg->term)) {
         if (type == QKV_MSG_APPEND && count >= 9)
-            rc = s_append(self, f);
+            rc = s_append(self, f, count);
         else if (type == QKV_MSG_ACK && count >= 8)
             rc = s_ack(self, f);
     }

@@ -13,6 +13,8 @@ struct qkv_encoder_t {
     msgpack_sbuffer buffer; /* the frame being built */
     msgpack_packer packer;  /* writes into buffer */
     bool failed;            /* an allocation failed while building */
+    size_t entries_left;    /* APPEND: entries still to add */
+    uint8_t trailer;        /* APPEND: the FSYNC policy, packed after them */
 };
 
 /* Growable arrays a decoder reuses for the client codec's views. */

@@ -110,7 +110,13 @@ typedef struct {
     int argc;                 /* entries used in argv */
     char log_path[512];       /* stdout and stderr go here (appended);
                                  <program>-<name>[.N].log, unique per run */
+    char data_dir[512];       /* its DATA_DIR, emptied by kit_node_init:
+                                 <log dir>/data/<program>-<name>[.N]; a
+                                 later --data-dir flag wins */
 } kit_node_t;
+
+/* Deletes a directory tree (rm -rf); 0 or -1. */
+int kit_rmtree(const char *path);
 
 /* True when a node we started has exited without being stopped (looked
    at without reaping it). kit_poll_until gives up early then. */
@@ -156,6 +162,9 @@ bool kit_node_running(kit_node_t *node);
    was stopped before). Prints a line and the log's tail when the exit was
    not clean. */
 int kit_node_stop(kit_node_t *node, int timeout_ms);
+
+/* kill -9: SIGKILL and reap at once (a crash: nothing is flushed). */
+void kit_node_kill(kit_node_t *node);
 
 /* The two halves of kit_node_stop, to stop several nodes at once: send
    SIGTERM, then wait (as kit_node_stop does after its SIGTERM). */

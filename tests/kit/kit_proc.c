@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -212,6 +213,31 @@ void kit_node_init(kit_node_t *node, const char *name, int port,
     kit_node_args(node, "--client-port", client, NULL);
     s_log_path(node->log_path, sizeof node->log_path, name);
     unlink(node->log_path);
+    /* a fresh data directory next to the log, named as the log is */
+    const char *base = strrchr(node->log_path, '/');
+    base = base ? base + 1 : node->log_path;
+    char data[300], stem[100];
+    snprintf(data, sizeof data, "%.290s/data", kit_log_dir());
+    mkdir(data, 0755);
+    snprintf(stem, sizeof stem, "%.*s", (int)(strlen(base) - 4), base);
+    snprintf(node->data_dir, sizeof node->data_dir, "%s/%s", data, stem);
+    kit_rmtree(node->data_dir);
+    kit_node_args(node, "--data-dir", node->data_dir, NULL);
+}
+
+static int s_rm_one(const char *path, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+int kit_rmtree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -1;
+    return nftw(path, s_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 int kit_node_args(kit_node_t *node, ...) {
@@ -253,6 +279,15 @@ static char **s_clean_env(void) {
                                        "LEADER_ENDPOINT=",
                                        "CLIENT_ADVERTISE=",
                                        "DEDUP_WINDOW=",
+                                       "SESSION_TTL_S=",
+                                       "DATA_DIR=",
+                                       "FSYNC=",
+                                       "SNAPSHOT_ENTRIES=",
+                                       "SNAPSHOT_LOG_BYTES=",
+                                       "WAL_SEGMENT_BYTES=",
+                                       "SYNCING_READS=",
+                                       "REPAIR_LOG=",
+                                       "DROP_FOREIGN_DATA=",
                                        NULL};
     size_t n = 0;
     while (environ[n])
@@ -387,6 +422,16 @@ int kit_node_wait(kit_node_t *node, int timeout_ms) {
         kit_node_print_log(node, 2000);
     }
     return code;
+}
+
+void kit_node_kill(kit_node_t *node) {
+    if (node->pid <= 0)
+        return;
+    kill(node->pid, SIGKILL);
+    waitpid(node->pid, NULL, 0);
+    s_register(0, node->pid);
+    node->pid = 0;
+    node->crash_code = 0;
 }
 
 int kit_node_stop(kit_node_t *node, int timeout_ms) {

@@ -28,15 +28,15 @@
 
 static qkv_core_t *s_leader(size_t peers, size_t quorum, size_t batch,
                             size_t window) {
-    qkv_core_config_t cfg = {true, peers,  quorum, CLUSTER, 1,
-                             HB,   RESEND, batch,  window,  10000};
+    qkv_core_config_t cfg = {true,   peers, quorum, CLUSTER, 1,    HB,
+                             RESEND, batch, window, 10000,   false};
     qkv_core_t *core = qkv_core_new(&cfg);
     CU_ASSERT_FATAL(core != NULL);
     return core;
 }
 
 static qkv_core_t *s_follower(void) {
-    qkv_core_config_t cfg = {false, 0, 0, 0, 0, HB, RESEND, 0, 0, 10000};
+    qkv_core_config_t cfg = {false, 0, 0, 0, 0, HB, RESEND, 0, 0, 10000, true};
     qkv_core_t *core = qkv_core_new(&cfg);
     CU_ASSERT_FATAL(core != NULL);
     return core;
@@ -263,8 +263,9 @@ static void test_follower_log_matching(void) {
         s_run_match(&cases[i]);
 }
 
-/* Entries it applied are dropped; an APPEND reaching back before them is
-   trimmed to what it does not have. */
+/* Entries compacted away once applied (a snapshot holds them) are gone
+   from the log; an APPEND reaching back before them is trimmed to what it
+   does not have. Applying alone drops nothing. */
 static void test_follower_applied_prefix(void) {
     qkv_core_t *f = s_follower();
     qkv_core_ready_t rd;
@@ -275,6 +276,8 @@ static void test_follower_applied_prefix(void) {
     s_follower_ack(f, 0, &rd);
     CU_ASSERT(rd.apply_to == 3);
     qkv_core_applied_to(f, 3);
+    CU_ASSERT(qkv_log_first_index(qkv_core_log(f)) == 1);
+    qkv_core_compact(f, 5); /* no further than applied */
     CU_ASSERT(qkv_log_first_index(qkv_core_log(f)) == 4);
     /* the same four again, and two more: only the two are new */
     const uint64_t six[] = {1, 1, 1, 1, 1, 1};
@@ -288,6 +291,7 @@ static void test_follower_applied_prefix(void) {
     /* entirely below what it applied: acked as verified */
     s_make_append(&a, CLUSTER, 1, 0, 0, four, 2, 6);
     qkv_core_applied_to(f, 6);
+    qkv_core_compact(f, 6);
     CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 40000), 0);
     ack = s_follower_ack(f, 40000, &rd);
     CU_ASSERT_FATAL(ack != NULL);
@@ -611,7 +615,8 @@ static void test_bad_acks(void) {
 }
 
 static void test_config_refused(void) {
-    qkv_core_config_t cfg = {true, 3, 4, CLUSTER, 1, HB, RESEND, 1, 1, 1};
+    qkv_core_config_t cfg = {true,   3, 4, CLUSTER, 1,    HB,
+                             RESEND, 1, 1, 1,       false};
     CU_ASSERT(qkv_core_new(&cfg) == NULL); /* quorum above the peers */
     cfg.write_quorum = 1;
     cfg.cluster_id = 0;
