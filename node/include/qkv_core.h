@@ -72,7 +72,8 @@ typedef struct {
 
 /* One message to send. */
 typedef struct {
-    int type;    /* QKV_MSG_APPEND or QKV_MSG_ACK */
+    int type;    /* QKV_MSG_APPEND, QKV_MSG_ACK or QKV_MSG_SNAPSHOT (send
+                    the peer a snapshot of the state machine) */
     size_t peer; /* leader: the follower (0 .. peer_count - 1); follower: 0 */
     uint64_t cluster_id;
     uint64_t term;
@@ -158,8 +159,16 @@ void qkv_core_applied_to(qkv_core_t *self, uint64_t index);
    Returns 0, or -1 when out of memory. */
 int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p);
 
+/* Follower: the state machine now holds a snapshot of cluster_id up to
+   index (whose entry had term): the log goes on after it, everything up
+   to it counts as committed, applied and durable, and an ACK of index is
+   owed. */
+void qkv_core_install(qkv_core_t *self, uint64_t cluster_id, uint64_t index,
+                      uint64_t term);
+
 /* Drops the entries up to index (at most applied) from the log in
-   memory: a snapshot holds them now. */
+   memory: a snapshot holds them now. A peer that needs one of them later
+   gets a QKV_MSG_SNAPSHOT message: the actor sends it a snapshot. */
 void qkv_core_compact(qkv_core_t *self, uint64_t index);
 
 /* The lowest index the follower dropped from its log since the last call

@@ -5,8 +5,8 @@
     log: it has no lock. The prefix before first_index has been dropped
     (a follower drops what it applied); the log still knows the term of
     the entry just before first_index, so log matching works right at
-    the edge. The write-ahead log (its durable part) comes later; this is
-    the tail it will keep in memory.
+    the edge. The write-ahead log (qkv_wal.h) is its durable part; this
+    is the tail kept in memory, back to the last snapshot.
 
     Invariant: first_index - 1 <= last_index.
 */
@@ -55,5 +55,9 @@ void qkv_log_truncate(qkv_log_t *self, uint64_t index);
 
 /* Frees every entry; the next append gets index 1. */
 void qkv_log_clear(qkv_log_t *self);
+
+/* Frees every entry; the log goes on after index, whose term was term (a
+   snapshot was installed): the next append gets index + 1. */
+void qkv_log_reset(qkv_log_t *self, uint64_t index, uint64_t term);
 
 #endif

@@ -27,6 +27,7 @@
 #ifndef QKV_SESSIONS_H
 #define QKV_SESSIONS_H
 
+#include "qkv_buf.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,6 +87,18 @@ void qkv_sessions_tick(qkv_sessions_t *self, uint64_t time_ms);
 
 /* Forgets everything (the node follows another cluster). */
 void qkv_sessions_clear(qkv_sessions_t *self);
+
+/* Appends the table's state to out (snapshots): everything that decides
+   a later verdict, so a node that loads it judges every later entry as
+   the node that saved it. Returns 0, or -1 when out of memory. */
+int qkv_sessions_save(const qkv_sessions_t *self, qkv_buf_t *out);
+
+/* Replaces the table with a state saved by qkv_sessions_save from data
+   (size bytes; it may go on after the state: *used says where the state
+   ends). Returns 0, or -1 when the bytes are not such a state or memory
+   ran out (the table is then empty or partial: clear it). */
+int qkv_sessions_load(qkv_sessions_t *self, const void *data, size_t size,
+                      size_t *used);
 
 /* Sessions and records held. */
 size_t qkv_sessions_count(const qkv_sessions_t *self);

@@ -18,6 +18,7 @@
 
 #include "qkv_log.h"
 #include "qkv_sessions.h"
+#include "qkv_snap.h"
 #include "qkv_store.h"
 
 /* What applying one entry did. */
@@ -61,5 +62,20 @@ const qkv_sessions_t *qkv_state_sessions(const qkv_state_t *self);
 
 /* Drops every key and session; applied index 0 (another cluster). */
 void qkv_state_clear(qkv_state_t *self);
+
+/* Encodes the state as applied now into out (qkv_snap.h); sets
+   meta->index (the applied index) and meta->keys; the caller sets
+   cluster_id and term. Returns 0, or -1 when out of memory. */
+int qkv_state_snapshot(qkv_state_t *self, qkv_snap_meta_t *meta,
+                       qkv_buf_t *out);
+
+/* Replaces the state with a snapshot image. Returns 0, or -1 with why
+   (the state is then empty). */
+int qkv_state_install(qkv_state_t *self, const void *image, size_t size,
+                      char *why, size_t why_size);
+
+/* Loads the newest valid snapshot file of dir (qkv_snap_load_newest). */
+int qkv_state_load(qkv_state_t *self, const char *dir, qkv_snap_meta_t *meta,
+                   uint64_t *bytes, char *err, size_t err_size);
 
 #endif

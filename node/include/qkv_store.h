@@ -45,6 +45,11 @@ int qkv_store_apply_locked(qkv_store_t *self, const qkv_entry_t *entry,
    index. */
 void qkv_store_skip_locked(qkv_store_t *self, uint64_t index);
 void qkv_store_write_end(qkv_store_t *self);
+/* Loading a snapshot, with the write lock held: sets the PUT entry's key
+   to its value with this seq (>= 1) and entry->index as the index that
+   wrote it. Returns 0, or -1 when out of memory. */
+int qkv_store_load_locked(qkv_store_t *self, const qkv_entry_t *entry,
+                          uint64_t seq);
 
 /* Drops every key and sets applied_index to 0 (another cluster). */
 void qkv_store_clear(qkv_store_t *self);

@@ -123,6 +123,10 @@ const char *qkv_wal_error(const qkv_wal_t *self);
    nothing waits. */
 int64_t qkv_wal_next_due(const qkv_wal_t *self);
 
+/* The next write starts a new segment (a snapshot began: the segments
+   before can go once it is durable). */
+void qkv_wal_roll(qkv_wal_t *self);
+
 /* Deletes the oldest segments whose entries are all at or below index
    (covered by a durable snapshot). */
 void qkv_wal_compact(qkv_wal_t *self, uint64_t index);

@@ -33,6 +33,7 @@
 #include "qkv_hash.h"
 #include "qkv_node_priv.h"
 #include "qkv_peers.h"
+#include "qkv_snap.h"
 #include "qkv_state.h"
 #include "qkv_wal.h"
 
@@ -75,13 +76,29 @@ typedef struct {
     qkv_clients_t *clients;  /* the zmq-native endpoint */
     qkv_peers_t *peers;      /* replication links */
     qkv_wal_t *wal;          /* the write-ahead log; NULL: memory only */
-    int lock_fd;             /* holds the data directory's LOCK */
-    bool no_space;           /* the log cannot be written */
-    bool core_error_shown;   /* /health shows the core's refusal */
-    qkv_encoder_t *encoder;  /* reused for every replication frame */
-    qkv_decoder_t *decoder;  /* reused for every replication frame */
-    int timer_fd;            /* armed for the next timer */
-    int64_t peers_due;       /* next held frame due; 0 none */
+    qkv_snap_saver_t *saver; /* writes snapshot files; NULL: memory only */
+    uint64_t snap_index;     /* the newest snapshot (memory only: the
+                                index the log was last compacted to) */
+    uint64_t snap_every;     /* SNAPSHOT_ENTRIES with this node's jitter */
+    uint64_t snap_bytes;     /* SNAPSHOT_LOG_BYTES with this node's jitter */
+    /* leader: snapshots on their way to followers behind the log */
+    qkv_buf_t xfer_image;                    /* the image they get */
+    qkv_snap_meta_t xfer_meta;               /* its meta */
+    uint64_t xfer_offset[QKV_MAX_FOLLOWERS]; /* next byte per follower */
+    bool xfer_active[QKV_MAX_FOLLOWERS];     /* sending */
+    qkv_encoder_t *xfer_encoder;             /* chunk frames */
+    /* follower: a snapshot coming in */
+    qkv_buf_t recv_image;   /* the chunks so far */
+    uint64_t recv_index;    /* its index */
+    bool install_saving;    /* an installed snapshot is not durable yet:
+                               the log is not written until it is */
+    int lock_fd;            /* holds the data directory's LOCK */
+    bool no_space;          /* the log cannot be written */
+    bool core_error_shown;  /* /health shows the core's refusal */
+    qkv_encoder_t *encoder; /* reused for every replication frame */
+    qkv_decoder_t *decoder; /* reused for every replication frame */
+    int timer_fd;           /* armed for the next timer */
+    int64_t peers_due;      /* next held frame due; 0 none */
     char leader_endpoint[QKV_MAX_ENDPOINT + 1]; /* where clients go to
                                                    write; "" unknown */
     qkv_outcome_t outcomes[S_APPLY_CHUNK];
@@ -131,8 +148,11 @@ static void s_count(_Atomic uint64_t *counter, uint64_t n) {
 }
 
 /* Decodes one replication frame from peer and steps the core with it. */
+static void s_on_snapshot(s_actor_t *self, const qkv_msg_t *m);
+
 static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
                        int64_t now) {
+
     s_count(&self->node->frames_received, 1);
     const qkv_msg_t *m;
     int rc = qkv_decoder_decode(self->decoder, zmq_msg_data(frame),
@@ -146,8 +166,17 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         return;
     }
     bool leader = qkv_core_is_leader(self->core);
-    if (rc != 0 || m->type != (leader ? QKV_MSG_ACK : QKV_MSG_APPEND)) {
+    bool expected = rc == 0 && (leader ? m->type == QKV_MSG_ACK
+                                       : m->type == QKV_MSG_APPEND ||
+                                             m->type == QKV_MSG_SNAPSHOT);
+    if (!expected) {
+
         s_count(&self->node->malformed, 1);
+        return;
+    }
+    if (m->type == QKV_MSG_SNAPSHOT) {
+        qkv_peers_keep_sender(self->peers);
+        s_on_snapshot(self, m);
         return;
     }
     if (leader) {
@@ -188,6 +217,211 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
             qkv_info("following cluster id %016llx",
                      (unsigned long long)qkv_core_cluster_id(self->core));
     }
+}
+
+/*  =====================================================================
+    Snapshots
+
+    Every node takes one when SNAPSHOT_ENTRIES entries were applied since
+    the last, or the log on disk passed SNAPSHOT_LOG_BYTES (each with a
+    jitter of +-10% per node): the actor encodes the state machine as
+    applied (a pass over the store, on this thread: nothing else writes
+    it), the saver thread writes and fsyncs the file, and once it is
+    durable the log up to it goes, on disk and in memory. Memory only:
+    the log in memory is compacted, nothing written.
+
+    A follower whose next entry the leader no longer holds gets the state
+    machine as it is now, encoded once for every follower that needs it,
+    in chunks of S_CHUNK_BYTES, a few per turn so that writes and the other
+    followers go on; then the log after it. */
+
+#define S_CHUNK_BYTES (1u << 20)
+#define S_CHUNKS_PER_TURN 4
+
+/* Starts a snapshot when one is due. */
+static void s_maybe_snapshot(s_actor_t *self) {
+    uint64_t applied = qkv_state_applied_index(self->state);
+    if (applied <= self->snap_index)
+        return;
+    bool due = applied - self->snap_index >= self->snap_every;
+    if (self->wal && !due) {
+        qkv_wal_stats_t ws;
+        qkv_wal_stats(self->wal, &ws);
+        due = ws.disk_bytes >= self->snap_bytes;
+    }
+    if (!due)
+        return;
+    if (!self->wal) {
+        qkv_core_compact(self->core, applied);
+        self->snap_index = applied;
+        atomic_store(&self->node->snapshot_index, applied);
+        return;
+    }
+    if (self->install_saving || qkv_snap_saver_busy(self->saver))
+        return;
+    qkv_snap_meta_t meta = {qkv_core_cluster_id(self->core), 0,
+                            qkv_log_term_at(qkv_core_log(self->core), applied),
+                            0};
+    qkv_buf_t image = {0};
+    if (qkv_state_snapshot(self->state, &meta, &image) != 0 ||
+        !qkv_snap_saver_save(self->saver, &image, meta.index)) {
+        qkv_warn("out of memory encoding a snapshot at %llu",
+                 (unsigned long long)applied);
+        qkv_buf_free(&image);
+        return;
+    }
+    qkv_wal_roll(self->wal); /* so that the log before it can go */
+}
+
+/* The saver finished: the log up to its snapshot goes. */
+static void s_snapshot_saved(s_actor_t *self) {
+    uint64_t bytes;
+    char why[256];
+    uint64_t index = qkv_snap_saver_done(self->saver, &bytes, why, sizeof(why));
+    if (!index) {
+        if (why[0])
+            qkv_warn("snapshot not saved: %s", why);
+        return;
+    }
+    self->snap_index = index;
+    self->install_saving = false;
+    qkv_wal_compact(self->wal, index);
+    qkv_core_compact(self->core, index);
+    qkv_node_t *node = self->node;
+    atomic_store(&node->snapshot_index, index);
+    atomic_store(&node->snapshot_bytes, bytes);
+    atomic_fetch_add(&node->snapshots, 1);
+}
+
+/* Leader: follower peer needs a snapshot. */
+static void s_start_transfer(s_actor_t *self, size_t peer) {
+    const qkv_log_t *log = qkv_core_log(self->core);
+    if (!self->xfer_image.size ||
+        self->xfer_meta.index + 1 < qkv_log_first_index(log)) {
+        /* a new image of the state as applied now; any transfer of the
+           old one starts over with it */
+        uint64_t applied = qkv_state_applied_index(self->state);
+        self->xfer_meta = (qkv_snap_meta_t){qkv_core_cluster_id(self->core), 0,
+                                            qkv_log_term_at(log, applied), 0};
+        if (qkv_state_snapshot(self->state, &self->xfer_meta,
+                               &self->xfer_image) != 0) {
+            qkv_buf_free(&self->xfer_image);
+            return; /* the core asks again */
+        }
+        memset(self->xfer_offset, 0, sizeof(self->xfer_offset));
+    }
+    qkv_info("follower%zu is behind the log: sending it a snapshot at %llu "
+             "(%zu bytes)",
+             peer + 1, (unsigned long long)self->xfer_meta.index,
+             self->xfer_image.size);
+    self->xfer_active[peer] = true;
+    self->xfer_offset[peer] = 0;
+    atomic_fetch_add(&self->node->snapshots_sent, 1);
+}
+
+/* Leader: sends the next chunks of every transfer. */
+static void s_pump_transfers(s_actor_t *self, int64_t now) {
+    bool any = false;
+    for (size_t p = 0; p < self->cfg->follower_count; p++) {
+        for (int n = 0; self->xfer_active[p] && n < S_CHUNKS_PER_TURN; n++) {
+            uint64_t off = self->xfer_offset[p], size = self->xfer_image.size;
+            size_t len = size - off > S_CHUNK_BYTES ? S_CHUNK_BYTES
+                                                    : (size_t)(size - off);
+            qkv_snapshot_chunk_t c = {self->xfer_meta.cluster_id,
+                                      qkv_core_term(self->core),
+                                      self->xfer_meta.index,
+                                      self->xfer_meta.term,
+                                      off,
+                                      size,
+                                      self->xfer_image.data + off,
+                                      len};
+            qkv_encoder_snapshot(self->xfer_encoder, &c);
+            size_t fsize;
+            const void *frame = qkv_encoder_data(self->xfer_encoder, &fsize);
+            if (!frame || qkv_peers_send(self->peers, p, frame, fsize, now))
+                break; /* the link is full: the rest next turn */
+            s_count(&self->node->frames_sent, 1);
+            self->xfer_offset[p] += len;
+            if (self->xfer_offset[p] == size)
+                self->xfer_active[p] = false; /* all sent: its ACK follows */
+        }
+        any = any || self->xfer_active[p];
+    }
+    if (!any && self->xfer_image.size)
+        qkv_buf_free(&self->xfer_image); /* made again when needed */
+}
+
+/* Follower: one chunk of a snapshot from the leader. */
+static void s_on_snapshot(s_actor_t *self, const qkv_msg_t *m) {
+    uint64_t cluster = qkv_core_cluster_id(self->core);
+    if (m->cluster_id != cluster && cluster && !self->cfg->drop_foreign_data &&
+        self->wal)
+        return; /* another cluster's: its APPENDs say so in /health */
+    if (m->term < qkv_core_term(self->core))
+        return; /* an old leader's */
+    qkv_buf_t *r = &self->recv_image;
+    if (m->offset == 0) {
+        r->size = 0;
+        self->recv_index = m->snap_index;
+        atomic_store(&self->node->synced, false);
+        qkv_info("receiving a snapshot at %llu (%llu bytes)",
+                 (unsigned long long)m->snap_index,
+                 (unsigned long long)m->total);
+    } else if (m->offset != r->size || m->snap_index != self->recv_index) {
+        return; /* a chunk of a transfer that started over: wait for it */
+    }
+    if (qkv_buf_append(r, m->chunk, m->chunk_len) != 0) {
+        qkv_buf_free(r);
+        return;
+    }
+    if (r->size < m->total)
+        return;
+    char why[256];
+    qkv_snap_meta_t meta;
+    if (qkv_snap_check(r->data, r->size, &meta, why, sizeof(why)) != 0 ||
+        meta.index != m->snap_index || meta.cluster_id != m->cluster_id ||
+        qkv_state_install(self->state, r->data, r->size, why, sizeof(why))) {
+        qkv_warn("snapshot from the leader refused: %s", why);
+        qkv_buf_free(r);
+        return;
+    }
+    qkv_core_install(self->core, meta.cluster_id, meta.index, meta.term);
+    qkv_node_applied_advanced(self->node);
+    atomic_fetch_add(&self->node->snapshots_installed, 1);
+    qkv_info("installed the leader's snapshot at %llu: %llu keys",
+             (unsigned long long)meta.index, (unsigned long long)meta.keys);
+    if (self->wal) {
+        /* the log goes on after it once the snapshot is durable */
+        qkv_wal_restart_at(self->wal, meta.index);
+        self->install_saving = true;
+        self->snap_index = 0;
+    } else {
+        self->snap_index = meta.index;
+        atomic_store(&self->node->snapshot_index, meta.index);
+        qkv_buf_free(r);
+    }
+}
+
+/* Follower: saves an installed snapshot as soon as the saver is free. */
+static void s_save_installed(s_actor_t *self) {
+    if (!self->install_saving || qkv_snap_saver_busy(self->saver))
+        return;
+    if (!self->recv_image.size) {
+        /* the save failed: the state as applied now will do (every entry
+           it holds is committed) */
+        qkv_snap_meta_t meta = {
+            qkv_core_cluster_id(self->core), 0,
+            qkv_log_term_at(qkv_core_log(self->core),
+                            qkv_state_applied_index(self->state)),
+            0};
+        if (qkv_state_snapshot(self->state, &meta, &self->recv_image) != 0)
+            return;
+        self->recv_index = meta.index;
+    }
+
+    if (!qkv_snap_saver_save(self->saver, &self->recv_image, self->recv_index))
+        return;
+    qkv_buf_free(&self->recv_image);
 }
 
 /* Reads what waits on replication socket item (bounded). */
@@ -250,6 +484,10 @@ static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
         uint64_t entries = 0;
         size_t size;
         const void *data;
+        if (m->type == QKV_MSG_SNAPSHOT) {
+            s_start_transfer(self, m->peer);
+            continue;
+        }
         if (m->type == QKV_MSG_APPEND) {
             entries = m->last >= m->first ? m->last - m->first + 1 : 0;
             data = s_append_frame(self, m, &size);
@@ -343,6 +581,10 @@ static void s_persist(s_actor_t *self, int64_t now) {
         qkv_core_durable_to(self->core, qkv_core_last_index(self->core));
         return;
     }
+    if (self->install_saving) {
+        s_save_installed(self);
+        return; /* nothing goes on disk after a snapshot not yet durable */
+    }
     uint64_t dropped = qkv_core_take_truncation(self->core);
     if (dropped)
         qkv_wal_truncated(self->wal, dropped);
@@ -366,9 +608,16 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
     if (rd.reset) {
         qkv_state_clear(self->state);
         qkv_node_set_error(self->node, "%s", "");
+        self->snap_index = 0;
+        atomic_store(&self->node->snapshot_index, 0);
+        if (self->wal)
+            qkv_snap_remove_all(self->cfg->data_dir);
     }
     s_send(self, &rd, now);
+    s_pump_transfers(self, now);
     s_apply(self, rd.apply_to, now);
+    s_maybe_snapshot(self);
+
     if (!self->wal && !qkv_core_is_leader(self->core))
         qkv_core_compact(self->core, qkv_state_applied_index(self->state));
     uint64_t failed = qkv_peers_flush(self->peers, now, &self->peers_due);
@@ -442,9 +691,10 @@ static bool s_failpoint_hold(void) {
 }
 
 /* Opens the data directory: creates it, takes its LOCK (one node per
-   directory), replays the write-ahead log into *log_p. */
+   directory), loads the newest snapshot into the state machine and
+   replays the write-ahead log after it into *log_p. */
 static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
-                       char *err, size_t es) {
+                       qkv_snap_meta_t *snap, char *err, size_t es) {
     const qkv_config_t *cfg = self->cfg;
     if (s_mkdirs(cfg->data_dir) != 0) {
         snprintf(err, es, "DATA_DIR %s: cannot create: %s", cfg->data_dir,
@@ -467,27 +717,55 @@ static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
         return -1;
     }
     int64_t t0 = qkv_now_us();
+    uint64_t snap_bytes = 0;
+    if (qkv_state_load(self->state, cfg->data_dir, snap, &snap_bytes, err,
+                       es) != 0)
+        return -1;
     *log_p = qkv_log_new();
     if (!*log_p) {
         snprintf(err, es, "out of memory");
         return -1;
     }
+    qkv_log_reset(*log_p, snap->index, snap->term);
     qkv_wal_options_t o = {cfg->data_dir, (qkv_fsync_t)cfg->fsync,
                            cfg->repair_log, s_failpoint_hold(),
                            cfg->wal_segment_bytes};
-    self->wal = qkv_wal_open(&o, 0, *log_p, rp, err, es);
+    self->wal = qkv_wal_open(&o, snap->index, *log_p, rp, err, es);
     if (!self->wal)
         return -1;
+    self->saver =
+        qkv_snap_saver_new(cfg->data_dir, cfg->fsync != QKV_FSYNC_NEVER);
+    if (!self->saver) {
+        snprintf(err, es, "cannot start the snapshot thread");
+        return -1;
+    }
+    if (!rp->cluster_id)
+        rp->cluster_id = snap->cluster_id;
+    if (rp->term < snap->term)
+        rp->term = snap->term;
+    self->snap_index = snap->index;
+    atomic_store(&self->node->snapshot_index, snap->index);
+    atomic_store(&self->node->snapshot_bytes, snap_bytes);
     int64_t took = qkv_now_us() - t0;
     atomic_store(&self->node->recovery_us, (uint64_t)took);
-    qkv_info("data in %s: %zu log segment(s), %llu bytes, entries %llu..%llu, "
-             "cluster %016llx, term %llu; recovered in %.3f s (FSYNC=%s)",
-             cfg->data_dir, rp->segments, (unsigned long long)rp->bytes,
+    qkv_info("data in %s: snapshot at %llu (%llu keys, %llu bytes), %zu log "
+             "segment(s) of %llu bytes, entries %llu..%llu, cluster %016llx, "
+             "term %llu; recovered in %.3f s (FSYNC=%s)",
+             cfg->data_dir, (unsigned long long)snap->index,
+             (unsigned long long)snap->keys, (unsigned long long)snap_bytes,
+             rp->segments, (unsigned long long)rp->bytes,
              (unsigned long long)qkv_log_first_index(*log_p),
              (unsigned long long)qkv_log_last_index(*log_p),
              (unsigned long long)rp->cluster_id, (unsigned long long)rp->term,
              (double)took / 1e6, qkv_fsync_name(cfg->fsync));
     return 0;
+}
+
+/* A threshold with this node's jitter of +-10%, so that nodes do not all
+   snapshot at once. */
+static uint64_t s_jitter(uint64_t value) {
+    uint64_t spread = value / 5;
+    return value - value / 10 + (spread ? qkv_random64() % (spread + 1) : 0);
 }
 
 /* The leader's term starts with an empty entry of that term: once it
@@ -514,10 +792,19 @@ static int s_start(s_actor_t *self) {
     int64_t hb = (int64_t)cfg->heartbeat_ms * 1000;
     qkv_log_t *log = NULL;
     qkv_wal_replay_t rp = {0};
-    if (cfg->data_dir[0] && s_open_data(self, &log, &rp, err, es) != 0) {
+    qkv_snap_meta_t snap = {0};
+    self->state = qkv_state_new(node->store, cfg->dedup_window,
+                                cfg->session_ttl_s * 1000);
+    if (!self->state) {
+        snprintf(err, es, "out of memory starting replication");
+        return -1;
+    }
+    if (cfg->data_dir[0] && s_open_data(self, &log, &rp, &snap, err, es) != 0) {
         qkv_log_destroy(&log);
         return -1;
     }
+    self->snap_every = s_jitter(cfg->snapshot_entries);
+    self->snap_bytes = s_jitter(cfg->snapshot_log_bytes);
     uint64_t cluster = rp.cluster_id;
     if (leader && !cluster)
         cluster = s_random_id(); /* a new cluster */
@@ -542,9 +829,8 @@ static int s_start(s_actor_t *self) {
     qkv_log_destroy(&log);
     if (self->core && leader && s_start_term(self) != 0)
         qkv_core_destroy(&self->core);
-    self->state = qkv_state_new(node->store, cfg->dedup_window,
-                                cfg->session_ttl_s * 1000);
     self->encoder = qkv_encoder_new();
+    self->xfer_encoder = qkv_encoder_new();
     self->decoder = qkv_decoder_new(&limits);
     bool encoders = true;
     for (size_t i = 0; i < S_ENCODINGS; i++)
@@ -554,7 +840,7 @@ static int s_start(s_actor_t *self) {
                      ? qkv_door_new(node, self->core, self->state, &hooks)
                      : NULL;
     if (!self->core || !self->state || !self->encoder || !self->decoder ||
-        !self->door || !encoders) {
+        !self->door || !encoders || !self->xfer_encoder) {
         snprintf(err, es, "out of memory starting replication");
         return -1;
     }
@@ -604,7 +890,11 @@ static void s_stop(s_actor_t *self) {
     qkv_door_destroy(&self->door);
     qkv_peers_destroy(&self->peers);
     qkv_state_destroy(&self->state);
+    qkv_snap_saver_destroy(&self->saver);
     qkv_wal_close(&self->wal);
+    qkv_encoder_destroy(&self->xfer_encoder);
+    qkv_buf_free(&self->xfer_image);
+    qkv_buf_free(&self->recv_image);
     if (self->lock_fd >= 0)
         close(self->lock_fd);
     qkv_core_destroy(&self->core);
@@ -639,7 +929,16 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
     bool leader = qkv_core_is_leader(self->core);
     /* poll items: pipe, timer, clients and their monitor, inbox (leader),
        then the replication sockets */
-    enum { I_PIPE, I_TIMER, I_CLIENTS, I_MONITOR, I_INBOX, I_WAL, I_PEERS };
+    enum {
+        I_PIPE,
+        I_TIMER,
+        I_CLIENTS,
+        I_MONITOR,
+        I_INBOX,
+        I_WAL,
+        I_SNAP,
+        I_PEERS
+    };
     zmq_pollitem_t items[I_PEERS + QKV_MAX_FOLLOWERS];
     items[I_PIPE] = (zmq_pollitem_t){zsock_resolve(pipe), 0, ZMQ_POLLIN, 0};
     items[I_TIMER] = (zmq_pollitem_t){NULL, self->timer_fd, ZMQ_POLLIN, 0};
@@ -649,6 +948,9 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
     items[I_WAL] = (zmq_pollitem_t){
         NULL, self->wal ? qkv_wal_event_fd(self->wal) : node->wake_fd,
         self->wal ? ZMQ_POLLIN : 0, 0};
+    items[I_SNAP] = (zmq_pollitem_t){
+        NULL, self->saver ? qkv_snap_saver_fd(self->saver) : node->wake_fd,
+        self->saver ? ZMQ_POLLIN : 0, 0};
     size_t peer_items =
         qkv_peers_poll_items(self->peers, items + I_PEERS, QKV_MAX_FOLLOWERS);
     int count = I_PEERS + (int)peer_items;
@@ -677,6 +979,8 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
             qkv_core_durable_to(
                 self->core,
                 qkv_wal_durable(self->wal, qkv_core_log(self->core), now));
+        if (items[I_SNAP].revents & ZMQ_POLLIN)
+            s_snapshot_saved(self);
         if (items[I_INBOX].revents & ZMQ_POLLIN)
             s_take_inbox(self, now);
 

@@ -69,7 +69,13 @@ typedef struct {
     int64_t last_progress_us;  /* last time match rose */
     bool inflight;             /* REPLICATE: entries beyond match went out */
     int64_t inflight_since_us; /* ... since then */
+    bool snapshot;             /* SNAPSHOT: its next entry is no longer in
+                                  the log; a snapshot is on its way */
+    int64_t snapshot_us;       /* when it was asked for */
 } s_progress_t;
+
+/* A snapshot unanswered for this many resend intervals is sent again. */
+#define S_SNAPSHOT_PATIENCE 100
 
 /* An ACK a follower owes; its index is computed when it goes out. */
 typedef struct {
@@ -206,8 +212,18 @@ static void s_probe(s_progress_t *p, uint64_t next) {
     p->inflight = false;
 }
 
+/* Where to probe a peer that did not answer: after its match, but not
+   before the log's first entry (a leader that restarted knows no match
+   yet): only a refusal that reaches back before it asks for a
+   snapshot. */
+static uint64_t s_probe_from(const qkv_core_t *self, const s_progress_t *p) {
+    uint64_t first = qkv_log_first_index(self->log);
+    return p->match + 1 > first ? p->match + 1 : first;
+}
+
 int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
                       int64_t now) {
+
     if (!self->cfg.leader || peer >= self->cfg.peer_count ||
         m->cluster_id != self->cluster_id || m->term > self->term)
         return QKV_MALFORMED;
@@ -222,6 +238,11 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
         if (m->index > p->match) {
             p->match = m->index;
             p->last_progress_us = now;
+        }
+        if (p->snapshot && p->match >= qkv_log_first_index(self->log) - 1) {
+            /* the snapshot is in: replicate from after it */
+            p->snapshot = p->probing = p->paused = false;
+            p->next = p->match + 1;
         }
         if (p->probing) {
             p->probing = p->paused = false;
@@ -251,7 +272,7 @@ void qkv_core_send_failed(qkv_core_t *self, size_t peer, int64_t now) {
     if (!self->cfg.leader || peer >= self->cfg.peer_count)
         return;
     s_progress_t *p = &self->peers[peer];
-    s_probe(p, p->match + 1);
+    s_probe(p, s_probe_from(self, p));
     p->paused = true; /* try again after a resend interval */
     p->probe_sent_us = now;
 }
@@ -306,10 +327,24 @@ static void s_leader_peer(qkv_core_t *self, size_t peer, int64_t now) {
     s_progress_t *p = &self->peers[peer];
     uint64_t last = qkv_log_last_index(self->log);
     int64_t resend = self->cfg.resend_us;
+    if (p->next < qkv_log_first_index(self->log)) {
+        /* what it needs next was compacted away: a snapshot, then the
+           log after it (asked again when nothing came of it) */
+        if (!p->snapshot ||
+            now - p->snapshot_us >= S_SNAPSHOT_PATIENCE * resend) {
+            qkv_core_msg_t *m = s_emit(self, QKV_MSG_SNAPSHOT, peer);
+            if (m) {
+                p->snapshot = true;
+                p->snapshot_us = p->last_send_us = now;
+            }
+        }
+        return;
+    }
+    p->snapshot = false;
     if (!p->probing && p->inflight && p->next - 1 > p->match &&
         now - p->inflight_since_us > resend &&
         now - p->last_progress_us > resend)
-        s_probe(p, p->match + 1); /* in flight and unanswered: resend */
+        s_probe(p, s_probe_from(self, p)); /* unanswered: resend */
     if (p->probing && p->paused && now - p->probe_sent_us >= resend)
         p->paused = false;
     if (p->probing) {
@@ -593,7 +628,20 @@ void qkv_core_compact(qkv_core_t *self, uint64_t index) {
         qkv_ring_pop(&self->cum, n);
 }
 
+void qkv_core_install(qkv_core_t *self, uint64_t cluster_id, uint64_t index,
+                      uint64_t term) {
+    qkv_log_reset(self->log, index, term);
+    self->cluster_id = cluster_id;
+    self->commit = self->applied = self->durable = index;
+    self->verified = self->acked = index;
+    self->stopped = false;
+    self->error[0] = '\0';
+    self->owed_count = 0;
+    s_owe(self, true, index, 0, 0);
+}
+
 uint64_t qkv_core_take_truncation(qkv_core_t *self) {
+
     uint64_t t = self->truncated;
     self->truncated = 0;
     return t;
@@ -639,7 +687,12 @@ int64_t qkv_core_next_due(const qkv_core_t *self) {
     int64_t due = 0, resend = self->cfg.resend_us;
     for (size_t i = 0; i < self->cfg.peer_count; i++) {
         const s_progress_t *p = &self->peers[i];
+        if (p->snapshot) {
+            due = s_min_due(due, p->snapshot_us + S_SNAPSHOT_PATIENCE * resend);
+            continue;
+        }
         due = s_min_due(due, p->last_send_us + self->cfg.heartbeat_us);
+
         if (p->probing && p->paused)
             due = s_min_due(due, p->probe_sent_us + resend);
         if (!p->probing && p->inflight && p->next - 1 > p->match) {

@@ -93,3 +93,9 @@ void qkv_log_clear(qkv_log_t *self) {
     self->first = 1;
     self->base_term = 0;
 }
+
+void qkv_log_reset(qkv_log_t *self, uint64_t index, uint64_t term) {
+    qkv_log_clear(self);
+    self->first = index + 1;
+    self->base_term = term;
+}

@@ -259,13 +259,19 @@ void qkv_node_applied_advanced(qkv_node_t *node) {
     Status and metrics */
 
 void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...) {
-    pthread_mutex_lock(&node->error_mutex);
+    char error[sizeof(node->error)];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(node->error, sizeof(node->error), fmt, ap);
+    vsnprintf(error, sizeof(error), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&node->error_mutex);
+    bool changed = strcmp(error, node->error) != 0;
+    memcpy(node->error, error, sizeof(error));
     pthread_mutex_unlock(&node->error_mutex);
-    qkv_error("%s", node->error);
+    if (changed && error[0])
+        qkv_error("%s", error);
+    else if (changed)
+        qkv_info("healthy again");
 }
 
 void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {

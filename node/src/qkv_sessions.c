@@ -309,6 +309,8 @@ static void s_pair_remove(qkv_sessions_t *self, uint64_t id, uint64_t seq,
 static void s_forget_oldest(qkv_sessions_t *self) {
     s_made_t m = *(s_made_t *)qkv_ring_first(&self->made);
     qkv_ring_pop(&self->made, 1);
+    if (m.epoch == 0)
+        return; /* stale when a snapshot was loaded: held nothing else */
     s_session_t *s = &self->sess[m.session];
     bool current = s->live && s->epoch == m.epoch;
     if (current && s->run.count && m.client_seq == s->run_base) {
@@ -498,5 +500,133 @@ int qkv_sessions_record(qkv_sessions_t *self, uint64_t client_id,
     }
     *(s_made_t *)qkv_ring_push(&self->made) =
         (s_made_t){client_id, client_seq, s->epoch, sn};
+    return 0;
+}
+
+/*  =====================================================================
+    Saving and loading (snapshots)
+
+    What decides future verdicts is saved, nothing else: the sessions in
+    idle order (client_id, last_ms, floor, max_seq) and the records in
+    the order they were made, each with its content, or as stale when
+    its session was dropped (a stale record still holds its place in the
+    window until it is forgotten). Epochs and the run/table split are
+    rebuilt; they change no verdict. Numbers are little-endian u64. */
+
+static int s_put_u64(qkv_buf_t *out, uint64_t v) {
+    uint8_t b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (uint8_t)(v >> (8 * i));
+    return qkv_buf_append(out, b, 8);
+}
+
+int qkv_sessions_save(const qkv_sessions_t *self, qkv_buf_t *out) {
+    int rc = s_put_u64(out, self->live_sess);
+    for (uint32_t n = self->idle_first; n != S_NONE && rc == 0;
+         n = self->sess[n].next) {
+        const s_session_t *s = &self->sess[n];
+        rc = s_put_u64(out, s->client_id) || s_put_u64(out, s->last_ms) ||
+             s_put_u64(out, s->floor) || s_put_u64(out, s->max_seq);
+    }
+    rc = rc || s_put_u64(out, self->made.count);
+    for (size_t i = 0; i < self->made.count && rc == 0; i++) {
+        const s_made_t *m = qkv_ring_at(&self->made, i);
+        const s_session_t *s = m->epoch ? &self->sess[m->session] : NULL;
+        const qkv_session_rec_t *r = s && s->live && s->epoch == m->epoch
+                                         ? s_find(self, s, m->client_seq)
+                                         : NULL;
+
+        rc = s_put_u64(out, m->client_id) || s_put_u64(out, m->client_seq) ||
+             s_put_u64(out, r ? 1 : 0);
+        if (r && rc == 0)
+            rc = s_put_u64(out, r->index) || s_put_u64(out, r->result) ||
+                 s_put_u64(out, r->hash);
+    }
+    return rc ? -1 : 0;
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+    bool bad;
+} s_reader_t;
+
+static uint64_t s_get_u64(s_reader_t *r) {
+    if (r->end - r->p < 8) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)r->p[i] << (8 * i);
+    r->p += 8;
+    return v;
+}
+
+int qkv_sessions_load(qkv_sessions_t *self, const void *data, size_t size,
+                      size_t *used) {
+    qkv_sessions_clear(self);
+    s_reader_t r = {data, (const uint8_t *)data + size, false};
+    uint64_t sessions = s_get_u64(&r);
+    if (r.bad || sessions > self->window)
+        return -1;
+    for (uint64_t i = 0; i < sessions; i++) {
+        uint64_t id = s_get_u64(&r), last_ms = s_get_u64(&r);
+        uint64_t floor = s_get_u64(&r), max_seq = s_get_u64(&r);
+        if (r.bad || id == 0 || s_session(self, id))
+            return -1;
+        if (s_clients_reserve(self) != 0 ||
+            s_slab_reserve((void **)&self->sess, &self->sess_cap,
+                           self->sess_made, self->free_sess != S_NONE, 1,
+                           sizeof(s_session_t), self->window) != 0)
+            return -1;
+        uint32_t sn = s_session_make(self, id, last_ms);
+        self->sess[sn].floor = floor;
+        self->sess[sn].max_seq = max_seq;
+    }
+    uint64_t made = s_get_u64(&r);
+    if (r.bad || made > self->window)
+        return -1;
+    for (uint64_t i = 0; i < made; i++) {
+        uint64_t id = s_get_u64(&r), seq = s_get_u64(&r);
+        uint64_t live = s_get_u64(&r);
+        qkv_session_rec_t rec = {0, 0, 0};
+        if (live) {
+            rec.index = s_get_u64(&r);
+            rec.result = s_get_u64(&r);
+            rec.hash = s_get_u64(&r);
+        }
+        if (r.bad || live > 1 || qkv_ring_reserve(&self->made, 1) != 0)
+            return -1;
+        s_session_t *s = live ? s_session(self, id) : NULL;
+        if (live &&
+            (!s || seq == 0 || seq > s->max_seq || s_find(self, s, seq)))
+            return -1;
+        uint32_t sn = 0;
+        uint64_t epoch = 0; /* stale: matches no session */
+        if (s) {
+            sn = (uint32_t)(s - self->sess);
+            epoch = s->epoch;
+            if (qkv_sessions_reserve(self, id, seq) != 0)
+                return -1;
+            switch (s_place(s, seq)) {
+            case S_RESTART:
+                for (size_t k = 0; k < s->run.count; k++)
+                    s_pair_add(self, s, s->run_base + k,
+                               qkv_ring_at(&s->run, k));
+                qkv_ring_truncate(&s->run, 0);
+                /* fall through */
+            case S_EXTEND:
+                if (!s->run.count)
+                    s->run_base = seq;
+                *(qkv_session_rec_t *)qkv_ring_push(&s->run) = rec;
+                break;
+            default:
+                s_pair_add(self, s, seq, &rec);
+            }
+        }
+        *(s_made_t *)qkv_ring_push(&self->made) =
+            (s_made_t){id, seq, epoch, sn};
+    }
+    *used = (size_t)(r.p - (const uint8_t *)data);
     return 0;
 }

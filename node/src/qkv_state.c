@@ -100,3 +100,24 @@ size_t qkv_state_apply(qkv_state_t *self, const qkv_log_t *log, uint64_t last,
     qkv_store_write_end(self->store);
     return done;
 }
+
+int qkv_state_snapshot(qkv_state_t *self, qkv_snap_meta_t *meta,
+                       qkv_buf_t *out) {
+    meta->index = qkv_store_applied_index(self->store);
+    return qkv_snap_encode(self->store, self->sessions, meta, out);
+}
+
+int qkv_state_install(qkv_state_t *self, const void *image, size_t size,
+                      char *why, size_t why_size) {
+    if (qkv_snap_apply(image, size, self->store, self->sessions, why,
+                       why_size) == 0)
+        return 0;
+    qkv_state_clear(self);
+    return -1;
+}
+
+int qkv_state_load(qkv_state_t *self, const char *dir, qkv_snap_meta_t *meta,
+                   uint64_t *bytes, char *err, size_t err_size) {
+    return qkv_snap_load_newest(dir, self->store, self->sessions, meta, bytes,
+                                err, err_size);
+}

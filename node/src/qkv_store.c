@@ -326,7 +326,19 @@ int qkv_store_apply(qkv_store_t *self, const qkv_entry_t *entry,
     return rc;
 }
 
+int qkv_store_load_locked(qkv_store_t *self, const qkv_entry_t *entry,
+                          uint64_t seq) {
+    uint64_t got;
+    if (seq == 0 || s_put(self, entry, &got) != 0)
+        return -1;
+    uint32_t hash = s_hash(entry->data, entry->key_len);
+    size_t slot = s_find(self, entry->data, entry->key_len, hash);
+    self->pos[s_slot_pos(self->table[slot])]->seq = seq;
+    return 0;
+}
+
 void qkv_store_clear(qkv_store_t *self) {
+
     pthread_rwlock_wrlock(&self->lock);
     s_reset(self);
     self->applied_index = 0;

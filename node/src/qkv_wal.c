@@ -961,3 +961,7 @@ void qkv_wal_stats(qkv_wal_t *self, qkv_wal_stats_t *stats) {
     pthread_mutex_unlock(&self->mutex);
     stats->write_errors = self->write_errors;
 }
+
+void qkv_wal_roll(qkv_wal_t *self) {
+    self->roll = true;
+}

@@ -10,6 +10,12 @@
               prev_index + 1 + i. No entries = HEARTBEAT.
       ACK     [2, version, cluster_id, term, ok, index, hint_index,
                hint_term, ...]
+      SNAPSHOT [3, version, cluster_id, term, snap_index, snap_term,
+               offset, total, chunk (bin), ...]: a follower behind the
+              leader's log gets the state machine's image in chunks
+              (in order; offset 0 starts it over), then the log after
+              snap_index.
+
 
     Growing without a flag day: a message or entry may carry more elements
     than listed; a decoder ignores the ones it does not know. A change that
@@ -42,7 +48,7 @@ extern "C" {
 #define QKV_REPL_VERSION 1   /* the replication protocol this build speaks */
 
 /* Message types (first array element). */
-enum { QKV_MSG_APPEND = 1, QKV_MSG_ACK = 2 };
+enum { QKV_MSG_APPEND = 1, QKV_MSG_ACK = 2, QKV_MSG_SNAPSHOT = 3 };
 
 /* An entry inside a decoded frame. */
 typedef struct {
@@ -80,6 +86,13 @@ typedef struct {
     uint64_t hint_index; /* refused: walk back to here (the follower's
                             last index at or below the refused one) */
     uint64_t hint_term;  /* refused: the term of its entry at hint_index */
+    /* SNAPSHOT: one chunk of a snapshot image (qkv_snap.h) */
+    uint64_t snap_index; /* the last entry the snapshot holds */
+    uint64_t snap_term;  /* its term */
+    uint64_t offset;     /* where the chunk goes in the image */
+    uint64_t total;      /* the image's size */
+    const char *chunk;   /* into the frame */
+    size_t chunk_len;
 } qkv_msg_t;
 
 /*  ---------------------------------------------------------------------
@@ -123,6 +136,21 @@ typedef struct {
 
 /* Encodes an ACK, discarding whatever the encoder held. */
 void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack);
+
+/* The fields of a SNAPSHOT chunk. */
+typedef struct {
+    uint64_t cluster_id;
+    uint64_t term;
+    uint64_t snap_index;
+    uint64_t snap_term;
+    uint64_t offset;
+    uint64_t total;
+    const void *chunk;
+    size_t chunk_len;
+} qkv_snapshot_chunk_t;
+
+/* Encodes a SNAPSHOT chunk, discarding whatever the encoder held. */
+void qkv_encoder_snapshot(qkv_encoder_t *self, const qkv_snapshot_chunk_t *c);
 
 /* The frame built so far; valid until the next call on the encoder. Returns
    NULL (size 0) if an allocation failed while building it. */

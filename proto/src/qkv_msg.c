@@ -91,7 +91,24 @@ void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
         qkv_encoder_check(self, msgpack_pack_uint8(pk, self->trailer));
 }
 
+void qkv_encoder_snapshot(qkv_encoder_t *self, const qkv_snapshot_chunk_t *c) {
+    msgpack_packer *pk = &self->packer;
+    qkv_encoder_reset(self);
+    qkv_encoder_check(self, msgpack_pack_array(pk, 9));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_SNAPSHOT));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, c->cluster_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, c->term));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, c->snap_index));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, c->snap_term));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, c->offset));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, c->total));
+    qkv_encoder_check(self,
+                      msgpack_pack_bin_with_body(pk, c->chunk, c->chunk_len));
+}
+
 void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack) {
+
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
     qkv_encoder_check(self, msgpack_pack_array(pk, 8));
@@ -362,6 +379,20 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f,
     return 0;
 }
 
+/* f has at least 9 elements. */
+static int s_snapshot(qkv_decoder_t *self, const msgpack_object *f) {
+    qkv_msg_t *msg = &self->msg;
+    if (!s_uint(&f[4], &msg->snap_index) || !s_uint(&f[5], &msg->snap_term) ||
+        !s_uint(&f[6], &msg->offset) || !s_uint(&f[7], &msg->total) ||
+        (f[8].type != MSGPACK_OBJECT_BIN && f[8].type != MSGPACK_OBJECT_STR))
+        return QKV_MALFORMED;
+    msg->chunk = f[8].via.bin.ptr;
+    msg->chunk_len = f[8].via.bin.size;
+    if (msg->offset > msg->total || msg->chunk_len > msg->total - msg->offset)
+        return QKV_MALFORMED;
+    return 0;
+}
+
 /* f has at least 8 elements. */
 static int s_ack(qkv_decoder_t *self, const msgpack_object *f) {
     qkv_msg_t *msg = &self->msg;
@@ -421,7 +452,9 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     size_t count = root.via.array.size;
     uint64_t type;
     if (!s_uint(&f[0], &type) || !s_uint(&f[1], &msg->version) ||
-        msg->version == 0 || (type != QKV_MSG_APPEND && type != QKV_MSG_ACK))
+        msg->version == 0 ||
+        (type != QKV_MSG_APPEND && type != QKV_MSG_ACK &&
+         type != QKV_MSG_SNAPSHOT))
         return QKV_MALFORMED;
     msg->type = (int)type;
     if (msg->version > QKV_REPL_VERSION) {
@@ -435,6 +468,8 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
             rc = s_append(self, f, count);
         else if (type == QKV_MSG_ACK && count >= 8)
             rc = s_ack(self, f);
+        else if (type == QKV_MSG_SNAPSHOT && count >= 9)
+            rc = s_snapshot(self, f);
     }
     if (rc != 0)
         return rc;

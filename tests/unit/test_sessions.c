@@ -252,7 +252,8 @@ static void test_against_reference(void) {
     static ref_t ref;
     kit_rng_t rng;
     kit_rng_seed(&rng, 2026);
-    int wrong = 0, seen[4] = {0};
+    int wrong = 0, seen[4] = {0}, loads = 0;
+
     for (int round = 0; round < 6; round++) {
         memset(&ref, 0, sizeof ref);
         ref.window = 1 + kit_rng_below(&rng, 100);
@@ -306,12 +307,39 @@ static void test_against_reference(void) {
             }
             qkv_sessions_tick(s, t);
             ref_tick(&ref, t);
+            if (step % 97 == 96) {
+                /* a snapshot: the table saved and loaded into a new one
+                   must judge everything after exactly as the reference */
+                qkv_buf_t saved = {0};
+                CU_ASSERT_FATAL(qkv_sessions_save(s, &saved) == 0);
+                qkv_sessions_t *loaded = qkv_sessions_new(ref.window, ref.ttl);
+                size_t used = 0;
+                CU_ASSERT_FATAL(loaded != NULL);
+                CU_ASSERT_FATAL(qkv_sessions_load(loaded, saved.data,
+                                                  saved.size, &used) == 0);
+                CU_ASSERT_EQUAL(used, saved.size);
+                qkv_buf_t again = {0};
+                CU_ASSERT(qkv_sessions_save(loaded, &again) == 0);
+                CU_ASSERT(again.size == saved.size &&
+                          memcmp(again.data, saved.data, saved.size) == 0);
+                /* a cut state is refused */
+                CU_ASSERT(qkv_sessions_load(loaded, saved.data, saved.size - 1,
+                                            &used) != 0 ||
+                          saved.size < 9);
+                qkv_sessions_load(loaded, saved.data, saved.size, &used);
+                qkv_buf_free(&saved);
+                qkv_buf_free(&again);
+                qkv_sessions_destroy(&s);
+                s = loaded;
+                loads++;
+            }
             wrong += qkv_sessions_count(s) != ref_live_sessions(&ref);
             wrong += qkv_sessions_records(s) != ref.count - ref.head;
         }
         qkv_sessions_destroy(&s);
     }
     CU_ASSERT_EQUAL(wrong, 0);
+    CU_ASSERT(loads >= 6);
     /* every verdict came up, many times */
     for (int v = 0; v < 4; v++)
         CU_ASSERT(seen[v] > 20);
