@@ -6,7 +6,8 @@ set -eu
 cd "$(dirname "$0")/.."
 
 sh scripts/deps.sh test
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DQKV_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DQKV_SANITIZE=ON \
+    -DQKV_FAILPOINTS=ON >/dev/null
 cmake --build build-asan -j"$(nproc)"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=0:detect_leaks=1}"

@@ -50,6 +50,8 @@ typedef struct {
     bool hold;              /* failpoint (test builds): records stay in user
                                space until the writer fsyncs them, so a
                                kill -9 loses them as a power loss would */
+    bool stall;             /* failpoint: with hold, the writer never makes
+                               anything durable (a disk that hangs) */
     uint64_t segment_bytes; /* a new segment after this many bytes */
 } qkv_wal_options_t;
 
@@ -96,6 +98,12 @@ void qkv_wal_close(qkv_wal_t **self_p);
    qkv_wal_next_due tries again). */
 int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
                   uint64_t term, int64_t now);
+
+/* Writes a STATE record (cluster_id, term) and waits until it is fsynced,
+   whatever FSYNC says: a leader's term is durable before it serves.
+   Returns 0, or -1 with err. */
+int qkv_wal_persist_state(qkv_wal_t *self, uint64_t cluster_id, uint64_t term,
+                          char *err, size_t err_size);
 
 /* The log dropped its entries from index on: they no longer count as
    written or durable. */

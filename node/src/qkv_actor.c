@@ -676,18 +676,22 @@ static int s_mkdirs(const char *path) {
     return mkdir(buf, 0750) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* The failpoint of test builds (cmake -DQKV_FAILPOINTS=ON):
-   QKV_FAILPOINT=wal-hold keeps log records in user space until fsync. */
-static bool s_failpoint_hold(void) {
+/* The failpoints of test builds (cmake -DQKV_FAILPOINTS=ON), from
+   QKV_FAILPOINT: wal-hold keeps log records in user space until fsync (a
+   kill -9 acts as a power loss); wal-stall holds them and never fsyncs (a
+   disk that hangs). */
+static void s_failpoints(qkv_wal_options_t *o) {
 #ifdef QKV_FAILPOINTS
     const char *fp = getenv("QKV_FAILPOINT");
-    if (fp && strcmp(fp, "wal-hold") == 0) {
-        qkv_warn("failpoint wal-hold: log records wait in memory until "
-                 "fsync; a kill -9 acts as a power loss");
-        return true;
-    }
+    o->stall = fp && strcmp(fp, "wal-stall") == 0;
+    o->hold = o->stall || (fp && strcmp(fp, "wal-hold") == 0);
+    if (o->hold)
+        qkv_warn("failpoint %s: log records wait in memory%s; a kill -9 acts "
+                 "as a power loss",
+                 fp, o->stall ? " forever" : " until fsync");
+#else
+    (void)o;
 #endif
-    return false;
 }
 
 /* Opens the data directory: creates it, takes its LOCK (one node per
@@ -727,9 +731,11 @@ static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
         return -1;
     }
     qkv_log_reset(*log_p, snap->index, snap->term);
-    qkv_wal_options_t o = {cfg->data_dir, (qkv_fsync_t)cfg->fsync,
-                           cfg->repair_log, s_failpoint_hold(),
-                           cfg->wal_segment_bytes};
+    qkv_wal_options_t o = {.dir = cfg->data_dir,
+                           .fsync = (qkv_fsync_t)cfg->fsync,
+                           .repair = cfg->repair_log,
+                           .segment_bytes = cfg->wal_segment_bytes};
+    s_failpoints(&o);
     self->wal = qkv_wal_open(&o, snap->index, *log_p, rp, err, es);
     if (!self->wal)
         return -1;
@@ -827,6 +833,9 @@ static int s_start(s_actor_t *self) {
     if (self->core && log && qkv_core_restore(self->core, &log) != 0)
         qkv_core_destroy(&self->core);
     qkv_log_destroy(&log);
+    if (self->core && leader && self->wal &&
+        qkv_wal_persist_state(self->wal, cc.cluster_id, cc.term, err, es))
+        return -1; /* the term is durable before the leader serves */
     if (self->core && leader && s_start_term(self) != 0)
         qkv_core_destroy(&self->core);
     self->encoder = qkv_encoder_new();

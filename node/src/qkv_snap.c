@@ -210,9 +210,10 @@ static size_t s_list(const char *dir, uint64_t *found, size_t max) {
         }
         if (!s_snap_name(de->d_name, &index))
             continue;
-        size_t i = n < max ? n++ : max - 1;
-        if (n == max && i == max - 1 && found[i] > index)
+        /* full: replace the oldest kept only when this one is newer */
+        if (n == max && found[max - 1] > index)
             continue;
+        size_t i = n < max ? n++ : max - 1;
         found[i] = index;
         for (; i > 0 && found[i - 1] < found[i]; i--) {
             uint64_t t = found[i];
@@ -268,12 +269,11 @@ int qkv_snap_load_newest(const char *dir, qkv_store_t *store,
                      strerror(errno));
             continue;
         }
-        if (qkv_snap_check(image.data, image.size, meta, why, sizeof(why)) !=
-                0 ||
-            meta->index != found[i]) {
+        bool damaged =
+            qkv_snap_check(image.data, image.size, meta, why, sizeof(why)) != 0;
+        if (damaged || meta->index != found[i]) {
             qkv_warn("%s: %s; trying an older snapshot", path,
-                     meta->index != found[i] ? "index differs from its name"
-                                             : why);
+                     damaged ? why : "index differs from its name");
             memset(meta, 0, sizeof(*meta));
             continue;
         }

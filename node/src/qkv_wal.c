@@ -104,8 +104,11 @@ struct qkv_wal_t {
     bool dir_dirty;   /* a file was created or removed */
     bool sync_failed; /* an fsync failed: bytes after synced_pos are
                          suspect until the actor rolls */
-    qkv_buf_t held;   /* hold failpoint: (fd, length, bytes) chunks */
-    int event_fd;     /* writer -> actor */
+    bool force_sync;  /* fsync even under FSYNC=never (the term) */
+    bool stalled;     /* failpoint wal-stall: nothing more is synced */
+    pthread_cond_t synced_cond; /* broadcast after each round */
+    qkv_buf_t held;             /* hold failpoint: (fd, length, bytes) chunks */
+    int event_fd;               /* writer -> actor */
     qkv_wal_stats_t stats;
 };
 
@@ -353,6 +356,7 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
     off = S_HEADER_BYTES;
     while (off < (size_t)size) {
         size_t left = (size_t)size - off;
+        *at_end = true; /* until a whole record is seen to follow */
         if (left < S_FRAME_BYTES) {
             snprintf(bad, bs, "a record frame is cut short");
             break;
@@ -539,6 +543,8 @@ static void *s_writer(void *arg) {
         bool sync = self->opt.fsync != QKV_FSYNC_NEVER;
         bool due = self->req_pos > self->synced_pos || self->retired_count ||
                    self->dir_dirty || self->held.size;
+        if (self->stalled)
+            due = false; /* failpoint: the disk hangs after start-up */
         if (self->stop && !due)
             break;
         if (!due || self->sync_failed) {
@@ -555,6 +561,9 @@ static void *s_writer(void *arg) {
             pthread_cond_timedwait(&self->cond, &self->mutex, &ts);
         }
         uint64_t target = self->req_pos, entries = self->req_entries;
+        bool forced = self->force_sync; /* this round covers the term */
+        self->force_sync = false;
+        sync = sync || forced;
         int cur = self->cur_fd;
         bool dir = self->dir_dirty;
         self->dir_dirty = false;
@@ -594,6 +603,8 @@ static void *s_writer(void *arg) {
 
         pthread_mutex_lock(&self->mutex);
         if (rc == 0) {
+            if (forced)
+                self->stalled = self->opt.stall;
             if (sync && target > self->synced_pos) {
                 self->stats.fsyncs++;
                 self->stats.entries_synced += entries - self->synced_entries;
@@ -612,6 +623,7 @@ static void *s_writer(void *arg) {
             held.size = 0;
         }
         s_signal(self);
+        pthread_cond_broadcast(&self->synced_cond);
     }
     pthread_mutex_unlock(&self->mutex);
     qkv_buf_free(&held);
@@ -706,6 +718,7 @@ qkv_wal_t *qkv_wal_open(const qkv_wal_options_t *opt, uint64_t after,
     qkv_ring_init(&self->batches, sizeof(s_batch_t));
     pthread_mutex_init(&self->mutex, NULL);
     pthread_cond_init(&self->cond, NULL);
+    pthread_cond_init(&self->synced_cond, NULL);
     self->dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dir_fd < 0) {
         snprintf(err, es, "%s: cannot open: %s", self->dir, strerror(errno));
@@ -768,8 +781,39 @@ void qkv_wal_close(qkv_wal_t **self_p) {
     qkv_buf_free(&self->held);
     pthread_mutex_destroy(&self->mutex);
     pthread_cond_destroy(&self->cond);
+    pthread_cond_destroy(&self->synced_cond);
     free(self);
     *self_p = NULL;
+}
+
+int qkv_wal_persist_state(qkv_wal_t *self, uint64_t cluster_id, uint64_t term,
+                          char *err, size_t es) {
+    qkv_log_t *none = qkv_log_new();
+    if (!none) {
+        snprintf(err, es, "out of memory");
+        return -1;
+    }
+    qkv_log_reset(none, self->written, 0); /* no entries to write */
+    int rc = qkv_wal_write(self, none, cluster_id, term, qkv_now_us());
+    qkv_log_destroy(&none);
+    if (rc != 0) {
+        snprintf(err, es, "%s", self->error);
+        return -1;
+    }
+    pthread_mutex_lock(&self->mutex);
+    uint64_t target = self->pos;
+    self->force_sync = true;
+    pthread_cond_signal(&self->cond);
+    while (self->synced_pos < target && !self->sync_failed)
+        pthread_cond_wait(&self->synced_cond, &self->mutex);
+    bool failed = self->sync_failed;
+    pthread_mutex_unlock(&self->mutex);
+    if (failed) {
+        snprintf(err, es, "cannot fsync the write-ahead log in %.200s",
+                 self->dir);
+        return -1;
+    }
+    return 0;
 }
 
 /*  =====================================================================

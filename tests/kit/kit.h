@@ -194,6 +194,7 @@ typedef struct {
     int http_threads;               /* 0: leave the default */
     bool no_leader_url;             /* followers get no --leader-url */
     const char *const *leader_args; /* more leader flags, NULL-terminated */
+    const char *const *node_args;   /* flags for every node, NULL-terminated */
 } kit_cluster_opts_t;
 
 typedef struct {

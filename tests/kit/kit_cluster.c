@@ -117,6 +117,10 @@ int kit_cluster_start(kit_cluster_t *cluster, const kit_cluster_opts_t *opts) {
         rc = s_setup_leader(cluster, leader_port, opts);
     if (rc == 0)
         rc = s_add_threads(cluster, opts->http_threads);
+    for (size_t k = 0; rc == 0 && k < cluster->count; k++)
+        for (size_t i = 0; rc == 0 && opts->node_args && opts->node_args[i];
+             i++)
+            rc = kit_node_args(&cluster->nodes[k], opts->node_args[i], NULL);
     /* Followers first: their ROUTERs are bound when the leader connects. */
     for (size_t k = 1; rc == 0 && k <= cluster->count; k++)
         rc = kit_node_start(&cluster->nodes[k % cluster->count]);
