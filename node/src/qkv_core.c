@@ -263,8 +263,15 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
     bool stale = p->probing ? m->index != p->next - 1 : m->index <= p->match;
     if (stale)
         return 0;
-    uint64_t next = m->index < m->hint_index + 1 ? m->index : m->hint_index + 1;
+    /* etcd's findConflictByTerm on the leader's side: none of its entries
+       of a term above the hint's can match the follower's at hint_index
+       or below, so the probe skips them all at once */
+    uint64_t hint = m->hint_index, base = qkv_log_first_index(self->log) - 1;
+    while (hint > base && qkv_log_term_at(self->log, hint) > m->hint_term)
+        hint--;
+    uint64_t next = m->index < hint + 1 ? m->index : hint + 1;
     s_probe(p, next ? next : 1);
+
     return 0;
 }
 

@@ -10,7 +10,13 @@
     refusal, a peer that lost its data, failed sends, stalls, heartbeats
     and commit news); ACK coalescing; and a simulated cluster with lost
     messages and wiped followers whose logs must end equal to the
-    leader's, never committing what fewer than the quorum hold.
+    leader's, never committing what fewer than the quorum hold. With logs
+    restored as from disk: the Raft paper's figure 7 (a leader of term 8
+    brings each possible follower log to its own in a few round trips:
+    refusal hints skip a term at a time on both sides) and figure 8 (an
+    older term's entry held by a quorum commits only with one of the
+    leader's own term); a follower behind a compacted log gets a snapshot,
+    and an installed snapshot continues the log.
 */
 #include "kit.h"
 #include "qkv_core.h"
@@ -800,6 +806,191 @@ static void test_simulated_cluster(void) {
     qkv_core_destroy(&leader);
 }
 
+/*  ---------------------------------------------------------------------
+    The Raft paper's figures 7 and 8, with logs restored as from disk */
+
+/* A core of cluster CLUSTER in term whose log holds entries of the given
+   terms (0 ends), as a restart recovers it. */
+static qkv_core_t *s_restored(bool leader, const uint64_t *terms,
+                              uint64_t term) {
+    qkv_core_config_t cfg = {
+        leader, leader ? 2 : 0, leader ? 1 : 0, CLUSTER, term, HB,
+        RESEND, 1 << 20,        16 << 20,       10000,   false};
+    qkv_core_t *core = qkv_core_new(&cfg);
+    qkv_log_t *log = qkv_log_new();
+    CU_ASSERT_FATAL(core != NULL && log != NULL);
+    for (size_t i = 0; i < 16 && terms[i]; i++) {
+        qkv_entry_t *e = qkv_entry_new(QKV_OP_PUT, "k", 1, "v", 1);
+        CU_ASSERT_FATAL(e != NULL);
+        e->term = terms[i];
+        CU_ASSERT_FATAL(qkv_log_append(log, &e) == i + 1);
+    }
+    CU_ASSERT_FATAL(qkv_core_restore(core, &log) == 0);
+    return core;
+}
+
+/* One round trip between the leader and its follower (peer 0); peer 1
+   never answers. Returns the messages the follower received. */
+static size_t s_round_trip(qkv_core_t *leader, qkv_core_t *f, int64_t now) {
+    qkv_core_ready_t rd;
+    s_ready(leader, now, &rd);
+    size_t got = 0;
+    for (size_t i = 0; i < rd.msg_count; i++) {
+        const qkv_core_msg_t *m = &rd.msgs[i];
+        if (m->type != QKV_MSG_APPEND || m->peer != 0)
+            continue;
+        s_append_t a;
+        s_receive(leader, m, &a);
+        qkv_core_step_append(f, &a.msg, now);
+        got++;
+    }
+    qkv_core_ready_t frd;
+    s_ready(f, now, &frd);
+    for (size_t i = 0; i < frd.msg_count; i++) {
+        qkv_msg_t ack = s_ack(frd.msgs[i].ok, frd.msgs[i].index,
+                              frd.msgs[i].hint_index, frd.msgs[i].hint_term);
+        ack.term = frd.msgs[i].term;
+        CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 0, &ack, now), 0);
+    }
+    return got;
+}
+
+/* Figure 7: a leader of term 8 brings each possible follower log to its
+   own, dropping what conflicts, in a few round trips (refusal hints skip a
+   whole term at a time). */
+static void test_figure7(void) {
+    static const uint64_t leader_log[] = {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 0};
+    // clang-format off
+    static const struct {
+        const char *name;
+        uint64_t log[16];
+        uint64_t term;
+        int max_trips;
+    } cases[] = {
+        {"a: missing one", {1, 1, 1, 4, 4, 5, 5, 6, 6, 0}, 6, 3},
+        {"b: missing many", {1, 1, 1, 4, 0}, 4, 5},
+        {"c: one extra of term 6", {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 6, 0}, 6, 3},
+        {"d: extra of term 7", {1, 1, 1, 4, 4, 5, 5, 6, 6, 6, 7, 7, 0}, 7, 4},
+        {"e: term 4 where 5 is", {1, 1, 1, 4, 4, 4, 4, 0}, 4, 5},
+        {"f: terms 2 and 3", {1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3, 0}, 3, 5},
+    };
+    // clang-format on
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        qkv_core_t *leader = s_restored(true, leader_log, 8);
+        qkv_core_t *f = s_restored(false, cases[c].log, cases[c].term);
+        uint64_t noop = s_propose(leader, "term 8"); /* its term begins */
+        CU_ASSERT_EQUAL(noop, 11);
+        int64_t now = 1000000;
+        int trips = 0;
+        char want[128], got[128];
+        for (; trips < 20; trips++, now += RESEND + 1) {
+            s_round_trip(leader, f, now);
+            s_log_terms(leader, want, sizeof want);
+            s_log_terms(f, got, sizeof got);
+            if (strcmp(want, got) == 0 && qkv_core_commit_index(leader) == 11)
+                break;
+        }
+        bool good = strcmp(want, got) == 0 && trips < cases[c].max_trips &&
+                    qkv_core_commit_index(leader) == 11 &&
+                    qkv_core_error(f)[0] == '\0';
+        if (!good)
+            fprintf(stderr,
+                    "\n  figure 7 %s: after %d round trips follower \"%s\", "
+                    "leader \"%s\", commit %llu\n",
+                    cases[c].name, trips + 1, got, want,
+                    (unsigned long long)qkv_core_commit_index(leader));
+        CU_ASSERT(good);
+        qkv_core_destroy(&leader);
+        qkv_core_destroy(&f);
+    }
+}
+
+/* Figure 8: a leader of term 4 holding an entry of term 2 that a quorum
+   now holds must not commit it by counting copies; it commits with the
+   first entry of its own term. */
+static void test_figure8(void) {
+    static const uint64_t leader_log[] = {1, 2, 0};
+    static const uint64_t follower_log[] = {1, 0};
+    qkv_core_t *leader = s_restored(true, leader_log, 4);
+    qkv_core_t *f = s_restored(false, follower_log, 3);
+    int64_t now = 1000000;
+    for (int i = 0; i < 4; i++, now += RESEND + 1)
+        s_round_trip(leader, f, now);
+    qkv_core_peer_t p;
+    qkv_core_peer(leader, 0, &p);
+    CU_ASSERT_EQUAL(p.match, 2);                       /* a quorum holds 2 */
+    CU_ASSERT_EQUAL(qkv_core_commit_index(leader), 0); /* not committed */
+    CU_ASSERT(!qkv_core_serving(leader));
+    s_propose(leader, "term 4");
+    for (int i = 0; i < 2; i++, now += RESEND + 1)
+        s_round_trip(leader, f, now);
+    CU_ASSERT_EQUAL(qkv_core_commit_index(leader), 3); /* 2 commits with 3 */
+    CU_ASSERT(qkv_core_serving(leader));
+    qkv_core_destroy(&leader);
+    qkv_core_destroy(&f);
+}
+
+/* A follower behind a compacted log: the leader asks for a snapshot (and
+   again only after its patience), sends no APPEND meanwhile, and goes on
+   from after the snapshot once the follower acknowledges it. */
+static void test_snapshot_for_lagging_peer(void) {
+    qkv_core_t *leader = s_leader(1, 1, 1 << 20, 16 << 20);
+    int64_t now = 1000000;
+    qkv_core_ready_t rd;
+    for (int i = 0; i < 10; i++)
+        s_propose(leader, "k");
+    s_ready(leader, now, &rd);
+    qkv_msg_t ok = s_ack(true, 10, 0, 0);
+    CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 0, &ok, now), 0);
+    s_ready(leader, now, &rd);
+    CU_ASSERT_EQUAL(qkv_core_commit_index(leader), 10);
+    qkv_core_applied_to(leader, 10);
+    qkv_core_compact(leader, 8);
+    CU_ASSERT_EQUAL(qkv_log_first_index(qkv_core_log(leader)), 9);
+    /* the peer lost everything: its refusal reaches back before 9 */
+    qkv_msg_t lost = s_ack(false, 10, 0, 0);
+    CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 0, &lost, now), 0);
+    s_ready(leader, now, &rd);
+    CU_ASSERT_EQUAL(rd.msg_count, 1);
+    CU_ASSERT_EQUAL(rd.msgs[0].type, QKV_MSG_SNAPSHOT);
+    s_ready(leader, now + HB * 5, &rd);
+    CU_ASSERT_EQUAL(rd.msg_count, 0); /* nothing while it is on its way */
+    CU_ASSERT(qkv_core_next_due(leader) > now + HB * 5);
+    /* installed at 10: replication goes on from 11 */
+    s_propose(leader, "k");
+    qkv_msg_t in = s_ack(true, 10, 0, 0);
+    CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 0, &in, now + HB * 6), 0);
+    s_ready(leader, now + HB * 6, &rd);
+    const qkv_core_msg_t *a[4];
+    CU_ASSERT_EQUAL_FATAL(s_appends(&rd, 0, a, 4), 1);
+    CU_ASSERT_EQUAL(a[0]->first, 11);
+    CU_ASSERT_EQUAL(a[0]->prev_index, 10);
+    qkv_core_destroy(&leader);
+}
+
+/* A follower installs a snapshot: its log goes on after it, and the ACK
+   of its index is owed. */
+static void test_follower_install(void) {
+    qkv_core_t *f = s_follower();
+    qkv_core_ready_t rd;
+    qkv_core_install(f, CLUSTER, 50, 3);
+    const qkv_core_msg_t *ack = s_follower_ack(f, 1000000, &rd);
+    CU_ASSERT_FATAL(ack != NULL);
+    CU_ASSERT(ack->ok && ack->index == 50);
+    CU_ASSERT_EQUAL(qkv_core_commit_index(f), 50);
+    CU_ASSERT_EQUAL(qkv_log_first_index(qkv_core_log(f)), 51);
+    CU_ASSERT_EQUAL(qkv_log_term_at(qkv_core_log(f), 50), 3);
+    const uint64_t two[] = {3, 3};
+    s_append_t a;
+    s_make_append(&a, CLUSTER, 3, 50, 3, two, 2, 52);
+    CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 1100000), 0);
+    ack = s_follower_ack(f, 1100000, &rd);
+    CU_ASSERT_FATAL(ack != NULL);
+    CU_ASSERT(ack->ok && ack->index == 52);
+    CU_ASSERT_EQUAL(rd.apply_to, 52);
+    qkv_core_destroy(&f);
+}
+
 static int s_add_suites(void) {
     static const kit_test_t follower[] = {
         KIT_TEST(test_follower_log_matching),
@@ -817,6 +1008,10 @@ static int s_add_suites(void) {
         KIT_TEST(test_config_refused),
         KIT_TEST(test_log_time),
         KIT_TEST(test_simulated_cluster),
+        KIT_TEST(test_figure7),
+        KIT_TEST(test_figure8),
+        KIT_TEST(test_snapshot_for_lagging_peer),
+        KIT_TEST(test_follower_install),
         KIT_TESTS_END};
     if (!kit_add_suite("core_follower", NULL, NULL, follower))
         return -1;
