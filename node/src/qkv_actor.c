@@ -701,7 +701,7 @@ static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
                        qkv_snap_meta_t *snap, char *err, size_t es) {
     const qkv_config_t *cfg = self->cfg;
     if (s_mkdirs(cfg->data_dir) != 0) {
-        snprintf(err, es, "DATA_DIR %s: cannot create: %s", cfg->data_dir,
+        snprintf(err, es, "DATA_DIR %.150s: cannot create: %s", cfg->data_dir,
                  strerror(errno));
         return -1;
     }
@@ -709,13 +709,13 @@ static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
     snprintf(path, sizeof(path), "%s/LOCK", cfg->data_dir);
     self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (self->lock_fd < 0) {
-        snprintf(err, es, "DATA_DIR %s: cannot open LOCK: %s", cfg->data_dir,
+        snprintf(err, es, "DATA_DIR %.150s: cannot open LOCK: %s", cfg->data_dir,
                  strerror(errno));
         return -1;
     }
     if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {
         snprintf(err, es,
-                 "DATA_DIR %s is in use by another qkv-node (its LOCK is "
+                 "DATA_DIR %.150s is in use by another qkv-node (its LOCK is "
                  "held)",
                  cfg->data_dir);
         return -1;

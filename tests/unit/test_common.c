@@ -119,6 +119,22 @@ static void expect_json(const char *in, size_t len, const char *want) {
     qkv_buf_free(&buf);
 }
 
+/* CRC-32C: the standard check value, continuation, and the slicing path
+   (eight bytes at a time) agreeing with the byte path. */
+static void test_crc32c(void) {
+    CU_ASSERT_EQUAL(qkv_crc32c(0, "123456789", 9), 0xE3069283u);
+    CU_ASSERT_EQUAL(qkv_crc32c(0, "", 0), 0);
+    uint32_t part = qkv_crc32c(0, "1234", 4);
+    CU_ASSERT_EQUAL(qkv_crc32c(part, "56789", 5), 0xE3069283u);
+    char buf[100];
+    for (int i = 0; i < 100; i++)
+        buf[i] = (char)(i * 7);
+    uint32_t whole = qkv_crc32c(0, buf, sizeof buf), bytes = 0;
+    for (int i = 0; i < 100; i++)
+        bytes = qkv_crc32c(bytes, buf + i, 1);
+    CU_ASSERT_EQUAL(whole, bytes);
+}
+
 static void test_json_escaping(void) {
     expect_json("plain", 5, "\"plain\"");
     expect_json("a\"b\\c", 5, "\"a\\\"b\\\\c\"");
@@ -191,15 +207,12 @@ static void test_hash_stable(void) {
 }
 
 static int s_add_suites(void) {
-    static const kit_test_t tests[] = {KIT_TEST(test_ring_fifo_and_growth),
-                                       KIT_TEST(test_ring_reserve),
-                                       KIT_TEST(test_ring_shrink),
-                                       KIT_TEST(test_ring_as_array),
-                                       KIT_TEST(test_json_escaping),
-                                       KIT_TEST(test_json_members),
-                                       KIT_TEST(test_buf_bounds),
-                                       KIT_TEST(test_hash_stable),
-                                       KIT_TESTS_END};
+    static const kit_test_t tests[] = {
+        KIT_TEST(test_ring_fifo_and_growth), KIT_TEST(test_ring_reserve),
+        KIT_TEST(test_ring_shrink),          KIT_TEST(test_ring_as_array),
+        KIT_TEST(test_json_escaping),        KIT_TEST(test_crc32c),
+        KIT_TEST(test_json_members),         KIT_TEST(test_buf_bounds),
+        KIT_TEST(test_hash_stable),          KIT_TESTS_END};
     return kit_add_suite("common", NULL, NULL, tests) ? 0 : -1;
 }
 
