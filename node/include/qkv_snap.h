@@ -8,11 +8,13 @@
     and a CRC-32C of everything before it. The same bytes are the file
     snap-INDEX.snap and what a leader sends a follower behind its log.
 
-    The actor encodes an image (qkv_snap_encode: it reads the store, so it
-    runs where nothing writes the store); a saver thread writes it under a
-    temporary name, fsyncs it, renames it, fsyncs the directory, deletes
-    older snapshots and reports through an eventfd. A crash at any moment
-    leaves the previous snapshot or the new one, whole.
+    A node's own snapshots are written by a forked child (copy-on-write:
+    the state as of the fork, while the node goes on, as Redis's BGSAVE);
+    an image received from a leader is written by the saver thread. Both
+    write under a temporary name, fsync, rename, fsync the directory and
+    delete older snapshots; the saver thread reports through an eventfd.
+    A crash at any moment leaves the previous snapshot or the new one,
+    whole.
 */
 #ifndef QKV_SNAP_H
 #define QKV_SNAP_H
@@ -81,6 +83,16 @@ bool qkv_snap_saver_busy(qkv_snap_saver_t *self);
    index. Returns false when a save is under way (image untouched). */
 bool qkv_snap_saver_save(qkv_snap_saver_t *self, qkv_buf_t *image,
                          uint64_t index);
+
+/* Starts saving a snapshot of store and sessions as applied now
+   (meta->index must be the store's applied index; cluster_id and term
+   set) the way Redis's BGSAVE does: a forked child, a copy-on-write image
+   of the process, encodes and writes it while the node goes on; the
+   saver thread waits for the child. Returns false when a save is under
+   way or fork failed. */
+bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,
+                         const qkv_sessions_t *sessions,
+                         const qkv_snap_meta_t *meta);
 
 /* After its eventfd fired: the index of the save that ended and is
    durable (0: none ended, or it failed: why says so), and its size. */

@@ -69,6 +69,12 @@ void qkv_state_clear(qkv_state_t *self);
 int qkv_state_snapshot(qkv_state_t *self, qkv_snap_meta_t *meta,
                        qkv_buf_t *out);
 
+/* Starts saving a snapshot of the state as applied now in the background
+   (qkv_snap_saver_fork); sets meta->index. False when one is under way
+   or it could not start. */
+bool qkv_state_save(qkv_state_t *self, qkv_snap_saver_t *saver,
+                    qkv_snap_meta_t *meta);
+
 /* Replaces the state with a snapshot image. Returns 0, or -1 with why
    (the state is then empty). */
 int qkv_state_install(qkv_state_t *self, const void *image, size_t size,

@@ -81,6 +81,8 @@ typedef struct {
                                 index the log was last compacted to) */
     uint64_t snap_every;     /* SNAPSHOT_ENTRIES with this node's jitter */
     uint64_t snap_bytes;     /* SNAPSHOT_LOG_BYTES with this node's jitter */
+    int64_t snap_retry_us;   /* no snapshot before (one failed) */
+    uint64_t compact_to;     /* the log in memory goes up to here */
     /* leader: snapshots on their way to followers behind the log */
     qkv_buf_t xfer_image;                    /* the image they get */
     qkv_snap_meta_t xfer_meta;               /* its meta */
@@ -224,10 +226,10 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
 
     Every node takes one when SNAPSHOT_ENTRIES entries were applied since
     the last, or the log on disk passed SNAPSHOT_LOG_BYTES (each with a
-    jitter of +-10% per node): the actor encodes the state machine as
-    applied (a pass over the store, on this thread: nothing else writes
-    it), the saver thread writes and fsyncs the file, and once it is
-    durable the log up to it goes, on disk and in memory. Memory only:
+    jitter of +-10% per node): the actor forks, and the child writes the
+    state machine as it was at the fork (copy-on-write) while the node
+    goes on; the saver thread waits for it, and once the file is durable
+    the log up to it goes, on disk and in memory. Memory only:
     the log in memory is compacted, nothing written.
 
     A follower whose next entry the leader no longer holds gets the state
@@ -236,7 +238,21 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
     followers go on; then the log after it. */
 
 #define S_CHUNK_BYTES (1u << 20)
+#define S_SNAP_RETRY_US 1000000 /* after a snapshot failed */
+#define S_COMPACT_PER_TURN 8192 /* log entries freed per turn (~4 ms) */
 #define S_CHUNKS_PER_TURN 4
+
+/* Frees a chunk of the log in memory that a snapshot holds: a million
+   entries freed at once would stop the node for half a second. */
+static void s_compact(s_actor_t *self) {
+    uint64_t first = qkv_log_first_index(qkv_core_log(self->core));
+    if (self->compact_to < first)
+        return;
+    uint64_t to = self->compact_to;
+    if (to - first >= S_COMPACT_PER_TURN)
+        to = first + S_COMPACT_PER_TURN - 1;
+    qkv_core_compact(self->core, to);
+}
 
 /* Starts a snapshot when one is due. */
 static void s_maybe_snapshot(s_actor_t *self) {
@@ -252,22 +268,21 @@ static void s_maybe_snapshot(s_actor_t *self) {
     if (!due)
         return;
     if (!self->wal) {
-        qkv_core_compact(self->core, applied);
+        self->compact_to = applied; /* freed a chunk per turn */
         self->snap_index = applied;
         atomic_store(&self->node->snapshot_index, applied);
         return;
     }
-    if (self->install_saving || qkv_snap_saver_busy(self->saver))
+    if (self->install_saving || qkv_snap_saver_busy(self->saver) ||
+        qkv_now_us() < self->snap_retry_us)
         return;
     qkv_snap_meta_t meta = {qkv_core_cluster_id(self->core), 0,
                             qkv_log_term_at(qkv_core_log(self->core), applied),
                             0};
-    qkv_buf_t image = {0};
-    if (qkv_state_snapshot(self->state, &meta, &image) != 0 ||
-        !qkv_snap_saver_save(self->saver, &image, meta.index)) {
-        qkv_warn("out of memory encoding a snapshot at %llu",
-                 (unsigned long long)applied);
-        qkv_buf_free(&image);
+    if (!qkv_state_save(self->state, self->saver, &meta)) {
+        qkv_warn("cannot start a snapshot at %llu: %s",
+                 (unsigned long long)applied, strerror(errno));
+        self->snap_retry_us = qkv_now_us() + S_SNAP_RETRY_US;
         return;
     }
     qkv_wal_roll(self->wal); /* so that the log before it can go */
@@ -279,14 +294,16 @@ static void s_snapshot_saved(s_actor_t *self) {
     char why[256];
     uint64_t index = qkv_snap_saver_done(self->saver, &bytes, why, sizeof(why));
     if (!index) {
-        if (why[0])
+        if (why[0]) {
             qkv_warn("snapshot not saved: %s", why);
+            self->snap_retry_us = qkv_now_us() + S_SNAP_RETRY_US;
+        }
         return;
     }
     self->snap_index = index;
     self->install_saving = false;
     qkv_wal_compact(self->wal, index);
-    qkv_core_compact(self->core, index);
+    self->compact_to = index; /* the log in memory: a chunk per turn */
     qkv_node_t *node = self->node;
     atomic_store(&node->snapshot_index, index);
     atomic_store(&node->snapshot_bytes, bytes);
@@ -616,6 +633,7 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
     s_send(self, &rd, now);
     s_pump_transfers(self, now);
     s_apply(self, rd.apply_to, now);
+    s_compact(self);
     s_maybe_snapshot(self);
 
     if (!self->wal && !qkv_core_is_leader(self->core))
@@ -709,8 +727,8 @@ static int s_open_data(s_actor_t *self, qkv_log_t **log_p, qkv_wal_replay_t *rp,
     snprintf(path, sizeof(path), "%s/LOCK", cfg->data_dir);
     self->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
     if (self->lock_fd < 0) {
-        snprintf(err, es, "DATA_DIR %.150s: cannot open LOCK: %s", cfg->data_dir,
-                 strerror(errno));
+        snprintf(err, es, "DATA_DIR %.150s: cannot open LOCK: %s",
+                 cfg->data_dir, strerror(errno));
         return -1;
     }
     if (flock(self->lock_fd, LOCK_EX | LOCK_NB) != 0) {

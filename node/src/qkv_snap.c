@@ -9,11 +9,14 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define S_MAGIC "qkv-snap"
@@ -304,6 +307,7 @@ struct qkv_snap_saver_t {
     bool stop;
     bool busy;       /* a save is handed over or under way */
     qkv_buf_t image; /* the one to save */
+    pid_t child;     /* a forked child writing the snapshot; 0 none */
     uint64_t index;  /* its index */
     uint64_t done;   /* index of the last save that ended well; 0 none */
     uint64_t bytes;  /* its size */
@@ -369,8 +373,38 @@ static void *s_saver(void *arg) {
     qkv_snap_saver_t *self = arg;
     pthread_mutex_lock(&self->mutex);
     for (;;) {
-        while (!self->stop && !(self->busy && self->image.size))
+        while (!self->stop &&
+               !(self->busy && (self->image.size || self->child)))
             pthread_cond_wait(&self->cond, &self->mutex);
+        if (self->busy && self->child) {
+            /* a child writes it: wait for it here, off the actor */
+            pid_t child = self->child;
+            uint64_t index = self->index;
+            pthread_mutex_unlock(&self->mutex);
+            int status = 0;
+            while (waitpid(child, &status, 0) < 0 && errno == EINTR)
+                ;
+            char path[4400];
+            s_path(path, sizeof(path), self->dir, index, "");
+            struct stat st;
+            bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 &&
+                      stat(path, &st) == 0;
+            pthread_mutex_lock(&self->mutex);
+            if (ok) {
+                self->done = index;
+                self->bytes = (uint64_t)st.st_size;
+            } else {
+                snprintf(self->why, sizeof(self->why),
+                         "the snapshot process for %llu failed (status %d)",
+                         (unsigned long long)index, status);
+            }
+            self->child = 0;
+            self->busy = false;
+            uint64_t one = 1;
+            ssize_t w = write(self->event_fd, &one, sizeof(one));
+            (void)w;
+            continue;
+        }
         if (!(self->busy && self->image.size))
             break;
         qkv_buf_t image = self->image;
@@ -421,6 +455,8 @@ void qkv_snap_saver_destroy(qkv_snap_saver_t **self_p) {
         return;
     qkv_snap_saver_t *self = *self_p;
     pthread_mutex_lock(&self->mutex);
+    if (self->child)
+        kill(self->child, SIGKILL); /* its .tmp file goes at the next start */
     self->stop = true;
     pthread_cond_signal(&self->cond);
     pthread_mutex_unlock(&self->mutex);
@@ -457,6 +493,39 @@ bool qkv_snap_saver_save(qkv_snap_saver_t *self, qkv_buf_t *image,
     }
     pthread_mutex_unlock(&self->mutex);
     return taken;
+}
+
+bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,
+                         const qkv_sessions_t *sessions,
+                         const qkv_snap_meta_t *meta) {
+    pthread_mutex_lock(&self->mutex);
+    bool busy = self->busy;
+    pthread_mutex_unlock(&self->mutex);
+    if (busy)
+        return false;
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        /* The child: a copy of the state as of the fork, written while
+           the node goes on. Only this thread exists here; it encodes,
+           writes, fsyncs and leaves without running exit handlers. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        qkv_snap_meta_t m = *meta;
+        qkv_buf_t image = {0};
+        char why[256];
+        int rc = qkv_snap_encode(store, sessions, &m, &image);
+        if (rc == 0)
+            rc = s_write_file(self, &image, m.index, why, sizeof(why));
+        _exit(rc == 0 ? 0 : 1);
+    }
+    pthread_mutex_lock(&self->mutex);
+    self->busy = true;
+    self->child = pid;
+    self->index = meta->index;
+    pthread_cond_signal(&self->cond);
+    pthread_mutex_unlock(&self->mutex);
+    return true;
 }
 
 uint64_t qkv_snap_saver_done(qkv_snap_saver_t *self, uint64_t *bytes, char *why,

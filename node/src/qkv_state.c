@@ -121,3 +121,9 @@ int qkv_state_load(qkv_state_t *self, const char *dir, qkv_snap_meta_t *meta,
     return qkv_snap_load_newest(dir, self->store, self->sessions, meta, bytes,
                                 err, err_size);
 }
+
+bool qkv_state_save(qkv_state_t *self, qkv_snap_saver_t *saver,
+                    qkv_snap_meta_t *meta) {
+    meta->index = qkv_store_applied_index(self->store);
+    return qkv_snap_saver_fork(saver, self->store, self->sessions, meta);
+}
