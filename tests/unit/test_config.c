@@ -125,7 +125,47 @@ static void test_defaults(void) {
     CU_ASSERT_STRING_EQUAL(cfg.leader_endpoint, "");
     CU_ASSERT(cfg.dedup_window == 100000);
     CU_ASSERT(cfg.session_ttl_s == 86400);
+    CU_ASSERT_STRING_EQUAL(cfg.data_dir, "./qkv-data/leader-8000");
+    CU_ASSERT_EQUAL(cfg.fsync, 0);
+    CU_ASSERT(cfg.snapshot_entries == 100000);
+    CU_ASSERT(cfg.snapshot_log_bytes == 256u << 20);
+    CU_ASSERT(cfg.wal_segment_bytes == 64u << 20);
+    CU_ASSERT(cfg.syncing_reads);
+    CU_ASSERT(!cfg.repair_log && !cfg.drop_foreign_data);
     qkv_config_clear(&cfg);
+}
+
+static void test_durability_settings(void) {
+    qkv_config_t cfg;
+    expect_ok(&cfg, ENV({"DATA_DIR", "none"}, {"FSYNC", "everysec"}),
+              ARGS("--snapshot-entries", "500", "--syncing-reads", "refuse",
+                   "--repair-log", "1", "--drop-foreign-data=yes"));
+    CU_ASSERT_STRING_EQUAL(cfg.data_dir, "");
+    CU_ASSERT_EQUAL(cfg.fsync, 1);
+    CU_ASSERT(cfg.snapshot_entries == 500);
+    CU_ASSERT(!cfg.syncing_reads && cfg.repair_log && cfg.drop_foreign_data);
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg, ENV({"NODE_ID", "n1"}, {"FSYNC", "never"}),
+              ARGS("--fsync", "always"));
+    CU_ASSERT_STRING_EQUAL(cfg.data_dir, "./qkv-data/n1");
+    CU_ASSERT_EQUAL(cfg.fsync, 0);
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg, NOENV, ARGS("--data-dir", "/var/lib/qkv"));
+    CU_ASSERT_STRING_EQUAL(cfg.data_dir, "/var/lib/qkv");
+    qkv_config_clear(&cfg);
+}
+
+static void test_bad_durability_settings(void) {
+    expect_bad_both("FSYNC", "--fsync", "sometimes");
+    expect_bad_both("FSYNC", "--fsync", "ALWAYS");
+    expect_bad_both("DATA_DIR", "--data-dir", "a dir");
+    expect_bad_both("SNAPSHOT_ENTRIES", "--snapshot-entries", "99");
+    expect_bad_both("SNAPSHOT_ENTRIES", "--snapshot-entries", "1e6");
+    expect_bad_both("SNAPSHOT_LOG_BYTES", "--snapshot-log-bytes", "1024");
+    expect_bad_both("WAL_SEGMENT_BYTES", "--wal-segment-bytes", "100");
+    expect_bad_both("SYNCING_READS", "--syncing-reads", "maybe");
+    expect_bad_both("REPAIR_LOG", "--repair-log", "2");
+    expect_bad_both("DROP_FOREIGN_DATA", "--drop-foreign-data", "y");
 }
 
 static void test_client_settings(void) {
@@ -340,6 +380,14 @@ static void test_usage(void) {
         {"LEADER_ENDPOINT", "--leader-endpoint"},
         {"DEDUP_WINDOW", "--dedup-window"},
         {"SESSION_TTL_S", "--session-ttl-s"},
+        {"DATA_DIR", "--data-dir"},
+        {"FSYNC", "--fsync"},
+        {"SNAPSHOT_ENTRIES", "--snapshot-entries"},
+        {"SNAPSHOT_LOG_BYTES", "--snapshot-log-bytes"},
+        {"WAL_SEGMENT_BYTES", "--wal-segment-bytes"},
+        {"SYNCING_READS", "--syncing-reads"},
+        {"REPAIR_LOG", "--repair-log"},
+        {"DROP_FOREIGN_DATA", "--drop-foreign-data"},
         {NULL, NULL}};
     char *text = NULL;
     size_t size = 0;
@@ -508,6 +556,8 @@ static int s_add_suites(void) {
         KIT_TEST(test_quorum_default_with_followers),
         KIT_TEST(test_node_id_defaults),
         KIT_TEST(test_client_settings),
+        KIT_TEST(test_durability_settings),
+        KIT_TEST(test_bad_durability_settings),
         KIT_TEST(test_every_flag),
         KIT_TEST(test_every_variable),
         KIT_TEST(test_flags_win),
