@@ -3,7 +3,14 @@
 #
 #   docker build -t qkv-node .
 #   docker run --rm -p 8000:8000 qkv-node            # a leader without followers
+#   docker run --rm -p 8000:8000 -v qkv-leader:/var/lib/qkv qkv-node
+#                                     # the same, its data kept in a volume
 #
+# The node keeps its log and snapshots in /var/lib/qkv (DATA_DIR), owned by
+# the user it runs as (qkv, uid 10001): mount a volume there to keep them
+# when the container is removed (a new named volume takes that owner; a
+# bind-mounted host folder must be writable by uid 10001). DATA_DIR=none
+# keeps memory only.
 # Every setting comes from the environment (see the README's settings table);
 # flags given after the image name win, as they do for the bare program.
 # scripts/docker-base-images.sh reads the two package lists below to make the
@@ -38,17 +45,20 @@ RUN apt-get update \
         $QKV_RUNTIME_PACKAGES \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --user-group --no-create-home \
-        --home-dir /nonexistent --shell /usr/sbin/nologin qkv
+        --home-dir /nonexistent --shell /usr/sbin/nologin qkv \
+    && install -d -o qkv -g qkv -m 0750 /var/lib/qkv
 
 COPY --from=build /src/build/server/qkv-node /usr/local/bin/qkv-node
 # Fail the build, not the first start, when a runtime library is missing.
 RUN if ldd /usr/local/bin/qkv-node | grep 'not found'; then exit 1; fi
 
 # Listen on every interface: inside a container 127.0.0.1 reaches nobody.
+# DATA_DIR: the qkv-owned folder made above.
 ENV ROLE=leader \
     PORT=8000 \
     BIND=0.0.0.0 \
-    REPL_PORT=9000
+    REPL_PORT=9000 \
+    DATA_DIR=/var/lib/qkv
 EXPOSE 7000 8000 9000
 USER qkv:qkv
 

@@ -4,6 +4,13 @@
 # PERF_BASE+1000+1..5; Redis REDIS_BASE+0..5. Defaults keep clear of the
 # cluster scripts/cluster.sh runs. qkv nodes are started, awaited and
 # stopped by scripts/launch.sh, as for scripts/cluster.sh.
+# Durability, chosen by the caller's environment:
+#   FSYNC=always|everysec|never  every node's (the node's default: always)
+#   DATA_DIR=none                memory only; any other DATA_DIR is refused
+#   otherwise each cluster_start gives the nodes fresh data directories in
+#   a temporary folder made in PERF_DATA_PARENT (default perf/results, on
+#   the repository's disk: /tmp may be a tmpfs, where fsync costs nothing),
+#   deleted by stop_all; never a cluster's qkv-data/.
 
 PERF_BASE=${PERF_BASE:-18000}
 REDIS_BASE=${REDIS_BASE:-16379}
@@ -15,6 +22,8 @@ BENCH_BIN=$BUILD/perf/qkv-bench
 PIDS=""       # every server started: qkv nodes and Redis
 REDIS_PIDS="" # Redis's alone (qkv_stop stops the nodes)
 RUN_DIR=""
+DATA_RUN_DIR="" # the nodes' data directories, while a cluster runs
+PERF_DATA_PARENT=${PERF_DATA_PARENT:-$ROOT/perf/results}
 
 die() {
     echo "perf: $*" >&2
@@ -25,6 +34,12 @@ die() {
     fi
     exit 2
 }
+
+case ${DATA_DIR:-} in
+"" | none) ;;
+*) die "DATA_DIR=$DATA_DIR: none (memory only) or unset (fresh directories" \
+    "made in PERF_DATA_PARENT, $PERF_DATA_PARENT)" ;;
+esac
 
 perf_build() {
     sh "$ROOT/scripts/deps.sh" perf || die "missing packages"
@@ -50,14 +65,26 @@ metric() {
 }
 
 # cluster_start QUORUM MIN_DELAY_MS MAX_DELAY_MS [FOLLOWERS (5)]: a leader
-# and followers (scripts/launch.sh), logs in RUN_DIR, waiting until every
+# and followers (scripts/launch.sh), logs in RUN_DIR, data in a fresh
+# DATA_RUN_DIR (or memory only with DATA_DIR=none), waiting until every
 # follower acked the first heartbeat. Their PIDs join PIDS, followers first,
 # the leader last.
 cluster_start() {
     RUN_DIR=$(mktemp -d)
+    if [ "${DATA_DIR:-}" = none ]; then
+        data_root=none
+        echo "perf: qkv data in memory only (DATA_DIR=none)" >&2
+    else
+        if ! mkdir -p "$PERF_DATA_PARENT" || ! DATA_RUN_DIR=$(mktemp -d \
+            "$PERF_DATA_PARENT/qkv-data.XXXXXX"); then
+            die "cannot make a data directory in $PERF_DATA_PARENT"
+        fi
+        data_root=$DATA_RUN_DIR
+        echo "perf: qkv data in $data_root, FSYNC=${FSYNC:-always}" >&2
+    fi
     qkv_launch "$NODE_BIN" 127.0.0.1 "$PERF_BASE" $((PERF_BASE - 1000)) \
         $((PERF_BASE + 1000)) "${4:-5}" "$1" "$2" "$3" \
-        "${REPLICATION_TIMEOUT_MS:-5000}" "" "$RUN_DIR" ||
+        "${REPLICATION_TIMEOUT_MS:-5000}" "" "$RUN_DIR" "$data_root" ||
         die "could not start the cluster"
     PIDS="$PIDS $QKV_PIDS"
     qkv_wait 20 || die "cluster did not come up"
@@ -116,4 +143,8 @@ stop_all() {
         rm -rf "$RUN_DIR"
     fi
     RUN_DIR=""
+    if [ -n "$DATA_RUN_DIR" ]; then
+        rm -rf "$DATA_RUN_DIR"
+    fi
+    DATA_RUN_DIR=""
 }

@@ -6,9 +6,58 @@
 # root, builds into build-release/, and passes the environment on: e.g.
 #   WRITE_QUORUM=5 MAX_DELAY_MS=200 scripts/cluster.sh
 # Starting, waiting and stopping are scripts/launch.sh's, shared with perf/.
+#
+# Data: each node keeps its log and snapshots in qkv-data/NODE_ID at the
+# repository root (qkv-data/leader, qkv-data/follower1 .. follower5;
+# git-ignored). A cluster stopped with Ctrl-C and started again has every
+# key it had: the same cluster_id, the leader's term one higher.
+#   FRESH=1 scripts/cluster.sh        starts fresh: deletes qkv-data/ first
+#   DATA_DIR=none scripts/cluster.sh  memory only; qkv-data/ is left alone
+#   FSYNC=everysec scripts/cluster.sh always (default), everysec or never,
+#                                     for every node
+# Any other DATA_DIR is refused: six nodes cannot share one directory.
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/launch.sh
+
+if [ $# -gt 0 ]; then
+    echo "usage: [FRESH=1] [DATA_DIR=none] [SETTING=VALUE ...]" \
+        "scripts/cluster.sh (no arguments; see its header)" >&2
+    exit 2
+fi
+DATA_ROOT=$(pwd)/qkv-data
+case ${DATA_DIR:-} in
+"") ;;
+none) DATA_ROOT=none ;;
+*)
+    echo "qkv: DATA_DIR=$DATA_DIR: each node keeps its own directory under" \
+        "$DATA_ROOT; only DATA_DIR=none (memory only) is taken" >&2
+    exit 2
+    ;;
+esac
+case ${FRESH:-0} in
+0 | 1) ;;
+*)
+    echo "qkv: FRESH=$FRESH: 1 deletes qkv-data/ first, 0 (default) keeps it" >&2
+    exit 2
+    ;;
+esac
+
+if [ "${FRESH:-0}" = 1 ] && [ -d qkv-data ]; then
+    # Not from under a cluster that still runs: its nodes hold their LOCKs.
+    for lock in qkv-data/*/LOCK; do
+        if [ -f "$lock" ] && command -v flock >/dev/null &&
+            ! flock -n "$lock" true; then
+            echo "qkv: $(dirname "$lock") is in use by a running qkv-node;" \
+                "stop that cluster first" >&2
+            exit 1
+        fi
+    done
+    rm -rf qkv-data
+    echo "qkv: FRESH=1: deleted qkv-data/" >&2
+fi
+had_data=0
+[ "$DATA_ROOT" = none ] || [ ! -d qkv-data ] || had_data=1
 
 sh scripts/deps.sh build
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DQKV_TESTS=OFF \
@@ -30,11 +79,17 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-qkv_launch "$BIN" "$HOST" "$LEADER_PORT" 7000 9000 5 "" "" "" "" "" ""
+qkv_launch "$BIN" "$HOST" "$LEADER_PORT" 7000 9000 5 "" "" "" "" "" "" \
+    "$DATA_ROOT"
 # Ready when every node answers and every follower is connected; a node
 # that exits meanwhile stops the cluster, a slow start only warns.
 wait_rc=0
 qkv_wait 10 || wait_rc=$?
+if [ $wait_rc -ne 0 ] && [ $had_data = 1 ]; then
+    echo "qkv: if a node refuses its data in qkv-data/ (another cluster's," \
+        "or damaged: see its output or /health)," \
+        "FRESH=1 scripts/cluster.sh starts over" >&2
+fi
 [ $wait_rc -ne 2 ] || exit 1
 [ $wait_rc -eq 0 ] || echo "qkv: not ready yet; running anyway" >&2
 
@@ -42,6 +97,12 @@ echo "qkv: leader http://$HOST:$LEADER_PORT (tcp://$HOST:7000), followers" \
     "http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5)) (7001-7005)," \
     "WRITE_QUORUM=$WRITE_QUORUM; client: build-release/client/qkv;" \
     "Ctrl-C stops" >&2
+if [ "$DATA_ROOT" = none ]; then
+    echo "qkv: data in memory only (DATA_DIR=none)" >&2
+else
+    echo "qkv: data in $DATA_ROOT/NODE_ID (FSYNC=${FSYNC:-always});" \
+        "FRESH=1 scripts/cluster.sh starts fresh" >&2
+fi
 # Any node exiting stops the cluster, so a failure is never half-hidden.
 while qkv_alive; do
     sleep 1

@@ -6,16 +6,24 @@
 # qkv_launch started since the last qkv_stop.
 #
 #   qkv_launch BIN HOST REST CLIENTS REPL N QUORUM MIN_DELAY_MS MAX_DELAY_MS \
-#              REPL_TIMEOUT_MS EXTRA_FLAGS LOG_DIR
+#              REPL_TIMEOUT_MS EXTRA_FLAGS LOG_DIR DATA_ROOT
 #       Starts N followers, then the leader, in the background. The leader
 #       gets REST port REST and client port CLIENTS; follower i gets REST+i,
 #       CLIENTS+i and replication port REPL+i. Every node binds HOST;
 #       followers get --leader-url and --leader-endpoint. QUORUM, the delays
 #       and REPL_TIMEOUT_MS go to the leader as flags; an empty one is left
 #       out, so the environment's WRITE_QUORUM, MIN_DELAY_MS, ... (or the
-#       default) applies. EXTRA_FLAGS (split on blanks) go to every node.
+#       default) applies. EXTRA_FLAGS (split on blanks) go to every node,
+#       last, so they win over the flags set here.
 #       With LOG_DIR, node NAME writes LOG_DIR/NAME.log; with an empty
 #       LOG_DIR, the nodes share the caller's stdout and stderr.
+#       With DATA_ROOT, node NAME (leader, follower1..N) keeps its data in
+#       DATA_ROOT/NAME (--data-dir; the node creates it, and a node started
+#       again on it keeps its data); DATA_ROOT "none" gives every node
+#       --data-dir none (memory only); an empty DATA_ROOT passes no
+#       --data-dir: the environment's DATA_DIR applies (one for every node,
+#       so only none suits a cluster), else the node's default,
+#       ./qkv-data/NODE_ID under the working directory.
 #       Sets QKV_PIDS (followers first, the leader last) and QKV_NODES
 #       (NAME:PID ...).
 #   qkv_wait [SECONDS (10)]
@@ -39,8 +47,8 @@ qkv_rest=""
 qkv_n=0
 
 qkv_launch() {
-    if [ $# -ne 12 ]; then
-        echo "qkv_launch: 12 arguments expected, got $#" >&2
+    if [ $# -ne 13 ]; then
+        echo "qkv_launch: 13 arguments expected, got $#" >&2
         return 2
     fi
     qkv_bin=$1 qkv_host=$2 qkv_rest=$3 qkv_clients=$4 qkv_repl=$5 qkv_n=$6
@@ -49,7 +57,7 @@ qkv_launch() {
     [ -z "$8" ] || qkv_lflags="$qkv_lflags --min-delay-ms $8"
     [ -z "$9" ] || qkv_lflags="$qkv_lflags --max-delay-ms $9"
     [ -z "${10}" ] || qkv_lflags="$qkv_lflags --replication-timeout-ms ${10}"
-    qkv_extra=${11} qkv_logs=${12}
+    qkv_extra=${11} qkv_logs=${12} qkv_data=${13}
     if [ ! -x "$qkv_bin" ]; then
         echo "qkv_launch: $qkv_bin: not an executable" >&2
         return 2
@@ -81,6 +89,11 @@ qkv_launch() {
 qkv_launch_one() {
     qkv_name=$1
     shift
+    case $qkv_data in
+    "") ;;
+    none) set -- --data-dir none "$@" ;; # first: EXTRA_FLAGS win
+    *) set -- --data-dir "$qkv_data/$qkv_name" "$@" ;;
+    esac
     if [ -n "$qkv_logs" ]; then
         "$qkv_bin" "$@" >"$qkv_logs/$qkv_name.log" 2>&1 &
     else

@@ -10,9 +10,15 @@
       against the six published REST ports (QKV_TEST_NODES);
     - a follower's redirect can be followed by a client on the host;
     - with one follower stopped WRITE_QUORUM=3 still commits; after the
-      leader is recreated with WRITE_QUORUM=5 a write answers 503 and stays
-      invisible; once the follower starts again that write commits and all
-      six nodes hold the same data.
+      leader is recreated with WRITE_QUORUM=5 (on its volume: same cluster,
+      next term, no reads served before that term commits) a write answers
+      503 and stays invisible; once the follower starts again that write
+      commits, the leader still has the keys written before it was
+      recreated, and all six nodes hold the same data;
+    - a leader container restarted (`restart leader`) comes back healthy
+      on its named volume (/var/lib/qkv) with a key written before, the
+      same cluster_id and a term one higher, followed by every follower,
+      and commits again.
     The project is taken down (`down -v`) at the end, when a check fails,
     on SIGINT, SIGTERM and SIGHUP, and at an internal deadline that comes
     before ctest's timeout; leftovers of a killed run are removed first.
@@ -509,27 +515,54 @@ static bool s_holds(void *arg) {
     return kit_qkv_holds(h->base, h->key, h->value, 0);
 }
 
-/* The replication id a node's /health reports (malloc'd) or NULL. */
-static char *repl_id_of(const char *base) {
-    long status;
+/* A node's /health cluster_id (into id, "" when absent) and term (0 when
+   absent); returns the HTTP status. */
+static long cluster_and_term_of(const char *base, char *id, size_t size,
+                                uint64_t *term) {
+    long status = 0;
     json_t *health = kit_qkv_health(base, &status);
-    const char *id = kit_json_str(health, "replication_id");
-    char *copy = status == 200 && id ? strdup(id) : NULL;
+    const char *cluster = kit_json_str(health, "cluster_id");
+    snprintf(id, size, "%s", cluster ? cluster : "");
+    *term = 0;
+    kit_json_u64(health, "term", term);
     json_decref(health);
-    return copy;
+    return status;
 }
 
 typedef struct {
     const char *base;
-    const char *want;
-} s_same_id_t;
+    const char *id; /* the leader's cluster_id */
+    uint64_t term;  /* and term */
+} s_follows_t;
 
-static bool s_has_repl_id(void *arg) {
-    s_same_id_t *s = arg;
-    char *id = repl_id_of(s->base);
-    bool same = id && strcmp(id, s->want) == 0;
-    free(id);
-    return same;
+/* The node reports the leader's cluster_id and term. */
+static bool s_follows(void *arg) {
+    s_follows_t *f = arg;
+    char id[64];
+    uint64_t term;
+    return cluster_and_term_of(f->base, id, sizeof id, &term) == 200 &&
+           strcmp(id, f->id) == 0 && term == f->term;
+}
+
+typedef struct {
+    size_t followers;
+    char state[128]; /* what was missing on the last try */
+} s_connected_t;
+
+/* The leader's /health lists every follower as connected. */
+static bool s_all_connected(void *arg) {
+    s_connected_t *c = arg;
+    long status;
+    json_t *health = kit_qkv_health(leader(), &status);
+    json_t *list = json_object_get(health, "followers");
+    size_t connected = 0;
+    for (size_t i = 0; i < json_array_size(list); i++)
+        if (json_is_true(json_object_get(json_array_get(list, i), "connected")))
+            connected++;
+    snprintf(c->state, sizeof c->state, "status %ld, %zu of %zu connected",
+             status, connected, c->followers);
+    json_decref(health);
+    return status == 200 && connected == c->followers;
 }
 
 /*  ---------------------------------------------------------------------
@@ -576,6 +609,8 @@ static void test_redirect_reaches_leader_from_host(void) {
     CU_ASSERT(kit_qkv_holds(leader(), key, "r", 0));
 }
 
+static char s_quorum3_key[64];
+
 static void test_quorum_3_commits_with_a_follower_stopped(void) {
     CU_ASSERT_EQUAL_FATAL(
         s_compose(NULL, 0, false, "stop", "-t", "5", "follower3", NULL), 0);
@@ -583,8 +618,8 @@ static void test_quorum_3_commits_with_a_follower_stopped(void) {
     s_health_of("follower3", state, sizeof state);
     KIT_ASSERT_STR(state, "exited");
 
-    char key[64];
-    key_of(key, sizeof key, "quorum3");
+    char *key = s_quorum3_key;
+    key_of(key, sizeof s_quorum3_key, "quorum3");
     uint64_t index;
     const char *status_field;
     json_t *answer;
@@ -609,16 +644,19 @@ static void test_quorum_5_answers_503_while_a_follower_is_down(void) {
     CU_ASSERT_EQUAL_FATAL(s_wait_healthy("leader", HEALTHY_MS), 0);
     CU_ASSERT_EQUAL_FATAL(kit_node_wait_healthy(&s_cluster.nodes[0], 30000), 0);
 
-    /* The four running followers follow the new leader. */
-    char *id = repl_id_of(leader());
-    CU_ASSERT_FATAL(id != NULL);
+    /* The four running followers follow the new leader: the same cluster
+       (the volume kept it), its new term. */
+    char id[64];
+    uint64_t term;
+    CU_ASSERT_EQUAL_FATAL(cluster_and_term_of(leader(), id, sizeof id, &term),
+                          200);
+    CU_ASSERT_FATAL(id[0] != '\0');
     for (size_t i = 1; i < NODES; i++) {
         if (i == 3)
             continue;
-        s_same_id_t s = {s_cluster.nodes[i].url, id};
-        CU_ASSERT(kit_poll_until(REPL_WAIT_MS, s_has_repl_id, &s));
+        s_follows_t f = {s_cluster.nodes[i].url, id, term};
+        CU_ASSERT(kit_poll_until(REPL_WAIT_MS, s_follows, &f));
     }
-    free(id);
 
     key_of(s_pending_key, sizeof s_pending_key, "pending");
     uint64_t index;
@@ -638,8 +676,14 @@ static void test_quorum_5_answers_503_while_a_follower_is_down(void) {
     CU_ASSERT(took >= 4500);
     json_decref(answer);
 
-    /* Not committed, so visible nowhere. */
-    CU_ASSERT_EQUAL(read_status(leader(), s_pending_key), 404);
+    /* Not committed, so visible nowhere. The leader, back on its volume
+       in a new term, serves no read until an entry of that term commits,
+       which takes the stopped follower too: 503 not_ready. */
+    long read;
+    answer = kit_qkv_read(leader(), "/get", s_pending_key, &read);
+    CU_ASSERT_EQUAL(read, 503);
+    KIT_ASSERT_STR(kit_json_str(answer, "status"), "not_ready");
+    json_decref(answer);
     CU_ASSERT_EQUAL(read_status(s_cluster.nodes[1].url, s_pending_key), 404);
 }
 
@@ -651,6 +695,9 @@ static void test_pending_write_commits_when_the_follower_returns(void) {
 
     s_holds_t h = {leader(), s_pending_key, "five"};
     CU_ASSERT_FATAL(kit_poll_until(REPL_WAIT_MS, s_holds, &h));
+    /* The leader recreated on its volume kept what it held before. */
+    CU_ASSERT(s_quorum3_key[0] != '\0' &&
+              kit_qkv_holds(leader(), s_quorum3_key, "three", 0));
     uint64_t index = 0;
     CU_ASSERT(kit_qkv_settled(leader(), REPL_WAIT_MS, &index));
     for (size_t i = 1; i < NODES; i++) {
@@ -670,6 +717,61 @@ static void test_pending_write_commits_when_the_follower_returns(void) {
     json_decref(answer);
 }
 
+static void test_leader_restart_keeps_data(void) {
+    char key[64];
+    key_of(key, sizeof key, "restart");
+    uint64_t index;
+    const char *status_field;
+    json_t *answer;
+    CU_ASSERT_EQUAL_FATAL(
+        write_key(key, "kept", &index, &status_field, &answer), 200);
+    json_decref(answer);
+
+    char old_id[64];
+    uint64_t old_term;
+    CU_ASSERT_EQUAL_FATAL(
+        cluster_and_term_of(leader(), old_id, sizeof old_id, &old_term), 200);
+    CU_ASSERT_FATAL(old_id[0] != '\0' && old_term > 0);
+
+    CU_ASSERT_EQUAL_FATAL(
+        s_compose(NULL, 0, false, "restart", "-t", "5", "leader", NULL), 0);
+    CU_ASSERT_EQUAL_FATAL(s_wait_healthy("leader", HEALTHY_MS), 0);
+    CU_ASSERT_EQUAL_FATAL(kit_node_wait_healthy(&s_cluster.nodes[0], 30000), 0);
+
+    /* The key, with its value, from the restarted leader itself. */
+    s_holds_t h = {leader(), key, "kept"};
+    CU_ASSERT(kit_poll_until(REPL_WAIT_MS, s_holds, &h));
+
+    /* The same cluster, one term on, on disk. */
+    char id[64];
+    uint64_t term;
+    CU_ASSERT_EQUAL(cluster_and_term_of(leader(), id, sizeof id, &term), 200);
+    printf("\nleader restarted: cluster_id %s -> %s, term %llu -> %llu\n",
+           old_id, id, (unsigned long long)old_term, (unsigned long long)term);
+    KIT_ASSERT_STR(id, old_id);
+    CU_ASSERT_EQUAL(term, old_term + 1);
+    long status;
+    json_t *health = kit_qkv_health(leader(), &status);
+    CU_ASSERT(json_is_true(json_object_get(health, "durable")));
+    json_decref(health);
+
+    /* The followers take the new term and a write commits (the leader is
+       the WRITE_QUORUM=5 one: every follower acks). */
+    for (size_t i = 1; i < NODES; i++) {
+        s_follows_t f = {s_cluster.nodes[i].url, id, term};
+        CU_ASSERT(kit_poll_until(REPL_WAIT_MS, s_follows, &f));
+    }
+    s_connected_t c = {NODES - 1, ""};
+    bool connected = kit_poll_until(REPL_WAIT_MS, s_all_connected, &c);
+    if (!connected)
+        fprintf(stderr, "\n  after the restart: %s\n", c.state);
+    CU_ASSERT(connected);
+    key_of(key, sizeof key, "after-restart");
+    CU_ASSERT_EQUAL(write_key(key, "new", &index, &status_field, &answer), 200);
+    KIT_ASSERT_STR(status_field, "success");
+    json_decref(answer);
+}
+
 /*  ---------------------------------------------------------------------
     Setup */
 
@@ -681,6 +783,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_quorum_3_commits_with_a_follower_stopped),
         KIT_TEST(test_quorum_5_answers_503_while_a_follower_is_down),
         KIT_TEST(test_pending_write_commits_when_the_follower_returns),
+        KIT_TEST(test_leader_restart_keeps_data),
         KIT_TESTS_END};
     return kit_add_suite("compose", s_up, s_down, tests) ? 0 : -1;
 }
