@@ -26,6 +26,7 @@
 */
 #include "qkv_sessions.h"
 #include "qkv_hash.h"
+#include "qkv_le.h"
 #include "qkv_ring.h"
 
 #include <stdlib.h>
@@ -515,8 +516,7 @@ int qkv_sessions_record(qkv_sessions_t *self, uint64_t client_id,
 
 static int s_put_u64(qkv_buf_t *out, uint64_t v) {
     uint8_t b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (8 * i));
+    qkv_put_le64(b, v);
     return qkv_buf_append(out, b, 8);
 }
 
@@ -555,9 +555,7 @@ static uint64_t s_get_u64(s_reader_t *r) {
         r->bad = true;
         return 0;
     }
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)r->p[i] << (8 * i);
+    uint64_t v = qkv_get_le64(r->p);
     r->p += 8;
     return v;
 }

@@ -2,6 +2,7 @@
  */
 #include "qkv_snap.h"
 #include "qkv_hash.h"
+#include "qkv_le.h"
 #include "qkv_say.h"
 
 #include <dirent.h>
@@ -27,25 +28,6 @@
 /*  =====================================================================
     Images */
 
-static void s_put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void s_put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t s_get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t s_get64(const uint8_t *p) {
-    return (uint64_t)s_get32(p) | (uint64_t)s_get32(p + 4) << 32;
-}
-
 typedef struct {
     qkv_buf_t *out;
     uint64_t keys;
@@ -62,10 +44,10 @@ static void s_visit(void *arg, const char *key, size_t key_len,
         return;
     }
     uint8_t *p = (uint8_t *)e->out->data + e->out->size;
-    s_put32(p, (uint32_t)key_len);
-    s_put32(p + 4, (uint32_t)value_len);
-    s_put64(p + 8, seq);
-    s_put64(p + 16, index);
+    qkv_put_le32(p, (uint32_t)key_len);
+    qkv_put_le32(p + 4, (uint32_t)value_len);
+    qkv_put_le64(p + 8, seq);
+    qkv_put_le64(p + 16, index);
     memcpy(p + S_KEY_FIXED, key, key_len);
     memcpy(p + S_KEY_FIXED + key_len, value, value_len);
     e->out->size += len;
@@ -89,14 +71,14 @@ int qkv_snap_encode(qkv_store_t *store, const qkv_sessions_t *sessions,
     meta->keys = e.keys;
     uint8_t *h = (uint8_t *)out->data;
     memcpy(h, S_MAGIC, 8);
-    s_put32(h + 8, S_VERSION);
-    s_put32(h + 12, 0);
-    s_put64(h + 16, meta->cluster_id);
-    s_put64(h + 24, meta->index);
-    s_put64(h + 32, meta->term);
-    s_put64(h + 40, meta->keys);
-    s_put32((uint8_t *)out->data + out->size,
-            qkv_crc32c(0, out->data, out->size));
+    qkv_put_le32(h + 8, S_VERSION);
+    qkv_put_le32(h + 12, 0);
+    qkv_put_le64(h + 16, meta->cluster_id);
+    qkv_put_le64(h + 24, meta->index);
+    qkv_put_le64(h + 32, meta->term);
+    qkv_put_le64(h + 40, meta->keys);
+    qkv_put_le32((uint8_t *)out->data + out->size,
+                 qkv_crc32c(0, out->data, out->size));
     out->size += 4;
     return 0;
 }
@@ -108,19 +90,19 @@ int qkv_snap_check(const void *data, size_t size, qkv_snap_meta_t *meta,
         snprintf(why, ws, "not a qkv snapshot");
         return -1;
     }
-    if (s_get32(p + 8) != S_VERSION) {
+    if (qkv_get_le32(p + 8) != S_VERSION) {
         snprintf(why, ws, "snapshot format version %u; this qkv reads %d",
-                 s_get32(p + 8), S_VERSION);
+                 qkv_get_le32(p + 8), S_VERSION);
         return -1;
     }
-    if (qkv_crc32c(0, p, size - 4) != s_get32(p + size - 4)) {
+    if (qkv_crc32c(0, p, size - 4) != qkv_get_le32(p + size - 4)) {
         snprintf(why, ws, "the snapshot's checksum does not match");
         return -1;
     }
-    meta->cluster_id = s_get64(p + 16);
-    meta->index = s_get64(p + 24);
-    meta->term = s_get64(p + 32);
-    meta->keys = s_get64(p + 40);
+    meta->cluster_id = qkv_get_le64(p + 16);
+    meta->index = qkv_get_le64(p + 24);
+    meta->term = qkv_get_le64(p + 32);
+    meta->keys = qkv_get_le64(p + 40);
     return 0;
 }
 
@@ -139,8 +121,8 @@ int qkv_snap_apply(const void *data, size_t size, qkv_store_t *store,
             rc = -1;
             break;
         }
-        uint32_t kl = s_get32(p), vl = s_get32(p + 4);
-        uint64_t seq = s_get64(p + 8), index = s_get64(p + 16);
+        uint32_t kl = qkv_get_le32(p), vl = qkv_get_le32(p + 4);
+        uint64_t seq = qkv_get_le64(p + 8), index = qkv_get_le64(p + 16);
         if ((uint64_t)(end - p) - S_KEY_FIXED < (uint64_t)kl + vl ||
             index > meta.index) {
             rc = -1;
@@ -176,21 +158,9 @@ int qkv_snap_apply(const void *data, size_t size, qkv_store_t *store,
     Files */
 
 static bool s_snap_name(const char *name, uint64_t *index) {
-    if (strlen(name) != 5 + 16 + 5 || strncmp(name, "snap-", 5) != 0 ||
-        strcmp(name + 21, ".snap") != 0)
-        return false;
-    uint64_t v = 0;
-    for (int i = 5; i < 21; i++) {
-        char c = name[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (d < 0)
-            return false;
-        v = v << 4 | (uint64_t)d;
-    }
-    *index = v;
-    return true;
+    return strlen(name) == 5 + 16 + 5 && strncmp(name, "snap-", 5) == 0 &&
+           strcmp(name + 21, ".snap") == 0 &&
+           qkv_parse_hex16(name + 5, index) == 0;
 }
 
 /* The snapshot indexes in dir, newest first (at most max); deletes

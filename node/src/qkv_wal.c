@@ -22,6 +22,7 @@
 #include "qkv_buf.h"
 #include "qkv_clock.h"
 #include "qkv_hash.h"
+#include "qkv_le.h"
 #include "qkv_ring.h"
 #include "qkv_say.h"
 
@@ -115,39 +116,20 @@ struct qkv_wal_t {
 /*  =====================================================================
     Encoding */
 
-static void s_put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void s_put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t s_get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t s_get64(const uint8_t *p) {
-    return (uint64_t)s_get32(p) | (uint64_t)s_get32(p + 4) << 32;
-}
-
 /* Appends a framed record of body_len bytes to out; returns its body to
    fill, or NULL when out of memory. s_seal computes the checksum. */
 static uint8_t *s_frame(qkv_buf_t *out, size_t body_len) {
     if (qkv_buf_reserve(out, S_FRAME_BYTES + body_len) != 0)
         return NULL;
     uint8_t *frame = (uint8_t *)out->data + out->size;
-    s_put32(frame + 4, (uint32_t)body_len);
+    qkv_put_le32(frame + 4, (uint32_t)body_len);
     out->size += S_FRAME_BYTES + body_len;
     return frame + S_FRAME_BYTES;
 }
 
 static void s_seal(uint8_t *body, size_t body_len) {
     uint8_t *frame = body - S_FRAME_BYTES;
-    s_put32(frame, qkv_crc32c(0, frame + 4, 4 + body_len));
+    qkv_put_le32(frame, qkv_crc32c(0, frame + 4, 4 + body_len));
 }
 
 static int s_encode_state(qkv_buf_t *out, uint64_t cluster, uint64_t term) {
@@ -155,8 +137,8 @@ static int s_encode_state(qkv_buf_t *out, uint64_t cluster, uint64_t term) {
     if (!b)
         return -1;
     b[0] = S_STATE;
-    s_put64(b + 1, cluster);
-    s_put64(b + 9, term);
+    qkv_put_le64(b + 1, cluster);
+    qkv_put_le64(b + 9, term);
     s_seal(b, S_STATE_BYTES);
     return 0;
 }
@@ -167,14 +149,14 @@ static int s_encode_entry(qkv_buf_t *out, const qkv_entry_t *e) {
     if (!b)
         return -1;
     b[0] = S_ENTRY;
-    s_put64(b + 1, e->index);
-    s_put64(b + 9, e->term);
-    s_put64(b + 17, e->client_id);
-    s_put64(b + 25, e->client_seq);
-    s_put64(b + 33, e->time_ms);
+    qkv_put_le64(b + 1, e->index);
+    qkv_put_le64(b + 9, e->term);
+    qkv_put_le64(b + 17, e->client_id);
+    qkv_put_le64(b + 25, e->client_seq);
+    qkv_put_le64(b + 33, e->time_ms);
     b[41] = e->op;
-    s_put32(b + 42, e->key_len);
-    s_put32(b + 46, e->value_len);
+    qkv_put_le32(b + 42, e->key_len);
+    qkv_put_le32(b + 46, e->value_len);
     memcpy(b + S_ENTRY_FIXED, e->data, e->key_len + e->value_len);
     s_seal(b, len);
     return 0;
@@ -182,8 +164,8 @@ static int s_encode_entry(qkv_buf_t *out, const qkv_entry_t *e) {
 
 static void s_header(uint8_t *h) {
     memcpy(h, S_MAGIC, 8);
-    s_put32(h + 8, S_VERSION);
-    s_put32(h + 12, qkv_crc32c(0, h, 12));
+    qkv_put_le32(h + 8, S_VERSION);
+    qkv_put_le32(h + 12, qkv_crc32c(0, h, 12));
 }
 
 /*  =====================================================================
@@ -195,21 +177,9 @@ static void s_seg_path(const qkv_wal_t *self, uint64_t seq, char *path,
 }
 
 static bool s_seg_name(const char *name, uint64_t *seq) {
-    if (strlen(name) != 4 + 16 + 4 || strncmp(name, "wal-", 4) != 0 ||
-        strcmp(name + 20, ".log") != 0)
-        return false;
-    uint64_t v = 0;
-    for (int i = 4; i < 20; i++) {
-        char c = name[i];
-        int d = c >= '0' && c <= '9'   ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                       : -1;
-        if (d < 0)
-            return false;
-        v = v << 4 | (uint64_t)d;
-    }
-    *seq = v;
-    return true;
+    return strlen(name) == 4 + 16 + 4 && strncmp(name, "wal-", 4) == 0 &&
+           strcmp(name + 20, ".log") == 0 &&
+           qkv_parse_hex16(name + 4, seq) == 0;
 }
 
 static int s_cmp_seg(const void *a, const void *b) {
@@ -282,13 +252,13 @@ typedef struct {
    next one. Returns 0, or -1 with err set. */
 static int s_replay_entry(s_replay_t *r, const uint8_t *b, uint32_t len,
                           s_segment_t *seg, char *err, size_t es) {
-    uint32_t key_len = s_get32(b + 42), value_len = s_get32(b + 46);
+    uint32_t key_len = qkv_get_le32(b + 42), value_len = qkv_get_le32(b + 46);
     if ((uint64_t)S_ENTRY_FIXED + key_len + value_len != len ||
         b[41] < QKV_OP_PUT || b[41] > QKV_OP_MAX) {
         snprintf(err, es, "an entry record does not add up");
         return -1;
     }
-    uint64_t index = s_get64(b + 1);
+    uint64_t index = qkv_get_le64(b + 1);
     if (index > seg->max_index)
         seg->max_index = index;
     r->out->records++;
@@ -310,10 +280,10 @@ static int s_replay_entry(s_replay_t *r, const uint8_t *b, uint32_t len,
         snprintf(err, es, "out of memory replaying entry %" PRIu64, index);
         return -1;
     }
-    e->term = s_get64(b + 9);
-    e->client_id = s_get64(b + 17);
-    e->client_seq = s_get64(b + 25);
-    e->time_ms = s_get64(b + 33);
+    e->term = qkv_get_le64(b + 9);
+    e->client_id = qkv_get_le64(b + 17);
+    e->client_seq = qkv_get_le64(b + 25);
+    e->time_ms = qkv_get_le64(b + 33);
     if (qkv_log_append(r->log, &e) == 0) {
         free(e);
         snprintf(err, es, "out of memory replaying entry %" PRIu64, index);
@@ -341,15 +311,15 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
     size_t off = 0;
     int rc = 0;
     if ((size_t)size < S_HEADER_BYTES || memcmp(data, S_MAGIC, 8) != 0 ||
-        s_get32(data + 12) != qkv_crc32c(0, data, 12)) {
+        qkv_get_le32(data + 12) != qkv_crc32c(0, data, 12)) {
         snprintf(bad, bs, "no valid header");
         goto done;
     }
-    if (s_get32(data + 8) != S_VERSION) {
+    if (qkv_get_le32(data + 8) != S_VERSION) {
         snprintf(err, es,
                  "%s: format version %u; this qkv reads version %d: "
                  "upgrade it",
-                 path, s_get32(data + 8), S_VERSION);
+                 path, qkv_get_le32(data + 8), S_VERSION);
         rc = -1;
         goto done;
     }
@@ -361,7 +331,7 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
             snprintf(bad, bs, "a record frame is cut short");
             break;
         }
-        uint32_t len = s_get32(data + off + 4);
+        uint32_t len = qkv_get_le32(data + off + 4);
         if (len == 0 || len > S_RECORD_MAX) {
             /* a tail of zeros is a write the crash cut (the file grew,
                the data never came); anything else is damage */
@@ -379,13 +349,13 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
         const uint8_t *b = data + off + S_FRAME_BYTES;
         *at_end = left == S_FRAME_BYTES + len; /* the last record */
         if (qkv_crc32c(0, data + off + 4, 4 + (size_t)len) !=
-            s_get32(data + off)) {
+            qkv_get_le32(data + off)) {
             snprintf(bad, bs, "a record's checksum does not match");
             break;
         }
         if (b[0] == S_STATE && len == S_STATE_BYTES) {
-            r->out->cluster_id = s_get64(b + 1);
-            r->out->term = s_get64(b + 9);
+            r->out->cluster_id = qkv_get_le64(b + 1);
+            r->out->term = qkv_get_le64(b + 9);
         } else if (b[0] == S_ENTRY && len >= S_ENTRY_FIXED) {
             char why[200];
             if (s_replay_entry(r, b, len, seg, why, sizeof(why)) != 0) {

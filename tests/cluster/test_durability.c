@@ -182,15 +182,6 @@ static double metric(const char *url, const char *name) {
     return value;
 }
 
-static uint64_t health_u64(const char *url, const char *field) {
-    long status;
-    uint64_t v = 0;
-    json_t *h = kit_qkv_health(url, &status);
-    kit_json_u64(h, field, &v);
-    json_decref(h);
-    return v;
-}
-
 /*  ---------------------------------------------------------------------
     crash: 1 + 5, quorum 2, FSYNC=always */
 
@@ -277,7 +268,7 @@ static void test_follower_past_the_kept_log(void) {
     writers_start(w, WRITERS, leader);
     /* several snapshots: the leader's log no longer reaches back to it */
     CU_ASSERT(writers_wait(w, WRITERS, 600));
-    CU_ASSERT(health_u64(leader, "snapshot_index") > 300);
+    CU_ASSERT(kit_qkv_health_u64(leader, "snapshot_index") > 300);
     CU_ASSERT_FATAL(kit_cluster_restart(&s_snap, 3, WAIT_MS) == 0);
     CU_ASSERT(writers_wait(w, WRITERS, 300)); /* writes go on meanwhile */
     writers_stop(w, WRITERS);
@@ -356,14 +347,19 @@ static bool log_has(const kit_node_t *node, const char *text) {
     return found;
 }
 
-static void test_torn_tail_is_cut(void) {
-    kit_node_t *f = &s_files.nodes[1];
-    writer_t w[1];
+/* 100 writes to the files cluster, all settled; then f stops cleanly. */
+static void write_then_stop(writer_t *w, kit_node_t *f) {
     writers_start(w, 1, s_files.nodes[0].url);
     CU_ASSERT(writers_wait(w, 1, 100));
     writers_stop(w, 1);
     CU_ASSERT(kit_qkv_settled(s_files.nodes[0].url, WAIT_MS, NULL));
     CU_ASSERT_EQUAL(kit_node_stop(f, 10000), 0);
+}
+
+static void test_torn_tail_is_cut(void) {
+    kit_node_t *f = &s_files.nodes[1];
+    writer_t w[1];
+    write_then_stop(w, f);
     char path[1024];
     CU_ASSERT_FATAL(wal_file(f->data_dir, true, path, sizeof path));
     /* the newest segment ends in half a record */
@@ -380,11 +376,7 @@ static void test_torn_tail_is_cut(void) {
 static void test_corrupt_record_stops_then_repairs(void) {
     kit_node_t *f = &s_files.nodes[2];
     writer_t w[1];
-    writers_start(w, 1, s_files.nodes[0].url);
-    CU_ASSERT(writers_wait(w, 1, 100));
-    writers_stop(w, 1);
-    CU_ASSERT(kit_qkv_settled(s_files.nodes[0].url, WAIT_MS, NULL));
-    CU_ASSERT_EQUAL(kit_node_stop(f, 10000), 0);
+    write_then_stop(w, f);
     char path[1024];
     CU_ASSERT_FATAL(wal_file(f->data_dir, false, path, sizeof path));
     long size = file_size(path);

@@ -85,15 +85,6 @@ static void power_cycle(kit_cluster_t *c) {
     CU_ASSERT(kit_qkv_settled(c->nodes[0].url, WAIT_MS, NULL));
 }
 
-static uint64_t health_u64(const char *url, const char *field) {
-    long status;
-    uint64_t v = 0;
-    json_t *h = kit_qkv_health(url, &status);
-    kit_json_u64(h, field, &v);
-    json_decref(h);
-    return v;
-}
-
 static void test_unsynced_entries_vanish(void) {
     kit_cluster_t c;
     start(&c, "always", NULL);
@@ -105,10 +96,10 @@ static void test_unsynced_entries_vanish(void) {
     CU_ASSERT_FATAL(kit_node_start(&c.nodes[0]) == 0);
     unsetenv("QKV_FAILPOINT");
     CU_ASSERT_FATAL(kit_node_wait_healthy(&c.nodes[0], WAIT_MS) == 0);
-    uint64_t leader_last = health_u64(c.nodes[0].url, "last_index");
+    uint64_t leader_last = kit_qkv_health_u64(c.nodes[0].url, "last_index");
     CU_ASSERT_EQUAL(write_keys(c.nodes[0].url, "lost", 5), 0);
     /* the followers hold them (durably), show none */
-    uint64_t follower_last = health_u64(c.nodes[1].url, "last_index");
+    uint64_t follower_last = kit_qkv_health_u64(c.nodes[1].url, "last_index");
     CU_ASSERT(follower_last >= leader_last + 5);
     for (size_t i = 0; i < c.count; i++)
         CU_ASSERT_EQUAL(held(c.nodes[i].url, "lost", 5), 0);
@@ -116,13 +107,13 @@ static void test_unsynced_entries_vanish(void) {
     kit_node_kill(&c.nodes[0]);
     CU_ASSERT_FATAL(kit_cluster_restart(&c, 0, WAIT_MS) == 0);
     CU_ASSERT(kit_qkv_settled(c.nodes[0].url, WAIT_MS, NULL));
-    uint64_t last = health_u64(c.nodes[0].url, "last_index");
+    uint64_t last = kit_qkv_health_u64(c.nodes[0].url, "last_index");
     for (size_t i = 0; i < c.count; i++) {
         CU_ASSERT(
             kit_qkv_wait_same_dump(c.nodes[0].url, c.nodes[i].url, WAIT_MS));
         CU_ASSERT_EQUAL(held(c.nodes[i].url, "lost", 5), 0);
         CU_ASSERT_EQUAL(held(c.nodes[i].url, "before", 20), 20);
-        uint64_t got = health_u64(c.nodes[i].url, "last_index");
+        uint64_t got = kit_qkv_health_u64(c.nodes[i].url, "last_index");
         if (got != last)
             fprintf(stderr, "\n  %s: last_index %llu, the leader's %llu\n",
                     c.nodes[i].name, (unsigned long long)got,

@@ -322,6 +322,8 @@ json_t *kit_qkv_readn(const char *base, const char *route, const char *key,
                       size_t key_len, long *status);
 
 json_t *kit_qkv_health(const char *base, long *status);
+/* A number field of base's /health (0 when absent or no answer). */
+uint64_t kit_qkv_health_u64(const char *base, const char *field);
 /* The dump, with every NUL in its strings shown as U+2400 (jansson takes
    no NUL in object keys). */
 json_t *kit_qkv_dump(const char *base, long *status);

@@ -51,6 +51,15 @@ json_t *kit_qkv_health(const char *base, long *status) {
     return kit_get_json(url, status);
 }
 
+uint64_t kit_qkv_health_u64(const char *base, const char *field) {
+    long status;
+    uint64_t v = 0;
+    json_t *h = kit_qkv_health(base, &status);
+    kit_json_u64(h, field, &v);
+    json_decref(h);
+    return v;
+}
+
 /* Rewrites each \u0000 escape in JSON text as \u2400 (a visible NUL
    symbol): jansson refuses NUL bytes in object keys, and dumps have keys
    with them. Both sides of a comparison get the same rewrite. */
