@@ -160,11 +160,12 @@ void qkv_core_applied_to(qkv_core_t *self, uint64_t index);
 int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p);
 
 /* Follower: the state machine now holds a snapshot of cluster_id up to
-   index (whose entry had term): the log goes on after it, everything up
-   to it counts as committed, applied and durable, and an ACK of index is
-   owed. */
-void qkv_core_install(qkv_core_t *self, uint64_t cluster_id, uint64_t index,
-                      uint64_t term);
+   index (whose entry had term), sent by a leader of leader_term: the log
+   goes on after it, everything up to it counts as committed, applied and
+   durable, the node takes leader_term when it is higher, and an ACK of
+   index is owed. */
+void qkv_core_install(qkv_core_t *self, uint64_t cluster_id,
+                      uint64_t leader_term, uint64_t index, uint64_t term);
 
 /* Drops the entries up to index (at most applied) from the log in
    memory: a snapshot holds them now. A peer that needs one of them later

@@ -94,6 +94,15 @@ bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,
                          const qkv_sessions_t *sessions,
                          const qkv_snap_meta_t *meta);
 
+/* Reads the snapshot file of index (for a follower behind the log) on
+   the saver thread; its eventfd fires when done. */
+void qkv_snap_saver_load(qkv_snap_saver_t *self, uint64_t index);
+
+/* Once read: moves the bytes into *image (its old content freed) and
+   returns their index; 0 while none is ready (or reading failed: the
+   next qkv_snap_saver_done says why). */
+uint64_t qkv_snap_saver_loaded(qkv_snap_saver_t *self, qkv_buf_t *image);
+
 /* After its eventfd fired: the index of the save that ended and is
    durable (0: none ended, or it failed: why says so), and its size. */
 uint64_t qkv_snap_saver_done(qkv_snap_saver_t *self, uint64_t *bytes, char *why,

@@ -88,6 +88,8 @@ typedef struct {
     qkv_snap_meta_t xfer_meta;               /* its meta */
     uint64_t xfer_offset[QKV_MAX_FOLLOWERS]; /* next byte per follower */
     bool xfer_active[QKV_MAX_FOLLOWERS];     /* sending */
+    bool xfer_wanted[QKV_MAX_FOLLOWERS];     /* waiting for the image */
+    bool xfer_loading;                       /* the saver reads it */
     qkv_encoder_t *xfer_encoder;             /* chunk frames */
     /* follower: a snapshot coming in */
     qkv_buf_t recv_image;   /* the chunks so far */
@@ -288,13 +290,19 @@ static void s_maybe_snapshot(s_actor_t *self) {
     qkv_wal_roll(self->wal); /* so that the log before it can go */
 }
 
+static void s_image_loaded(s_actor_t *self);
+
 /* The saver finished: the log up to its snapshot goes. */
 static void s_snapshot_saved(s_actor_t *self) {
+    s_image_loaded(self);
     uint64_t bytes;
     char why[256];
     uint64_t index = qkv_snap_saver_done(self->saver, &bytes, why, sizeof(why));
     if (!index) {
-        if (why[0]) {
+        if (why[0] && self->xfer_loading) {
+            qkv_warn("%s", why); /* the core asks again */
+            self->xfer_loading = false;
+        } else if (why[0]) {
             qkv_warn("snapshot not saved: %s", why);
             self->snap_retry_us = qkv_now_us() + S_SNAP_RETRY_US;
         }
@@ -310,30 +318,70 @@ static void s_snapshot_saved(s_actor_t *self) {
     atomic_fetch_add(&node->snapshots, 1);
 }
 
-/* Leader: follower peer needs a snapshot. */
-static void s_start_transfer(s_actor_t *self, size_t peer) {
-    const qkv_log_t *log = qkv_core_log(self->core);
-    if (!self->xfer_image.size ||
-        self->xfer_meta.index + 1 < qkv_log_first_index(log)) {
-        /* a new image of the state as applied now; any transfer of the
-           old one starts over with it */
-        uint64_t applied = qkv_state_applied_index(self->state);
-        self->xfer_meta = (qkv_snap_meta_t){qkv_core_cluster_id(self->core), 0,
-                                            qkv_log_term_at(log, applied), 0};
-        if (qkv_state_snapshot(self->state, &self->xfer_meta,
-                               &self->xfer_image) != 0) {
-            qkv_buf_free(&self->xfer_image);
-            return; /* the core asks again */
-        }
-        memset(self->xfer_offset, 0, sizeof(self->xfer_offset));
-    }
+/* Leader: starts sending the image to peer. */
+static void s_send_image(s_actor_t *self, size_t peer) {
     qkv_info("follower%zu is behind the log: sending it a snapshot at %llu "
              "(%zu bytes)",
              peer + 1, (unsigned long long)self->xfer_meta.index,
              self->xfer_image.size);
     self->xfer_active[peer] = true;
+    self->xfer_wanted[peer] = false;
     self->xfer_offset[peer] = 0;
     atomic_fetch_add(&self->node->snapshots_sent, 1);
+}
+
+/* Leader: follower peer needs a snapshot. With a data directory it gets
+   the newest snapshot file, read by the saver thread (the log in memory
+   goes on right after it); memory only, the state as applied now,
+   encoded here. */
+static void s_start_transfer(s_actor_t *self, size_t peer) {
+    const qkv_log_t *log = qkv_core_log(self->core);
+    if (self->xfer_image.size &&
+        self->xfer_meta.index + 1 >= qkv_log_first_index(log)) {
+        s_send_image(self, peer);
+        return;
+    }
+    if (self->saver && self->snap_index) {
+        self->xfer_wanted[peer] = true;
+        if (!self->xfer_loading) {
+            qkv_snap_saver_load(self->saver, self->snap_index);
+            self->xfer_loading = true;
+        }
+        return;
+    }
+    uint64_t applied = qkv_state_applied_index(self->state);
+    self->xfer_meta = (qkv_snap_meta_t){qkv_core_cluster_id(self->core), 0,
+                                        qkv_log_term_at(log, applied), 0};
+    if (qkv_state_snapshot(self->state, &self->xfer_meta, &self->xfer_image) !=
+        0) {
+        qkv_buf_free(&self->xfer_image);
+        return; /* the core asks again */
+    }
+    memset(self->xfer_offset, 0, sizeof(self->xfer_offset));
+    s_send_image(self, peer);
+}
+
+/* Leader: the saver read the snapshot file followers wait for. */
+static void s_image_loaded(s_actor_t *self) {
+    if (!self->xfer_loading)
+        return;
+    qkv_buf_t image = {0};
+    if (!qkv_snap_saver_loaded(self->saver, &image))
+        return;
+    self->xfer_loading = false;
+    char why[256];
+    qkv_snap_meta_t meta;
+    if (qkv_snap_check(image.data, image.size, &meta, why, sizeof(why)) != 0) {
+        qkv_warn("the snapshot for a follower is damaged: %s", why);
+        qkv_buf_free(&image);
+        return; /* the core asks again */
+    }
+    qkv_buf_free(&self->xfer_image);
+    self->xfer_image = image;
+    self->xfer_meta = meta;
+    for (size_t p = 0; p < self->cfg->follower_count; p++)
+        if (self->xfer_wanted[p] || self->xfer_active[p])
+            s_send_image(self, p); /* (again, with this image) */
 }
 
 /* Leader: sends the next chunks of every transfer. */
@@ -402,7 +450,8 @@ static void s_on_snapshot(s_actor_t *self, const qkv_msg_t *m) {
         qkv_buf_free(r);
         return;
     }
-    qkv_core_install(self->core, meta.cluster_id, meta.index, meta.term);
+    qkv_core_install(self->core, meta.cluster_id, m->term, meta.index,
+                     meta.term);
     qkv_node_applied_advanced(self->node);
     atomic_fetch_add(&self->node->snapshots_installed, 1);
     qkv_info("installed the leader's snapshot at %llu: %llu keys",

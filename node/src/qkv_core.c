@@ -260,9 +260,14 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
         s_probe(p, m->hint_index + 1);
         return 0;
     }
+    /* A peer whose last entry comes before what the log still holds needs
+       a snapshot, whichever APPEND its refusal answers (the log's start
+       moves with every snapshot, and probes with it). */
+    bool behind = m->hint_index + 1 < qkv_log_first_index(self->log);
     bool stale = p->probing ? m->index != p->next - 1 : m->index <= p->match;
-    if (stale)
+    if (stale && !behind)
         return 0;
+
     /* etcd's findConflictByTerm on the leader's side: none of its entries
        of a term above the hint's can match the follower's at hint_index
        or below, so the probe skips them all at once */
@@ -635,10 +640,12 @@ void qkv_core_compact(qkv_core_t *self, uint64_t index) {
         qkv_ring_pop(&self->cum, n);
 }
 
-void qkv_core_install(qkv_core_t *self, uint64_t cluster_id, uint64_t index,
-                      uint64_t term) {
+void qkv_core_install(qkv_core_t *self, uint64_t cluster_id,
+                      uint64_t leader_term, uint64_t index, uint64_t term) {
     qkv_log_reset(self->log, index, term);
     self->cluster_id = cluster_id;
+    if (leader_term > self->term)
+        self->term = leader_term; /* its ACK must not look stale */
     self->commit = self->applied = self->durable = index;
     self->verified = self->acked = index;
     self->stopped = false;

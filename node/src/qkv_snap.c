@@ -282,6 +282,10 @@ struct qkv_snap_saver_t {
     uint64_t done;   /* index of the last save that ended well; 0 none */
     uint64_t bytes;  /* its size */
     char why[256];   /* why the last one failed */
+    /* loading a snapshot file for a follower */
+    uint64_t load_index;   /* the one asked for; 0 none */
+    qkv_buf_t loaded;      /* its bytes, once read */
+    uint64_t loaded_index; /* their index; 0 none ready */
 };
 
 static int s_write_file(qkv_snap_saver_t *self, const qkv_buf_t *image,
@@ -343,9 +347,34 @@ static void *s_saver(void *arg) {
     qkv_snap_saver_t *self = arg;
     pthread_mutex_lock(&self->mutex);
     for (;;) {
-        while (!self->stop &&
+        while (!self->stop && !self->load_index &&
                !(self->busy && (self->image.size || self->child)))
             pthread_cond_wait(&self->cond, &self->mutex);
+        if (self->load_index && !self->stop) {
+            /* a follower needs the newest snapshot: read it here, off
+               the actor */
+            uint64_t index = self->load_index;
+            pthread_mutex_unlock(&self->mutex);
+            char path[4400];
+            s_path(path, sizeof(path), self->dir, index, "");
+            qkv_buf_t image = {0};
+            int rc = s_read_all(path, &image);
+            pthread_mutex_lock(&self->mutex);
+            self->load_index = 0;
+            qkv_buf_free(&self->loaded);
+            if (rc == 0) {
+                self->loaded = image;
+                self->loaded_index = index;
+            } else {
+                qkv_buf_free(&image);
+                snprintf(self->why, sizeof(self->why),
+                         "cannot read %.200s for a follower", path);
+            }
+            uint64_t one = 1;
+            ssize_t w = write(self->event_fd, &one, sizeof(one));
+            (void)w;
+            continue;
+        }
         if (self->busy && self->child) {
             /* a child writes it: wait for it here, off the actor */
             pid_t child = self->child;
@@ -432,6 +461,7 @@ void qkv_snap_saver_destroy(qkv_snap_saver_t **self_p) {
     pthread_mutex_unlock(&self->mutex);
     pthread_join(self->thread, NULL);
     qkv_buf_free(&self->image);
+    qkv_buf_free(&self->loaded);
     close(self->event_fd);
     pthread_mutex_destroy(&self->mutex);
     pthread_cond_destroy(&self->cond);
@@ -463,6 +493,26 @@ bool qkv_snap_saver_save(qkv_snap_saver_t *self, qkv_buf_t *image,
     }
     pthread_mutex_unlock(&self->mutex);
     return taken;
+}
+
+void qkv_snap_saver_load(qkv_snap_saver_t *self, uint64_t index) {
+    pthread_mutex_lock(&self->mutex);
+    self->load_index = index;
+    pthread_cond_signal(&self->cond);
+    pthread_mutex_unlock(&self->mutex);
+}
+
+uint64_t qkv_snap_saver_loaded(qkv_snap_saver_t *self, qkv_buf_t *image) {
+    pthread_mutex_lock(&self->mutex);
+    uint64_t index = self->loaded_index;
+    if (index) {
+        qkv_buf_free(image);
+        *image = self->loaded;
+        memset(&self->loaded, 0, sizeof(self->loaded));
+        self->loaded_index = 0;
+    }
+    pthread_mutex_unlock(&self->mutex);
+    return index;
 }
 
 bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,

@@ -968,21 +968,53 @@ static void test_snapshot_for_lagging_peer(void) {
     qkv_core_destroy(&leader);
 }
 
+/* A peer that never answered (a restarted leader knows no match) is
+   probed from the log's first entry, which moves with every snapshot: its
+   refusal reaching back before the log asks for a snapshot even when it
+   answers an older probe. */
+static void test_snapshot_for_silent_peer(void) {
+    qkv_core_t *leader = s_leader(2, 1, 1 << 20, 16 << 20);
+    int64_t now = 1000000;
+    qkv_core_ready_t rd;
+    for (int i = 0; i < 10; i++)
+        s_propose(leader, "k");
+    s_ready(leader, now, &rd);
+    qkv_msg_t ok = s_ack(true, 10, 0, 0);
+    CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 0, &ok, now), 0);
+    s_ready(leader, now, &rd);
+    qkv_core_applied_to(leader, 10);
+    qkv_core_compact(leader, 4);
+    qkv_core_send_failed(leader, 1, now); /* probes peer 1 from 5 */
+    s_ready(leader, now + RESEND, &rd);
+    qkv_core_compact(leader, 8); /* the log moved on meanwhile */
+    qkv_core_send_failed(leader, 1, now + RESEND); /* probes from 9 now */
+    qkv_msg_t lost = s_ack(false, 4, 0, 0); /* answers the probe from 5 */
+    CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 1, &lost, now + RESEND), 0);
+    s_ready(leader, now + RESEND, &rd);
+    bool snapshot = false;
+    for (size_t i = 0; i < rd.msg_count; i++)
+        snapshot = snapshot || (rd.msgs[i].type == QKV_MSG_SNAPSHOT &&
+                                rd.msgs[i].peer == 1);
+    CU_ASSERT(snapshot);
+    qkv_core_destroy(&leader);
+}
+
 /* A follower installs a snapshot: its log goes on after it, and the ACK
    of its index is owed. */
 static void test_follower_install(void) {
     qkv_core_t *f = s_follower();
     qkv_core_ready_t rd;
-    qkv_core_install(f, CLUSTER, 50, 3);
+    qkv_core_install(f, CLUSTER, 4, 50, 3);
     const qkv_core_msg_t *ack = s_follower_ack(f, 1000000, &rd);
     CU_ASSERT_FATAL(ack != NULL);
     CU_ASSERT(ack->ok && ack->index == 50);
+    CU_ASSERT_EQUAL(ack->term, 4); /* the leader's: not a stale answer */
     CU_ASSERT_EQUAL(qkv_core_commit_index(f), 50);
     CU_ASSERT_EQUAL(qkv_log_first_index(qkv_core_log(f)), 51);
     CU_ASSERT_EQUAL(qkv_log_term_at(qkv_core_log(f), 50), 3);
     const uint64_t two[] = {3, 3};
     s_append_t a;
-    s_make_append(&a, CLUSTER, 3, 50, 3, two, 2, 52);
+    s_make_append(&a, CLUSTER, 4, 50, 3, two, 2, 52);
     CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 1100000), 0);
     ack = s_follower_ack(f, 1100000, &rd);
     CU_ASSERT_FATAL(ack != NULL);
@@ -1011,6 +1043,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_figure7),
         KIT_TEST(test_figure8),
         KIT_TEST(test_snapshot_for_lagging_peer),
+        KIT_TEST(test_snapshot_for_silent_peer),
         KIT_TEST(test_follower_install),
         KIT_TESTS_END};
     if (!kit_add_suite("core_follower", NULL, NULL, follower))
