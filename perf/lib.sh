@@ -11,6 +11,11 @@
 #   a temporary folder made in PERF_DATA_PARENT (default perf/results, on
 #   the repository's disk: /tmp may be a tmpfs, where fsync costs nothing),
 #   deleted by stop_all; never a cluster's qkv-data/.
+#   Redis: REDIS_EXTRA (split on blanks) is appended to every redis-server's
+#   options, so it wins over the defaults (--save '' --appendonly no); e.g.
+#   REDIS_EXTRA="--appendonly yes --appendfsync always". Each Redis node
+#   gets a fresh directory of its own in PERF_DATA_PARENT, deleted by
+#   stop_all.
 
 PERF_BASE=${PERF_BASE:-18000}
 REDIS_BASE=${REDIS_BASE:-16379}
@@ -23,6 +28,7 @@ PIDS=""       # every server started: qkv nodes and Redis
 REDIS_PIDS="" # Redis's alone (qkv_stop stops the nodes)
 RUN_DIR=""
 DATA_RUN_DIR="" # the nodes' data directories, while a cluster runs
+REDIS_DATA_RUN_DIR="" # Redis's, while Redis runs
 PERF_DATA_PARENT=${PERF_DATA_PARENT:-$ROOT/perf/results}
 
 die() {
@@ -90,23 +96,27 @@ cluster_start() {
     qkv_wait 20 || die "cluster did not come up"
 }
 
-# redis_start REPLICAS: a master on REDIS_BASE and replicas after it.
+# redis_start REPLICAS: a master on REDIS_BASE and replicas after it, each
+# with REDIS_EXTRA's options last and a fresh data directory of its own in
+# REDIS_DATA_RUN_DIR.
 redis_start() {
     command -v redis-server >/dev/null || die "redis-server missing"
     RUN_DIR=${RUN_DIR:-$(mktemp -d)}
+    if ! mkdir -p "$PERF_DATA_PARENT" || ! REDIS_DATA_RUN_DIR=$(mktemp -d \
+        "$PERF_DATA_PARENT/redis-data.XXXXXX"); then
+        die "cannot make a data directory in $PERF_DATA_PARENT"
+    fi
     i=0
     while [ $i -le "$1" ]; do
         port=$((REDIS_BASE + i))
-        if [ $i -eq 0 ]; then
-            redis-server --port $port --bind 127.0.0.1 --save '' --dir "$RUN_DIR" \
-                --appendonly no --daemonize no \
-                >"$RUN_DIR/redis$i.log" 2>&1 &
-        else
-            redis-server --port $port --bind 127.0.0.1 --save '' --dir "$RUN_DIR" \
-                --appendonly no --daemonize no \
-                --replicaof 127.0.0.1 "$REDIS_BASE" \
-                >"$RUN_DIR/redis$i.log" 2>&1 &
-        fi
+        mkdir "$REDIS_DATA_RUN_DIR/redis$i" || die "cannot make a Redis directory"
+        rs_of=""
+        [ $i -eq 0 ] || rs_of="--replicaof 127.0.0.1 $REDIS_BASE"
+        # shellcheck disable=SC2086 # rs_of, REDIS_EXTRA: split on purpose
+        redis-server --port $port --bind 127.0.0.1 --save '' \
+            --dir "$REDIS_DATA_RUN_DIR/redis$i" --appendonly no \
+            --daemonize no $rs_of ${REDIS_EXTRA:-} \
+            >"$RUN_DIR/redis$i.log" 2>&1 &
         PIDS="$PIDS $!"
         REDIS_PIDS="$REDIS_PIDS $!"
         i=$((i + 1))
@@ -147,4 +157,8 @@ stop_all() {
         rm -rf "$DATA_RUN_DIR"
     fi
     DATA_RUN_DIR=""
+    if [ -n "$REDIS_DATA_RUN_DIR" ]; then
+        rm -rf "$REDIS_DATA_RUN_DIR"
+    fi
+    REDIS_DATA_RUN_DIR=""
 }
