@@ -104,6 +104,8 @@ typedef struct {
     uint64_t match;      /* highest index verified on the peer */
     uint64_t next;       /* next index to send it */
     bool probing;        /* in PROBE: one APPEND at a time */
+    bool snapshot;       /* a snapshot is on its way to it */
+    int64_t snapshot_us; /* ... asked for then */
     int64_t last_ack_us; /* time of its last ACK; 0 = never */
 } qkv_core_peer_t;
 

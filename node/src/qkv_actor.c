@@ -242,15 +242,27 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
 #define S_CHUNK_BYTES (1u << 20)
 #define S_SNAP_RETRY_US 1000000 /* after a snapshot failed */
 #define S_COMPACT_PER_TURN 8192 /* log entries freed per turn (~4 ms) */
+#define S_XFER_HOLD_US 10000000 /* the log kept for a snapshot on its way */
 #define S_CHUNKS_PER_TURN 4
 
 /* Frees a chunk of the log in memory that a snapshot holds: a million
    entries freed at once would stop the node for half a second. */
-static void s_compact(s_actor_t *self) {
+static void s_compact(s_actor_t *self, int64_t now) {
     uint64_t first = qkv_log_first_index(qkv_core_log(self->core));
-    if (self->compact_to < first)
-        return;
     uint64_t to = self->compact_to;
+    /* a follower getting a snapshot needs the log right after it; held
+       for S_XFER_HOLD_US at most, so a follower that is gone does not
+       make the log grow without bound */
+    for (size_t p = 0; p < self->cfg->follower_count && self->xfer_meta.index;
+         p++) {
+        qkv_core_peer_t peer;
+        qkv_core_peer(self->core, p, &peer);
+        if (peer.snapshot && now - peer.snapshot_us < S_XFER_HOLD_US &&
+            self->xfer_meta.index < to)
+            to = self->xfer_meta.index;
+    }
+    if (to < first)
+        return;
     if (to - first >= S_COMPACT_PER_TURN)
         to = first + S_COMPACT_PER_TURN - 1;
     qkv_core_compact(self->core, to);
@@ -682,7 +694,7 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
     s_send(self, &rd, now);
     s_pump_transfers(self, now);
     s_apply(self, rd.apply_to, now);
-    s_compact(self);
+    s_compact(self, now);
     s_maybe_snapshot(self);
 
     if (!self->wal && !qkv_core_is_leader(self->core))

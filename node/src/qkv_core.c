@@ -243,6 +243,8 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
             /* the snapshot is in: replicate from after it */
             p->snapshot = p->probing = p->paused = false;
             p->next = p->match + 1;
+        } else if (p->snapshot) {
+            p->snapshot_us = 0; /* in, but the log moved past it: another */
         }
         if (p->probing) {
             p->probing = p->paused = false;
@@ -759,5 +761,7 @@ void qkv_core_peer(const qkv_core_t *self, size_t i, qkv_core_peer_t *peer) {
     peer->match = p->match;
     peer->next = p->next;
     peer->probing = p->probing;
+    peer->snapshot = p->snapshot;
+    peer->snapshot_us = p->snapshot_us;
     peer->last_ack_us = p->last_ack_us;
 }

@@ -292,6 +292,14 @@ static int s_replay_entry(s_replay_t *r, const uint8_t *b, uint32_t len,
     return 0;
 }
 
+/* True when data[from .. size) is all zero (or empty). */
+static bool s_zeros(const uint8_t *data, size_t from, size_t size) {
+    for (size_t k = from; k < size; k++)
+        if (data[k])
+            return false;
+    return true;
+}
+
 /* Replays one segment. Returns the offset where it stops being valid
    (its size when whole) in *valid; -1 with err on a hard failure. *bad
    says why it stopped early ("" when whole). */
@@ -332,13 +340,13 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
             break;
         }
         uint32_t len = qkv_get_le32(data + off + 4);
+        if (qkv_get_le32(data + off) == 0 && len == 0 &&
+            s_zeros(data, off, (size_t)size)) {
+            /* the allocated room no record has reached yet: the end */
+            break;
+        }
         if (len == 0 || len > S_RECORD_MAX) {
-            /* a tail of zeros is a write the crash cut (the file grew,
-               the data never came); anything else is damage */
-            bool zeros = true;
-            for (size_t k = off; k < (size_t)size && zeros; k++)
-                zeros = data[k] == 0;
-            *at_end = zeros;
+            *at_end = s_zeros(data, off + 8, (size_t)size);
             snprintf(bad, bs, "a record length of %u is out of range", len);
             break;
         }
@@ -347,7 +355,8 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
             break;
         }
         const uint8_t *b = data + off + S_FRAME_BYTES;
-        *at_end = left == S_FRAME_BYTES + len; /* the last record */
+        /* the last record: nothing but allocated room after it */
+        *at_end = s_zeros(data, off + S_FRAME_BYTES + len, (size_t)size);
         if (qkv_crc32c(0, data + off + 4, 4 + (size_t)len) !=
             qkv_get_le32(data + off)) {
             snprintf(bad, bs, "a record's checksum does not match");
@@ -372,6 +381,11 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
 done:
     free(data);
     *valid = off;
+    if (off < seg->bytes) {
+        /* what counts is what was written, not the room allocated */
+        r->out->bytes -= seg->bytes - off;
+        seg->bytes = off;
+    }
     return rc;
 }
 
@@ -509,10 +523,15 @@ static void *s_writer(void *arg) {
     int *fds = NULL;
     size_t fds_cap = 0;
     pthread_mutex_lock(&self->mutex);
+    struct timespec last_round;
+    clock_gettime(CLOCK_MONOTONIC, &last_round);
     for (;;) {
         bool sync = self->opt.fsync != QKV_FSYNC_NEVER;
-        bool due = self->req_pos > self->synced_pos || self->retired_count ||
-                   self->dir_dirty || self->held.size;
+        bool bytes = self->req_pos > self->synced_pos || self->held.size;
+        /* never: the kernel flushes what was written; the writer only
+           closes retired segments (and fsyncs a leader's term) */
+        bool due = (bytes && (sync || self->stop)) || self->retired_count ||
+                   self->dir_dirty || self->force_sync;
         if (self->stalled)
             due = false; /* failpoint: the disk hangs after start-up */
         if (self->stop && !due)
@@ -520,16 +539,28 @@ static void *s_writer(void *arg) {
         if (!due || self->sync_failed) {
             if (self->stop)
                 break;
-            pthread_cond_wait(&self->cond, &self->mutex);
+            if (self->opt.fsync == QKV_FSYNC_EVERYSEC && !self->sync_failed) {
+                /* writes do not wake it: look again within a second */
+                struct timespec deadline;
+                clock_gettime(CLOCK_MONOTONIC, &deadline);
+                deadline.tv_sec += 1;
+                pthread_cond_timedwait(&self->cond, &self->mutex, &deadline);
+            } else {
+                pthread_cond_wait(&self->cond, &self->mutex);
+            }
             continue;
         }
-        if (self->opt.fsync == QKV_FSYNC_EVERYSEC && !self->stop) {
-            /* once a second, unless stopping */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            ts.tv_sec += 1;
-            pthread_cond_timedwait(&self->cond, &self->mutex, &ts);
+        if (self->opt.fsync == QKV_FSYNC_EVERYSEC && !self->stop &&
+            !self->force_sync) {
+            /* once a second: sleep out the second since the last round
+               (writes do not wake this thread under everysec) */
+            struct timespec deadline = last_round;
+            deadline.tv_sec += 1;
+            if (pthread_cond_timedwait(&self->cond, &self->mutex, &deadline) !=
+                ETIMEDOUT)
+                continue;
         }
+        clock_gettime(CLOCK_MONOTONIC, &last_round);
         uint64_t target = self->req_pos, entries = self->req_entries;
         bool forced = self->force_sync; /* this round covers the term */
         self->force_sync = false;
@@ -592,7 +623,8 @@ static void *s_writer(void *arg) {
             self->sync_failed = true;
             held.size = 0;
         }
-        s_signal(self);
+        if (self->opt.fsync == QKV_FSYNC_ALWAYS || rc != 0)
+            s_signal(self); /* the actor counts on fsyncs only here */
         pthread_cond_broadcast(&self->synced_cond);
     }
     pthread_mutex_unlock(&self->mutex);
@@ -618,6 +650,12 @@ static int s_roll(qkv_wal_t *self) {
                  path, strerror(errno));
         return -1;
     }
+    /* The whole segment allocated at once, as etcd's WAL does: appends
+       then never change the file's size, so fdatasync writes the data
+       and no inode. Where that fails (no room, no support), the file
+       grows as it is written. */
+    if (!self->opt.hold)
+        (void)fallocate(fd, 0, 0, (off_t)self->opt.segment_bytes);
     qkv_buf_t head = {0};
     uint8_t h[S_HEADER_BYTES];
     s_header(h);
@@ -687,7 +725,11 @@ qkv_wal_t *qkv_wal_open(const qkv_wal_options_t *opt, uint64_t after,
     qkv_ring_init(&self->segments, sizeof(s_segment_t));
     qkv_ring_init(&self->batches, sizeof(s_batch_t));
     pthread_mutex_init(&self->mutex, NULL);
-    pthread_cond_init(&self->cond, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->cond, &attr);
+    pthread_condattr_destroy(&attr);
     pthread_cond_init(&self->synced_cond, NULL);
     self->dir_fd = open(self->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (self->dir_fd < 0) {
@@ -859,13 +901,15 @@ int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
         self->written = to;
     self->state_cluster = cluster_id;
     self->state_term = term;
-    s_batch_t *b = qkv_ring_push(&self->batches);
+    bool always = self->opt.fsync == QKV_FSYNC_ALWAYS;
+    s_batch_t *b = always ? qkv_ring_push(&self->batches) : NULL;
     if (b)
         *b = (s_batch_t){self->pos, self->written};
     pthread_mutex_lock(&self->mutex);
     self->req_pos = self->pos;
     self->req_entries += to >= from ? to - from + 1 : 0;
-    pthread_cond_signal(&self->cond);
+    if (always)
+        pthread_cond_signal(&self->cond); /* else it keeps its own time */
     pthread_mutex_unlock(&self->mutex);
     if (self->failed)
         qkv_info("write-ahead log: writing again");

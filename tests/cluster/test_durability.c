@@ -331,9 +331,20 @@ static bool wal_file(const char *dir, bool last, char *path, size_t size) {
     return best[0] != '\0';
 }
 
-static long file_size(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+/* Where a segment's written data ends (segments are allocated whole when
+   made: the rest of the file is zeros). */
+static long data_end(const char *path) {
+    FILE *f = fopen(path, "r");
+    long end = 0, at = 0;
+    int c;
+    while (f && (c = fgetc(f)) != EOF) {
+        at++;
+        if (c)
+            end = at;
+    }
+    if (f)
+        fclose(f);
+    return f ? end : -1;
 }
 
 static bool log_has(const kit_node_t *node, const char *text) {
@@ -362,9 +373,11 @@ static void test_torn_tail_is_cut(void) {
     write_then_stop(w, f);
     char path[1024];
     CU_ASSERT_FATAL(wal_file(f->data_dir, true, path, sizeof path));
-    /* the newest segment ends in half a record */
-    FILE *out = fopen(path, "a");
-    CU_ASSERT_FATAL(out != NULL);
+    /* the newest segment's data ends in half a record */
+    long end = data_end(path);
+    FILE *out = fopen(path, "r+");
+    CU_ASSERT_FATAL(out != NULL && end > 0);
+    fseek(out, end, SEEK_SET);
     fwrite("\x10\x00\x00\x00\x40\x00\x00\x00\x02\x01", 1, 10, out);
     fclose(out);
     CU_ASSERT_FATAL(kit_cluster_restart(&s_files, 1, WAIT_MS) == 0);
@@ -379,7 +392,7 @@ static void test_corrupt_record_stops_then_repairs(void) {
     write_then_stop(w, f);
     char path[1024];
     CU_ASSERT_FATAL(wal_file(f->data_dir, false, path, sizeof path));
-    long size = file_size(path);
+    long size = data_end(path);
     CU_ASSERT_FATAL(size > 2000);
     /* a byte in the middle of the oldest segment goes bad */
     FILE *io = fopen(path, "r+");

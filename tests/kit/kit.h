@@ -111,8 +111,8 @@ typedef struct {
     char log_path[512];       /* stdout and stderr go here (appended);
                                  <program>-<name>[.N].log, unique per run */
     char data_dir[512];       /* its DATA_DIR, emptied by kit_node_init:
-                                 <log dir>/data/<program>-<name>[.N]; a
-                                 later --data-dir flag wins */
+                                 <log dir>/data/<program>-<name>[.N], with
+                                 1 MiB log segments; later flags win */
 } kit_node_t;
 
 /* Deletes a directory tree (rm -rf); 0 or -1. */
