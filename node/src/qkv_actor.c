@@ -1043,6 +1043,9 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
         qkv_peers_poll_items(self->peers, items + I_PEERS, QKV_MAX_FOLLOWERS);
     int count = I_PEERS + (int)peer_items;
     zsock_signal(pipe, 0);
+    /* a first turn with no event: a leader's term entry is written (and,
+       alone, commits) without waiting for something to wake the loop */
+    s_end_turn(self, qkv_now_us());
 
     for (;;) {
         long timeout = s_arm_timer(self, qkv_now_us());

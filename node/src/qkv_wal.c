@@ -208,37 +208,6 @@ static int s_write_all(int fd, const void *data, size_t len) {
     return 0;
 }
 
-/* Reads a whole file into *data (malloc'd); returns its size or -1. */
-static ssize_t s_read_file(const char *path, uint8_t **data) {
-    *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-        close(fd);
-        return -1;
-    }
-    size_t size = (size_t)st.st_size, got = 0;
-    uint8_t *buf = malloc(size ? size : 1);
-    if (!buf) {
-        close(fd);
-        errno = ENOMEM;
-        return -1;
-    }
-    while (got < size) {
-        ssize_t n = read(fd, buf + got, size - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        got += (size_t)n;
-    }
-    close(fd);
-    *data = buf;
-    return (ssize_t)got;
-}
-
 /*  =====================================================================
     Replay */
 
@@ -292,73 +261,149 @@ static int s_replay_entry(s_replay_t *r, const uint8_t *b, uint32_t len,
     return 0;
 }
 
-/* True when data[from .. size) is all zero (or empty). */
-static bool s_zeros(const uint8_t *data, size_t from, size_t size) {
-    for (size_t k = from; k < size; k++)
-        if (data[k])
+/* Replays one segment. Returns the offset where it stops being valid
+   (its size when whole) in *valid; -1 with err on a hard failure. *bad
+   says why it stopped early ("" when whole). */
+/* A segment read as far as replay needs: allocated room after the last
+   record is not read (a 64 MiB segment holding a few records costs a few
+   reads, not 64 MiB). */
+typedef struct {
+    int fd;
+    uint8_t *buf;
+    size_t have, cap, size; /* bytes read, allocated, in the file */
+} s_file_t;
+
+/* Makes the first n bytes (at most the file's) readable at f->buf.
+   Returns 0, or -1 (errno) when reading fails. */
+static int s_need(s_file_t *f, size_t n) {
+    if (n > f->size)
+        n = f->size;
+    if (n <= f->have)
+        return 0;
+    if (n > f->cap) {
+        size_t cap = f->cap ? f->cap : 1 << 20;
+        while (cap < n)
+            cap *= 2;
+        if (cap > f->size)
+            cap = f->size;
+        uint8_t *grown = realloc(f->buf, cap);
+        if (!grown) {
+            errno = ENOMEM;
+            return -1;
+        }
+        f->buf = grown;
+        f->cap = cap;
+    }
+    /* read ahead up to what is allocated: fewer, larger reads */
+    while (f->have < n) {
+        ssize_t got =
+            pread(f->fd, f->buf + f->have, f->cap - f->have, (off_t)f->have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            if (got == 0)
+                errno = EIO; /* the file shrank under us */
+            return -1;
+        }
+        f->have += (size_t)got;
+    }
+    return 0;
+}
+
+/* Whether a bad record at offset is the last thing written - a torn
+   write a crash interrupted - rather than damage with good records after
+   it: true when no whole, valid record starts anywhere after it (reads
+   the rest of the file; only ever on a bad record). A length field
+   that went bad cannot hide the records after it this way. */
+static bool s_nothing_after(s_file_t *f, size_t offset) {
+    if (s_need(f, f->size) != 0)
+        return false;
+    const uint8_t *d = f->buf;
+    size_t end = f->size;
+    while (end > offset && d[end - 1] == 0)
+        end--; /* allocated room */
+    for (size_t p = offset + 1; p + S_FRAME_BYTES < end; p++) {
+        uint32_t len = qkv_get_le32(d + p + 4);
+        uint8_t type = d[p + S_FRAME_BYTES];
+        if (len < S_STATE_BYTES || len > end - p - S_FRAME_BYTES ||
+            (type != S_STATE && type != S_ENTRY))
+            continue;
+        if (qkv_crc32c(0, d + p + 4, 4 + (size_t)len) == qkv_get_le32(d + p))
             return false;
+    }
     return true;
 }
 
 /* Replays one segment. Returns the offset where it stops being valid
-   (its size when whole) in *valid; -1 with err on a hard failure. *bad
-   says why it stopped early ("" when whole). */
+   (the end of its last record when whole) in *valid; -1 with err on a
+   hard failure. *bad says why it stopped early ("" when whole); *at_end
+   whether what stopped it was the last thing written. */
 static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
                             size_t *valid, bool *at_end, char *bad, size_t bs,
                             char *err, size_t es) {
-    uint8_t *data;
-    ssize_t size = s_read_file(path, &data);
-    if (size < 0) {
+    s_file_t f = {open(path, O_RDONLY | O_CLOEXEC), NULL, 0, 0, 0};
+    struct stat st;
+    if (f.fd < 0 || fstat(f.fd, &st) != 0) {
         snprintf(err, es, "%s: cannot read: %s", path, strerror(errno));
+        if (f.fd >= 0)
+            close(f.fd);
         return -1;
     }
-    seg->bytes = (uint64_t)size;
-    r->out->bytes += (uint64_t)size;
+    f.size = (size_t)st.st_size;
     bad[0] = '\0';
     *at_end = true;
     size_t off = 0;
     int rc = 0;
-    if ((size_t)size < S_HEADER_BYTES || memcmp(data, S_MAGIC, 8) != 0 ||
-        qkv_get_le32(data + 12) != qkv_crc32c(0, data, 12)) {
+    if (s_need(&f, S_HEADER_BYTES) != 0 && f.size >= S_HEADER_BYTES)
+        goto unreadable;
+    if (f.size < S_HEADER_BYTES || memcmp(f.buf, S_MAGIC, 8) != 0 ||
+        qkv_get_le32(f.buf + 12) != qkv_crc32c(0, f.buf, 12)) {
         snprintf(bad, bs, "no valid header");
         goto done;
     }
-    if (qkv_get_le32(data + 8) != S_VERSION) {
+    if (qkv_get_le32(f.buf + 8) != S_VERSION) {
         snprintf(err, es,
                  "%s: format version %u; this qkv reads version %d: "
                  "upgrade it",
-                 path, qkv_get_le32(data + 8), S_VERSION);
+                 path, qkv_get_le32(f.buf + 8), S_VERSION);
         rc = -1;
         goto done;
     }
     off = S_HEADER_BYTES;
-    while (off < (size_t)size) {
-        size_t left = (size_t)size - off;
+    while (off < f.size) {
+        size_t left = f.size - off;
         *at_end = true; /* until a whole record is seen to follow */
         if (left < S_FRAME_BYTES) {
             snprintf(bad, bs, "a record frame is cut short");
+            *at_end = s_nothing_after(&f, off);
             break;
         }
-        uint32_t len = qkv_get_le32(data + off + 4);
-        if (qkv_get_le32(data + off) == 0 && len == 0 &&
-            s_zeros(data, off, (size_t)size)) {
-            /* the allocated room no record has reached yet: the end */
+        if (s_need(&f, off + S_FRAME_BYTES) != 0)
+            goto unreadable;
+        uint32_t len = qkv_get_le32(f.buf + off + 4);
+        if (qkv_get_le32(f.buf + off) == 0 && len == 0) {
+            /* the allocated room no record has reached yet: the end.
+               (Records are appended in order; a record beyond a hole
+               could only be one a power loss took the middle of, and
+               was never fsynced: not durable, so not lost.) */
             break;
         }
         if (len == 0 || len > S_RECORD_MAX) {
-            *at_end = s_zeros(data, off + 8, (size_t)size);
+            *at_end = s_nothing_after(&f, off);
             snprintf(bad, bs, "a record length of %u is out of range", len);
             break;
         }
         if (left - S_FRAME_BYTES < len) {
             snprintf(bad, bs, "a record is cut short");
+            *at_end = s_nothing_after(&f, off);
             break;
         }
-        const uint8_t *b = data + off + S_FRAME_BYTES;
-        /* the last record: nothing but allocated room after it */
-        *at_end = s_zeros(data, off + S_FRAME_BYTES + len, (size_t)size);
-        if (qkv_crc32c(0, data + off + 4, 4 + (size_t)len) !=
-            qkv_get_le32(data + off)) {
+        if (s_need(&f, off + S_FRAME_BYTES + len) != 0)
+            goto unreadable;
+        const uint8_t *b = f.buf + off + S_FRAME_BYTES;
+        if (qkv_crc32c(0, f.buf + off + 4, 4 + (size_t)len) !=
+            qkv_get_le32(f.buf + off)) {
+            *at_end = s_nothing_after(&f, off);
             snprintf(bad, bs, "a record's checksum does not match");
             break;
         }
@@ -373,19 +418,23 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
                 goto done;
             }
         } else {
+            *at_end = s_nothing_after(&f, off);
             snprintf(bad, bs, "a record of unknown type %u", b[0]);
             break;
         }
         off += S_FRAME_BYTES + len;
     }
+    goto done;
+unreadable:
+    snprintf(err, es, "%s: cannot read: %s", path, strerror(errno));
+    rc = -1;
 done:
-    free(data);
+    free(f.buf);
+    close(f.fd);
     *valid = off;
-    if (off < seg->bytes) {
-        /* what counts is what was written, not the room allocated */
-        r->out->bytes -= seg->bytes - off;
-        seg->bytes = off;
-    }
+    /* what counts is what was written, not the room allocated */
+    seg->bytes = off;
+    r->out->bytes += off;
     return rc;
 }
 

@@ -489,6 +489,30 @@ static void test_torn_tail(void) {
     CU_ASSERT_EQUAL(kit_rmtree(dir), 0);
 }
 
+/* A bad length field early in the newest segment, pointing past the
+   data into the allocated room: the records after it are whole, so it is
+   damage (refused), not a torn write (cut), which would lose them. */
+static void test_corrupt_length(void) {
+    char dir[64], path[256], err[512];
+    s_tmpdir(dir);
+    qkv_wal_options_t opt = s_opts(dir);
+    s_fill(dir, 10, 2);
+    s_newest(dir, path, sizeof(path));
+    /* entry 3's frame: crc, length, then 46 fixed bytes before its key */
+    off_t frame = s_key_offset(path, 3) - 46 - 8;
+    s_flip(path, frame + 5); /* the length's second byte: +/- 0x5a00 */
+    qkv_log_t *log = qkv_log_new();
+    CU_ASSERT_FATAL(log != NULL);
+    qkv_wal_replay_t replay;
+    err[0] = '\0';
+    qkv_wal_t *wal = qkv_wal_open(&opt, 0, log, &replay, err, sizeof(err));
+    CU_ASSERT(wal == NULL);
+    CU_ASSERT(strstr(err, "offset") != NULL);
+    qkv_wal_close(&wal);
+    qkv_log_destroy(&log);
+    CU_ASSERT_EQUAL(kit_rmtree(dir), 0);
+}
+
 static void test_corrupt_record(void) {
     char dir[64], path[256], err[512];
     s_tmpdir(dir);
@@ -1189,15 +1213,12 @@ static void test_snap_many_files(void) {
 }
 
 static int s_add_suites(void) {
-    static const kit_test_t wal[] = {KIT_TEST(test_round_trip),
-                                     KIT_TEST(test_state_change),
-                                     KIT_TEST(test_torn_tail),
-                                     KIT_TEST(test_corrupt_record),
-                                     KIT_TEST(test_replace_suffix),
-                                     KIT_TEST(test_skip_snapshot),
-                                     KIT_TEST(test_restart_at),
-                                     KIT_TEST(test_compact),
-                                     KIT_TESTS_END};
+    static const kit_test_t wal[] = {
+        KIT_TEST(test_round_trip),     KIT_TEST(test_state_change),
+        KIT_TEST(test_torn_tail),      KIT_TEST(test_corrupt_record),
+        KIT_TEST(test_corrupt_length), KIT_TEST(test_replace_suffix),
+        KIT_TEST(test_skip_snapshot),  KIT_TEST(test_restart_at),
+        KIT_TEST(test_compact),        KIT_TESTS_END};
     static const kit_test_t snap[] = {
         KIT_TEST(test_snap_image), KIT_TEST(test_snap_files),
         KIT_TEST(test_snap_many_files), KIT_TESTS_END};
