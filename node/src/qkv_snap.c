@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -531,6 +532,9 @@ bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,
            the node goes on. Only this thread exists here; it encodes,
            writes, fsyncs and leaves without running exit handlers. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        /* the node's threads come first: on a busy machine the snapshot
+           takes longer, writes do not wait for it */
+        (void)setpriority(PRIO_PROCESS, 0, 19);
         qkv_snap_meta_t m = *meta;
         qkv_buf_t image = {0};
         char why[256];
