@@ -99,6 +99,7 @@ typedef struct {
     int lock_fd;            /* holds the data directory's LOCK */
     bool no_space;          /* the log cannot be written */
     bool core_error_shown;  /* /health shows the core's refusal */
+    bool fsync_refused;     /* /health shows a leader's other FSYNC */
     qkv_encoder_t *encoder; /* reused for every replication frame */
     qkv_decoder_t *decoder; /* reused for every replication frame */
     int timer_fd;           /* armed for the next timer */
@@ -195,7 +196,12 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
                            "refusing to follow (one value for the cluster)",
                            qkv_fsync_name(m->fsync),
                            qkv_fsync_name(self->cfg->fsync));
+        self->fsync_refused = true;
         return;
+    }
+    if (self->fsync_refused) {
+        self->fsync_refused = false; /* a leader with our value */
+        qkv_node_set_error(self->node, "%s", "");
     }
     if (m->commit_index > atomic_load(&self->node->leader_commit))
         atomic_store(&self->node->leader_commit, m->commit_index);
