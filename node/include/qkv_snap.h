@@ -99,9 +99,9 @@ bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,
 void qkv_snap_saver_load(qkv_snap_saver_t *self, uint64_t index);
 
 /* Once read: moves the bytes into *image (its old content freed) and
-   returns their index; 0 while none is ready (or reading failed: the
-   next qkv_snap_saver_done says why). */
-uint64_t qkv_snap_saver_loaded(qkv_snap_saver_t *self, qkv_buf_t *image);
+   returns 1; 0 while reading goes on; -1 when it failed (a newer snapshot
+   replaced the file meanwhile): ask again. */
+int qkv_snap_saver_loaded(qkv_snap_saver_t *self, qkv_buf_t *image);
 
 /* After its eventfd fired: the index of the save that ended and is
    durable (0: none ended, or it failed: why says so), and its size. */

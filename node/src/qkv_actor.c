@@ -317,10 +317,7 @@ static void s_snapshot_saved(s_actor_t *self) {
     char why[256];
     uint64_t index = qkv_snap_saver_done(self->saver, &bytes, why, sizeof(why));
     if (!index) {
-        if (why[0] && self->xfer_loading) {
-            qkv_warn("%s", why); /* the core asks again */
-            self->xfer_loading = false;
-        } else if (why[0]) {
+        if (why[0]) {
             qkv_warn("snapshot not saved: %s", why);
             self->snap_retry_us = qkv_now_us() + S_SNAP_RETRY_US;
         }
@@ -384,9 +381,16 @@ static void s_image_loaded(s_actor_t *self) {
     if (!self->xfer_loading)
         return;
     qkv_buf_t image = {0};
-    if (!qkv_snap_saver_loaded(self->saver, &image))
+    int rc = qkv_snap_saver_loaded(self->saver, &image);
+    if (rc == 0)
         return;
     self->xfer_loading = false;
+    if (rc < 0) {
+        /* a newer snapshot replaced the file: read that one */
+        qkv_snap_saver_load(self->saver, self->snap_index);
+        self->xfer_loading = true;
+        return;
+    }
     char why[256];
     qkv_snap_meta_t meta;
     if (qkv_snap_check(image.data, image.size, &meta, why, sizeof(why)) != 0) {

@@ -287,6 +287,8 @@ struct qkv_snap_saver_t {
     uint64_t load_index;   /* the one asked for; 0 none */
     qkv_buf_t loaded;      /* its bytes, once read */
     uint64_t loaded_index; /* their index; 0 none ready */
+    bool load_failed;      /* reading failed (a newer snapshot replaced
+                              the file, say): ask again */
 };
 
 static int s_write_file(qkv_snap_saver_t *self, const qkv_buf_t *image,
@@ -368,8 +370,7 @@ static void *s_saver(void *arg) {
                 self->loaded_index = index;
             } else {
                 qkv_buf_free(&image);
-                snprintf(self->why, sizeof(self->why),
-                         "cannot read %.200s for a follower", path);
+                self->load_failed = true;
             }
             uint64_t one = 1;
             ssize_t w = write(self->event_fd, &one, sizeof(one));
@@ -503,17 +504,18 @@ void qkv_snap_saver_load(qkv_snap_saver_t *self, uint64_t index) {
     pthread_mutex_unlock(&self->mutex);
 }
 
-uint64_t qkv_snap_saver_loaded(qkv_snap_saver_t *self, qkv_buf_t *image) {
+int qkv_snap_saver_loaded(qkv_snap_saver_t *self, qkv_buf_t *image) {
     pthread_mutex_lock(&self->mutex);
-    uint64_t index = self->loaded_index;
-    if (index) {
+    int rc = self->load_failed ? -1 : self->loaded_index ? 1 : 0;
+    if (rc > 0) {
         qkv_buf_free(image);
         *image = self->loaded;
         memset(&self->loaded, 0, sizeof(self->loaded));
         self->loaded_index = 0;
     }
+    self->load_failed = false;
     pthread_mutex_unlock(&self->mutex);
-    return index;
+    return rc;
 }
 
 bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,

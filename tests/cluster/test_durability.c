@@ -18,7 +18,8 @@
         REPAIR_LOG=1 cuts it there, after which it catches up.
     disk_full (root: a 4 MiB tmpfs): writes answer 507 while the disk is
         full, nothing acknowledged is lost, and writes work again once
-        there is space.
+        there is space. A follower that has not caught up says so, and
+        refuses reads with SYNCING_READS=refuse.
 */
 #include "kit.h"
 
@@ -523,6 +524,35 @@ static void test_disk_full(void) {
     rmdir(mnt);
 }
 
+/* A follower that has not caught up says so in /health; with
+   SYNCING_READS=refuse it answers reads not_ready meanwhile, with the
+   default (serve) it answers from what it holds. */
+static void test_syncing_follower(void) {
+    const char *modes[] = {"refuse", "serve"};
+    for (int i = 0; i < 2; i++) {
+        kit_node_t f;
+        int port = kit_free_port(), repl = kit_free_port();
+        char p[16], r[16];
+        snprintf(p, sizeof p, "%d", port);
+        snprintf(r, sizeof r, "%d", repl);
+        kit_node_init(&f, "syncing", port, repl);
+        kit_node_args(&f, "--role", "follower", "--port", p, "--repl-port", r,
+                      "--syncing-reads", modes[i], NULL);
+        CU_ASSERT_FATAL(kit_node_start(&f) == 0);
+        CU_ASSERT_FATAL(kit_node_wait_healthy(&f, WAIT_MS) == 0);
+        long status;
+        json_t *h = kit_qkv_health(f.url, &status);
+        CU_ASSERT(json_is_true(json_object_get(h, "syncing")));
+        json_decref(h);
+        json_t *r1 = kit_qkv_read(f.url, "/get", "some-key", &status);
+        const char *st = kit_json_str(r1, "status");
+        bool refused = status == 503 && st && strcmp(st, "not_ready") == 0;
+        CU_ASSERT(i == 0 ? refused : status == 404);
+        json_decref(r1);
+        kit_node_free(&f);
+    }
+}
+
 static int s_add_suites(void) {
     static const kit_test_t crash[] = {
         KIT_TEST(test_leader_kill9_under_writes), KIT_TEST(test_kill9_all_six),
@@ -533,7 +563,9 @@ static int s_add_suites(void) {
     static const kit_test_t files[] = {
         KIT_TEST(test_torn_tail_is_cut),
         KIT_TEST(test_corrupt_record_stops_then_repairs), KIT_TESTS_END};
-    static const kit_test_t disk[] = {KIT_TEST(test_disk_full), KIT_TESTS_END};
+    static const kit_test_t disk[] = {KIT_TEST(test_disk_full),
+                                      KIT_TEST(test_syncing_follower),
+                                      KIT_TESTS_END};
     if (!kit_add_suite("crash", s_crash_start, s_crash_stop, crash) ||
         !kit_add_suite("snapshots", s_snap_start, s_snap_stop, snaps) ||
         !kit_add_suite("files", s_files_start, s_files_stop, files) ||

@@ -1082,6 +1082,40 @@ static void s_load_expect(const char *dir, uint64_t index, qkv_store_t *want,
     qkv_sessions_destroy(&sessions);
 }
 
+/* Reading a snapshot for a follower: the bytes come back; a file that is
+   gone (a newer snapshot replaced it) says so, rather than never. */
+static void test_snap_load_for_follower(void) {
+    char dir[64];
+    s_tmpdir(dir);
+    qkv_snap_saver_t *saver = qkv_snap_saver_new(dir, false);
+    CU_ASSERT_FATAL(saver != NULL);
+    qkv_buf_t image = {0};
+    CU_ASSERT_FATAL(qkv_buf_append(&image, "not checked here", 16) == 0);
+    s_save(saver, &image, 7);
+    qkv_buf_t got = {0};
+    CU_ASSERT_EQUAL(qkv_snap_saver_loaded(saver, &got), 0); /* none asked */
+    qkv_snap_saver_load(saver, 7);
+    int rc = 0;
+    for (int i = 0; i < 500 && rc == 0; i++) {
+        s_sleep_ms(10);
+        rc = qkv_snap_saver_loaded(saver, &got);
+    }
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT(got.size == 16 && memcmp(got.data, "not checked here", 16) == 0);
+    qkv_snap_saver_load(saver, 8); /* no such file */
+    rc = 0;
+    for (int i = 0; i < 500 && rc == 0; i++) {
+        s_sleep_ms(10);
+        rc = qkv_snap_saver_loaded(saver, &got);
+    }
+    CU_ASSERT_EQUAL(rc, -1);
+    CU_ASSERT_EQUAL(qkv_snap_saver_loaded(saver, &got), 0); /* said once */
+    qkv_buf_free(&got);
+    qkv_buf_free(&image);
+    qkv_snap_saver_destroy(&saver);
+    CU_ASSERT_EQUAL(kit_rmtree(dir), 0);
+}
+
 static void test_snap_files(void) {
     char dir[64], files[1024], path[256];
     s_tmpdir(dir);
@@ -1221,7 +1255,8 @@ static int s_add_suites(void) {
         KIT_TEST(test_compact),        KIT_TESTS_END};
     static const kit_test_t snap[] = {
         KIT_TEST(test_snap_image), KIT_TEST(test_snap_files),
-        KIT_TEST(test_snap_many_files), KIT_TESTS_END};
+        KIT_TEST(test_snap_load_for_follower), KIT_TEST(test_snap_many_files),
+        KIT_TESTS_END};
     return kit_add_suite("wal", NULL, NULL, wal) &&
                    kit_add_suite("snap", NULL, NULL, snap)
                ? 0
