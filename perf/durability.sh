@@ -24,7 +24,12 @@
 #               100 000 entries are written, it is started again: the time
 #               from its start until its applied_index reaches the leader's
 #               commit_index.
+#   snapshot    a leader and two followers (WRITE_QUORUM=1, FSYNC=never)
+#               with 300 000 keys, REST writers over them: write p99 with
+#               no snapshot against a snapshot every 50 000 entries (each
+#               node takes one or two in the window), in pairs of runs.
 # Writes results.jsonl (throughput runs), recovery.jsonl, catchup.jsonl,
+# snapshot.jsonl,
 # results.csv (every run), summary.csv (mean per setting and quorum),
 # table.txt, ratios.txt and two plots, throughput.png and latency_p99.png
 # (a bar per quorum for each setting, qkv beside Redis), under
@@ -33,11 +38,13 @@
 # FSYNC=never / DATA_DIR=none (the target: within 10 %).
 set -eu
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/json.sh"
 
 CLIENTS=10 OPS=1000000 DURATION=8 KEYS=100 VALUE_SIZE=10 QUORUMS="1 3"
 SETTINGS="always everysec never none" REDIS_SETTINGS="always everysec"
 REPEAT=1 NAME="" THROUGHPUT=1 RECOVERY=1 CATCHUP=1 REPLOT=""
 RECOVERY_KEYS=1000000 RECOVERY_LOG=100000 CATCHUP_ENTRIES=100000
+SNAPSHOT=1 SNAP_KEYS=300000 SNAP_EVERY=50000 SNAP_REPEAT=2
 CATCHUP_FSYNC=always
 
 usage() {
@@ -57,6 +64,10 @@ usage: perf/durability.sh [options]
   --no-throughput       skip the throughput runs
   --no-recovery         skip the recovery measurement
   --no-catchup          skip the catch-up measurement
+  --no-snapshot         skip the write p99 during snapshots
+  --snap-keys N         keys the snapshot runs write over (300000)
+  --snap-every N        SNAPSHOT_ENTRIES of the runs with snapshots (50000)
+  --snap-repeat N       pairs of runs, without and with snapshots (2)
   --recovery-keys N     distinct keys before the restart (1000000)
   --recovery-log N      log entries after the snapshot (100000)
   --catchup-entries N   entries the stopped follower misses (100000)
@@ -80,6 +91,10 @@ while [ $# -gt 0 ]; do
     --no-throughput) THROUGHPUT=0; shift ;;
     --no-recovery) RECOVERY=0; shift ;;
     --no-catchup) CATCHUP=0; shift ;;
+    --no-snapshot) SNAPSHOT=0; shift ;;
+    --snap-keys) SNAP_KEYS=$2; shift 2 ;;
+    --snap-every) SNAP_EVERY=$2; shift 2 ;;
+    --snap-repeat) SNAP_REPEAT=$2; shift 2 ;;
     --recovery-keys) RECOVERY_KEYS=$2; shift 2 ;;
     --recovery-log) RECOVERY_LOG=$2; shift 2 ;;
     --catchup-entries) CATCHUP_ENTRIES=$2; shift 2 ;;
@@ -329,22 +344,48 @@ catchup_run() {
 }
 
 # ---------------------------------------------------------------------
+# write p99 while snapshots are taken
+
+# snapshot_run SNAPSHOT_ENTRIES REPEAT: a leader and two followers
+# (WRITE_QUORUM=1, FSYNC=never, to see the snapshot and not the disk) get
+# SNAP_KEYS keys, then REST writers over them for DURATION seconds; one
+# JSON line with the snapshots the three nodes took meanwhile.
+snapshot_run() {
+    unset DATA_DIR
+    FSYNC=never SNAPSHOT_ENTRIES=$1
+    export FSYNC SNAPSHOT_ENTRIES
+    cluster_start 1 0 0 2
+    "$BENCH_BIN" --mode zmq --target "$ZMQ_TARGET" --clients 4 --depth 64 \
+        --sequential --keys "$SNAP_KEYS" --ops "$SNAP_KEYS" \
+        --value-size "$VALUE_SIZE" --label snapshot-load >>"$OUT/load.jsonl"
+    sn_before=0
+    for n in 0 1 2; do
+        sn_before=$((sn_before + $(metric "http://127.0.0.1:$((PERF_BASE + n))" qkv_snapshots_total)))
+    done
+    sn_line=$("$BENCH_BIN" --mode http --target "127.0.0.1:$PERF_BASE" \
+        --clients "$CLIENTS" --ops 100000000 --duration "$DURATION" \
+        --keys "$SNAP_KEYS" --value-size "$VALUE_SIZE" --quorum 1 \
+        --label "snapshot-every-$1")
+    sn_after=0
+    for n in 0 1 2; do
+        sn_after=$((sn_after + $(metric "http://127.0.0.1:$((PERF_BASE + n))" qkv_snapshots_total)))
+    done
+    stop_all
+    unset FSYNC SNAPSHOT_ENTRIES
+    echo "$sn_line" | sed "s/^{/{\"study\":\"snapshot\",\"snapshot_entries\":$1,\"repeat\":$2,\"snapshots_during\":$((sn_after - sn_before)),/" |
+        tee -a "$OUT/snapshot.jsonl"
+}
+
+# ---------------------------------------------------------------------
 # CSV, table, ratios, plots
 
 # report DIR: results.csv, summary.csv, table.txt, ratios.txt and the plots
-# from DIR's results.jsonl, recovery.jsonl and catchup.jsonl.
+# from DIR's results.jsonl, recovery.jsonl, catchup.jsonl and
+# snapshot.jsonl.
 report() {
     rp=$1
     if [ -s "$rp/results.jsonl" ]; then
-        awk '
-function field(name,   m) {
-    if (match($0, "\"" name "\":\"?[^,\"}]*")) {
-        m = substr($0, RSTART, RLENGTH)
-        sub(/^"[^"]*":"?/, "", m)
-        return m
-    }
-    return ""
-}
+        awk "$JSON_FIELD"'
 BEGIN { print "system,setting,quorum,repeat,throughput,avg_ms,p50_ms,p95_ms,p99_ms,p999_ms,max_ms,ok,failed,duration_s,entries_per_fsync,bench_cpu_pct,leader_fsyncs" }
 {
     print field("system") "," field("setting") "," field("quorum") "," \
@@ -423,30 +464,30 @@ END {
         plot_bars "$rp"
     fi
     if [ -s "$rp/recovery.jsonl" ]; then
-        awk '
-function field(name,   m) {
-    if (match($0, "\"" name "\":\"?[^,\"}]*")) {
-        m = substr($0, RSTART, RLENGTH); sub(/^"[^"]*":"?/, "", m); return m
-    }
-    return ""
-}
+        awk "$JSON_FIELD"'
 { printf "recovery: %s keys, snapshot at %s + %s log entries: %s ms from start to serving (first /health answer at %s ms), qkv_recovery_seconds %s   [target < 2 s: %s]\n",
     field("keys"), field("snapshot_index"), field("log_entries_after_snapshot"), field("start_to_serving_ms"),
     field("start_to_first_health_ms"), field("qkv_recovery_seconds"), field("start_to_serving_ms") + 0 < 2000 ? "met" : "NOT met" }' \
             "$rp/recovery.jsonl" | tee -a "$rp/ratios.txt"
     fi
     if [ -s "$rp/catchup.jsonl" ]; then
-        awk '
-function field(name,   m) {
-    if (match($0, "\"" name "\":\"?[^,\"}]*")) {
-        m = substr($0, RSTART, RLENGTH); sub(/^"[^"]*":"?/, "", m); return m
-    }
-    return ""
-}
+        awk "$JSON_FIELD"'
 { printf "catch-up: %s entries missed (FSYNC=%s): %s ms from the follower'"'"'s start to the leader'"'"'s commit index (first /health answer at %s ms), snapshots installed %s   [target < 1 s: %s]\n",
     field("entries_missed"), field("fsync"), field("start_to_caught_up_ms"), field("start_to_first_health_ms"),
     field("snapshots_installed"), field("start_to_caught_up_ms") + 0 < 1000 ? "met" : "NOT met" }' \
             "$rp/catchup.jsonl" | tee -a "$rp/ratios.txt"
+    fi
+    if [ -s "$rp/snapshot.jsonl" ]; then
+        awk "$JSON_FIELD"'
+{ k = field("snapshots_during") + 0 > 0 ? "with" : "without"
+  n[k]++; p99[k] += field("p99_ms"); tp[k] += field("throughput")
+  if (k == "with") snaps += field("snapshots_during") }
+END {
+    if (!n["with"] || !n["without"]) { print "snapshots: no pair of runs to compare"; exit }
+    a = p99["without"] / n["without"]; b = p99["with"] / n["with"]
+    printf "snapshots: REST writes, p99 %.3f ms without snapshots, %.3f ms with (%d snapshots in %d runs), %.2fx; throughput %.0f against %.0f writes/s   [target p99 within 2x: %s]\n",
+        a, b, snaps, n["with"], b / a, tp["without"] / n["without"], tp["with"] / n["with"], b / a <= 2 ? "met" : "NOT met"
+}' "$rp/snapshot.jsonl" | tee -a "$rp/ratios.txt"
     fi
 }
 
@@ -528,5 +569,14 @@ if [ $THROUGHPUT -eq 1 ]; then
 fi
 [ $RECOVERY -eq 0 ] || recovery_run
 [ $CATCHUP -eq 0 ] || catchup_run
+if [ $SNAPSHOT -eq 1 ]; then
+    : >"$OUT/snapshot.jsonl"
+    r=1
+    while [ $r -le "$SNAP_REPEAT" ]; do
+        snapshot_run 1000000000 "$r"
+        snapshot_run "$SNAP_EVERY" "$r"
+        r=$((r + 1))
+    done
+fi
 echo >&2
 report "$OUT"

@@ -8,20 +8,13 @@
 #   throughput.png    writes per second against quorum
 # Usage: perf/plot.sh RESULTS_DIR
 set -eu
+. "$(dirname "$0")/json.sh"
 DIR=${1:?usage: perf/plot.sh RESULTS_DIR}
 [ -s "$DIR/results.jsonl" ] || { echo "plot: no $DIR/results.jsonl" >&2; exit 2; }
 command -v gnuplot >/dev/null || { echo "plot: gnuplot missing (scripts/deps.sh perf)" >&2; exit 2; }
 
 # one CSV row per run
-awk '
-function field(name,   m) {
-    if (match($0, "\"" name "\":\"?[^,\"}]*")) {
-        m = substr($0, RSTART, RLENGTH)
-        sub(/^"[^"]*":"?/, "", m)
-        return m
-    }
-    return ""
-}
+awk "$JSON_FIELD"'
 BEGIN { print "system,quorum,repeat,throughput,avg_ms,p50_ms,p95_ms,p99_ms,min_ms,max_ms,ok,failed,bench_cpu_pct" }
 {
     print field("system") "," field("quorum") "," field("repeat") "," \
