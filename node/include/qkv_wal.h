@@ -99,11 +99,13 @@ void qkv_wal_close(qkv_wal_t **self_p);
 int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
                   uint64_t term, int64_t now);
 
-/* Writes a STATE record (cluster_id, term) and waits until it is fsynced,
-   whatever FSYNC says: a leader's term is durable before it serves.
-   Returns 0, or -1 with err. */
-int qkv_wal_persist_state(qkv_wal_t *self, uint64_t cluster_id, uint64_t term,
-                          char *err, size_t err_size);
+/* Writes what log holds beyond what was written (at start-up: nothing)
+   and a STATE record (cluster_id, term), and waits until they are
+   fsynced, whatever FSYNC says: a leader's term is durable before it
+   serves. Returns 0, or -1 with err. */
+int qkv_wal_persist_state(qkv_wal_t *self, const qkv_log_t *log,
+                          uint64_t cluster_id, uint64_t term, char *err,
+                          size_t err_size);
 
 /* The log dropped its entries from index on: they no longer count as
    written or durable. */
@@ -112,6 +114,9 @@ void qkv_wal_truncated(qkv_wal_t *self, uint64_t index);
 /* The log now starts after index (a snapshot was installed): the next
    entry written is index + 1, in a new segment. */
 void qkv_wal_restart_at(qkv_wal_t *self, uint64_t index);
+
+/* Bytes of log segments on disk (what was written; the actor's thread). */
+uint64_t qkv_wal_disk_bytes(const qkv_wal_t *self);
 
 /* The last entry written. */
 uint64_t qkv_wal_written(const qkv_wal_t *self);

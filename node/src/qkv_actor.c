@@ -98,8 +98,8 @@ typedef struct {
                                the log is not written until it is */
     int lock_fd;            /* holds the data directory's LOCK */
     bool no_space;          /* the log cannot be written */
-    bool core_error_shown;  /* /health shows the core's refusal */
-    bool fsync_refused;     /* /health shows a leader's other FSYNC */
+    char link_error[256];   /* a leader or peer it cannot follow; "" */
+    char shown_error[256];  /* the error /health shows now */
     qkv_encoder_t *encoder; /* reused for every replication frame */
     qkv_decoder_t *decoder; /* reused for every replication frame */
     int timer_fd;           /* armed for the next timer */
@@ -157,16 +157,15 @@ static void s_on_snapshot(s_actor_t *self, const qkv_msg_t *m);
 
 static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
                        int64_t now) {
-
     s_count(&self->node->frames_received, 1);
     const qkv_msg_t *m;
     int rc = qkv_decoder_decode(self->decoder, zmq_msg_data(frame),
                                 zmq_msg_size(frame), &m);
     if (rc == QKV_NEWER) {
-        qkv_node_set_error(self->node,
-                           "a peer speaks replication protocol version %llu; "
-                           "this node speaks %d: upgrade it",
-                           (unsigned long long)m->version, QKV_REPL_VERSION);
+        snprintf(self->link_error, sizeof(self->link_error),
+                 "a peer speaks replication protocol version %llu; this node "
+                 "speaks %d: upgrade it",
+                 (unsigned long long)m->version, QKV_REPL_VERSION);
         s_count(&self->node->malformed, 1);
         return;
     }
@@ -175,7 +174,6 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
                                        : m->type == QKV_MSG_APPEND ||
                                              m->type == QKV_MSG_SNAPSHOT);
     if (!expected) {
-
         s_count(&self->node->malformed, 1);
         return;
     }
@@ -191,18 +189,13 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
     }
     qkv_peers_keep_sender(self->peers);
     if (m->has_fsync && m->fsync != self->cfg->fsync) {
-        qkv_node_set_error(self->node,
-                           "the leader runs FSYNC=%s and this node FSYNC=%s: "
-                           "refusing to follow (one value for the cluster)",
-                           qkv_fsync_name(m->fsync),
-                           qkv_fsync_name(self->cfg->fsync));
-        self->fsync_refused = true;
+        snprintf(self->link_error, sizeof(self->link_error),
+                 "the leader runs FSYNC=%s and this node FSYNC=%s: refusing "
+                 "to follow (one value for the cluster)",
+                 qkv_fsync_name(m->fsync), qkv_fsync_name(self->cfg->fsync));
         return;
     }
-    if (self->fsync_refused) {
-        self->fsync_refused = false; /* a leader with our value */
-        qkv_node_set_error(self->node, "%s", "");
-    }
+    self->link_error[0] = '\0'; /* a leader this node can follow */
     if (m->commit_index > atomic_load(&self->node->leader_commit))
         atomic_store(&self->node->leader_commit, m->commit_index);
     if (m->leader_len &&
@@ -212,12 +205,7 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         self->leader_endpoint[m->leader_len] = '\0';
     }
     uint64_t cluster = qkv_core_cluster_id(self->core);
-    rc = qkv_core_step_append(self->core, m, now);
-    if (rc != 0 || self->core_error_shown) {
-        /* shown while the core refuses; cleared once it accepts again */
-        qkv_node_set_error(self->node, "%s", qkv_core_error(self->core));
-        self->core_error_shown = rc != 0;
-    }
+    qkv_core_step_append(self->core, m, now); /* a refusal: its error */
     if (qkv_core_cluster_id(self->core) != cluster) {
         if (cluster)
             qkv_info("new cluster id %016llx: dropping the state of %016llx",
@@ -280,11 +268,8 @@ static void s_maybe_snapshot(s_actor_t *self) {
     if (applied <= self->snap_index)
         return;
     bool due = applied - self->snap_index >= self->snap_every;
-    if (self->wal && !due) {
-        qkv_wal_stats_t ws;
-        qkv_wal_stats(self->wal, &ws);
-        due = ws.disk_bytes >= self->snap_bytes;
-    }
+    if (self->wal && !due)
+        due = qkv_wal_disk_bytes(self->wal) >= self->snap_bytes;
     if (!due)
         return;
     if (!self->wal) {
@@ -607,7 +592,6 @@ static void s_apply(s_actor_t *self, uint64_t target, int64_t now) {
                      "out of memory applying index %llu: not acknowledging",
                      (unsigned long long)applied + 1);
             qkv_core_fail(self->core, why);
-            qkv_node_set_error(self->node, "%s", why);
             break;
         }
         applied += n;
@@ -634,8 +618,25 @@ static void s_publish_wal(s_actor_t *self) {
     atomic_store(&node->log_write_errors, ws.write_errors);
 }
 
+/* What /health shows as the node's error: the log's refusal to write,
+   else a leader it cannot follow, else the core's refusal (another
+   cluster, a conflict with a committed entry, out of memory); "" when
+   healthy. Set on the node when it changes. */
+static void s_publish_error(s_actor_t *self) {
+    const char *why = self->wal ? qkv_wal_error(self->wal) : "";
+    if (!why[0])
+        why = self->link_error;
+    if (!why[0])
+        why = qkv_core_error(self->core);
+    if (strcmp(why, self->shown_error) == 0)
+        return;
+    snprintf(self->shown_error, sizeof(self->shown_error), "%s", why);
+    qkv_node_set_error(self->node, "%s", why);
+}
+
 static void s_publish(s_actor_t *self) {
     qkv_node_t *node = self->node;
+    s_publish_error(self);
     atomic_store(&node->durable_index, qkv_core_durable_index(self->core));
     atomic_store(&node->serving, qkv_core_serving(self->core));
     if (!atomic_load(&node->synced) && !qkv_core_is_leader(self->core)) {
@@ -685,7 +686,6 @@ static void s_persist(s_actor_t *self, int64_t now) {
     if (no_space != self->no_space) {
         self->no_space = no_space;
         qkv_door_set_no_space(self->door, no_space);
-        qkv_node_set_error(self->node, "%s", qkv_wal_error(self->wal));
     }
 }
 
@@ -695,7 +695,6 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
     qkv_core_ready(self->core, now, &rd);
     if (rd.reset) {
         qkv_state_clear(self->state);
-        qkv_node_set_error(self->node, "%s", "");
         self->snap_index = 0;
         atomic_store(&self->node->snapshot_index, 0);
         if (self->wal)
@@ -923,7 +922,8 @@ static int s_start(s_actor_t *self) {
         qkv_core_destroy(&self->core);
     qkv_log_destroy(&log);
     if (self->core && leader && self->wal &&
-        qkv_wal_persist_state(self->wal, cc.cluster_id, cc.term, err, es))
+        qkv_wal_persist_state(self->wal, qkv_core_log(self->core),
+                              cc.cluster_id, cc.term, err, es))
         return -1; /* the term is durable before the leader serves */
     if (self->core && leader && s_start_term(self) != 0)
         qkv_core_destroy(&self->core);

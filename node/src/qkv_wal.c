@@ -847,17 +847,10 @@ void qkv_wal_close(qkv_wal_t **self_p) {
     *self_p = NULL;
 }
 
-int qkv_wal_persist_state(qkv_wal_t *self, uint64_t cluster_id, uint64_t term,
-                          char *err, size_t es) {
-    qkv_log_t *none = qkv_log_new();
-    if (!none) {
-        snprintf(err, es, "out of memory");
-        return -1;
-    }
-    qkv_log_reset(none, self->written, 0); /* no entries to write */
-    int rc = qkv_wal_write(self, none, cluster_id, term, qkv_now_us());
-    qkv_log_destroy(&none);
-    if (rc != 0) {
+int qkv_wal_persist_state(qkv_wal_t *self, const qkv_log_t *log,
+                          uint64_t cluster_id, uint64_t term, char *err,
+                          size_t es) {
+    if (qkv_wal_write(self, log, cluster_id, term, qkv_now_us()) != 0) {
         snprintf(err, es, "%s", self->error);
         return -1;
     }
@@ -988,6 +981,10 @@ void qkv_wal_restart_at(qkv_wal_t *self, uint64_t index) {
     self->written = self->durable = index;
     qkv_ring_truncate(&self->batches, 0);
     self->roll = true;
+}
+
+uint64_t qkv_wal_disk_bytes(const qkv_wal_t *self) {
+    return self->stats.disk_bytes; /* the actor's own counter */
 }
 
 uint64_t qkv_wal_written(const qkv_wal_t *self) {
