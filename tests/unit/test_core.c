@@ -930,12 +930,10 @@ static void test_figure8(void) {
     qkv_core_destroy(&f);
 }
 
-/* A follower behind a compacted log: the leader asks for a snapshot (and
-   again only after its patience), sends no APPEND meanwhile, and goes on
-   from after the snapshot once the follower acknowledges it. */
-static void test_snapshot_for_lagging_peer(void) {
-    qkv_core_t *leader = s_leader(1, 1, 1 << 20, 16 << 20);
-    int64_t now = 1000000;
+/* A leader of peers followers (quorum 1) whose entries 1..10 peer 0
+   acknowledged, committed and applied at now. */
+static qkv_core_t *s_ten_applied(size_t peers, int64_t now) {
+    qkv_core_t *leader = s_leader(peers, 1, 1 << 20, 16 << 20);
     qkv_core_ready_t rd;
     for (int i = 0; i < 10; i++)
         s_propose(leader, "k");
@@ -945,6 +943,16 @@ static void test_snapshot_for_lagging_peer(void) {
     s_ready(leader, now, &rd);
     CU_ASSERT_EQUAL(qkv_core_commit_index(leader), 10);
     qkv_core_applied_to(leader, 10);
+    return leader;
+}
+
+/* A follower behind a compacted log: the leader asks for a snapshot (and
+   again only after its patience), sends no APPEND meanwhile, and goes on
+   from after the snapshot once the follower acknowledges it. */
+static void test_snapshot_for_lagging_peer(void) {
+    int64_t now = 1000000;
+    qkv_core_t *leader = s_ten_applied(1, now);
+    qkv_core_ready_t rd;
     qkv_core_compact(leader, 8);
     CU_ASSERT_EQUAL(qkv_log_first_index(qkv_core_log(leader)), 9);
     /* the peer lost everything: its refusal reaches back before 9 */
@@ -973,16 +981,9 @@ static void test_snapshot_for_lagging_peer(void) {
    refusal reaching back before the log asks for a snapshot even when it
    answers an older probe. */
 static void test_snapshot_for_silent_peer(void) {
-    qkv_core_t *leader = s_leader(2, 1, 1 << 20, 16 << 20);
     int64_t now = 1000000;
+    qkv_core_t *leader = s_ten_applied(2, now);
     qkv_core_ready_t rd;
-    for (int i = 0; i < 10; i++)
-        s_propose(leader, "k");
-    s_ready(leader, now, &rd);
-    qkv_msg_t ok = s_ack(true, 10, 0, 0);
-    CU_ASSERT_EQUAL(qkv_core_step_ack(leader, 0, &ok, now), 0);
-    s_ready(leader, now, &rd);
-    qkv_core_applied_to(leader, 10);
     qkv_core_compact(leader, 4);
     qkv_core_send_failed(leader, 1, now); /* probes peer 1 from 5 */
     s_ready(leader, now + RESEND, &rd);

@@ -132,6 +132,14 @@ static qkv_wal_t *s_open(const qkv_wal_options_t *opt, uint64_t after,
     return wal;
 }
 
+/* s_open into a new empty log, made here (*log_p). */
+static qkv_wal_t *s_open_new(const qkv_wal_options_t *opt, uint64_t after,
+                             qkv_log_t **log_p, qkv_wal_replay_t *replay) {
+    *log_p = qkv_log_new();
+    CU_ASSERT_FATAL(*log_p != NULL);
+    return s_open(opt, after, *log_p, replay);
+}
+
 /* Polls qkv_wal_durable until it reaches target (up to 5 s). */
 static bool s_wait_durable(qkv_wal_t *wal, const qkv_log_t *log,
                            uint64_t target) {
@@ -274,10 +282,9 @@ static void test_round_trip(void) {
     char dir[64];
     s_tmpdir(dir);
     qkv_wal_options_t opt = s_opts(dir);
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
     CU_ASSERT_EQUAL(replay.records, 0);
     CU_ASSERT_EQUAL(replay.term, 0);
     CU_ASSERT_EQUAL(replay.cluster_id, 0);
@@ -349,10 +356,9 @@ static void test_state_change(void) {
     char dir[64];
     s_tmpdir(dir);
     qkv_wal_options_t opt = s_opts(dir);
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
     for (uint64_t i = 1; i <= 3; i++)
         s_append(log, i, 1);
     s_write(wal, log, CLUSTER, 1);
@@ -402,10 +408,9 @@ static void test_state_change(void) {
    per entries each, and closes it. */
 static void s_fill(const char *dir, uint64_t n, uint64_t per) {
     qkv_wal_options_t opt = s_opts(dir);
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
     CU_ASSERT_EQUAL_FATAL(qkv_log_last_index(log), 0);
     for (uint64_t i = 1; i <= n; i++) {
         s_append(log, i, 1);
@@ -418,10 +423,9 @@ static void s_fill(const char *dir, uint64_t n, uint64_t per) {
 
 /* Opens opt->dir and checks that it holds 1..n of term 1 and whether it cut. */
 static void s_expect(const qkv_wal_options_t *opt, uint64_t n, bool cut) {
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(opt, 0, &log, &replay);
     CU_ASSERT_EQUAL(replay.cut, cut);
     CU_ASSERT_EQUAL(replay.term, 1);
     CU_ASSERT_EQUAL(replay.cluster_id, CLUSTER);
@@ -520,10 +524,9 @@ static void test_corrupt_record(void) {
     /* segment 1: entries 1..6; segment 2: entries 7..10 */
     s_fill(dir, 6, 2);
     {
-        qkv_log_t *log = qkv_log_new();
-        CU_ASSERT_FATAL(log != NULL);
+        qkv_log_t *log;
         qkv_wal_replay_t replay;
-        qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+        qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
         for (uint64_t i = 7; i <= 10; i++)
             s_append(log, i, 1);
         s_write(wal, log, CLUSTER, 1);
@@ -565,10 +568,9 @@ static void test_replace_suffix(void) {
     char dir[64];
     s_tmpdir(dir);
     qkv_wal_options_t opt = s_opts(dir);
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
     for (uint64_t i = 1; i <= 5; i++)
         s_append(log, i, 1);
     s_write(wal, log, CLUSTER, 1);
@@ -682,10 +684,9 @@ static void test_restart_at(void) {
     s_tmpdir(dir);
     qkv_wal_options_t opt = s_opts(dir);
     opt.fsync = QKV_FSYNC_NEVER; /* durable means written */
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
     for (uint64_t i = 1; i <= 4; i++)
         s_append(log, i, 1);
     CU_ASSERT_EQUAL(qkv_wal_write(wal, log, CLUSTER, 1, qkv_now_us()), 0);
@@ -731,10 +732,9 @@ static void test_compact(void) {
     s_tmpdir(dir);
     qkv_wal_options_t opt = s_opts(dir);
     opt.segment_bytes = 200; /* every write after the first rolls */
-    qkv_log_t *log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
+    qkv_log_t *log;
     qkv_wal_replay_t replay;
-    qkv_wal_t *wal = s_open(&opt, 0, log, &replay);
+    qkv_wal_t *wal = s_open_new(&opt, 0, &log, &replay);
     uint64_t i = 0;
     for (int b = 0; b < BATCHES; b++) {
         for (int k = 0; k < PER; k++) {
