@@ -2,6 +2,7 @@
  */
 #include "qkv_snap.h"
 #include "qkv_hash.h"
+#include "qkv_io.h"
 #include "qkv_le.h"
 #include "qkv_say.h"
 
@@ -301,19 +302,11 @@ static int s_write_file(qkv_snap_saver_t *self, const qkv_buf_t *image,
         snprintf(why, ws, "cannot create %.200s: %s", tmp, strerror(errno));
         return -1;
     }
-    size_t off = 0;
-    while (off < image->size) {
-        ssize_t n = write(fd, image->data + off, image->size - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            snprintf(why, ws, "cannot write %.200s: %s", tmp,
-                     strerror(n < 0 ? errno : ENOSPC));
-            close(fd);
-            unlink(tmp);
-            return -1;
-        }
-        off += (size_t)n;
+    if (qkv_write_all(fd, image->data, image->size) != 0) {
+        snprintf(why, ws, "cannot write %.200s: %s", tmp, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        return -1;
     }
     if ((self->sync && fsync(fd) != 0) || close(fd) != 0) {
         snprintf(why, ws, "cannot fsync %.200s: %s", tmp, strerror(errno));

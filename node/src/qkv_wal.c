@@ -22,6 +22,7 @@
 #include "qkv_buf.h"
 #include "qkv_clock.h"
 #include "qkv_hash.h"
+#include "qkv_io.h"
 #include "qkv_le.h"
 #include "qkv_ring.h"
 #include "qkv_say.h"
@@ -186,26 +187,6 @@ static int s_cmp_seg(const void *a, const void *b) {
     uint64_t x = ((const s_segment_t *)a)->seq;
     uint64_t y = ((const s_segment_t *)b)->seq;
     return x < y ? -1 : x > y;
-}
-
-/* Writes all of len bytes; returns 0 or -1 with errno. */
-static int s_write_all(int fd, const void *data, size_t len) {
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0) {
-            errno = ENOSPC;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /*  =====================================================================
@@ -549,7 +530,7 @@ static int s_flush_held(qkv_buf_t *held) {
         uint32_t len;
         memcpy(&fd, held->data + off, sizeof(fd));
         memcpy(&len, held->data + off + 4, sizeof(len));
-        if (s_write_all(fd, held->data + off + 8, len) != 0)
+        if (qkv_write_all(fd, held->data + off + 8, len) != 0)
             return -1;
         off += 8 + len;
     }
@@ -710,7 +691,7 @@ static int s_roll(qkv_wal_t *self) {
     s_header(h);
     if (qkv_buf_append(&head, h, sizeof(h)) != 0 ||
         s_encode_state(&head, self->state_cluster, self->state_term) != 0 ||
-        s_write_all(fd, head.data, head.size) != 0) {
+        qkv_write_all(fd, head.data, head.size) != 0) {
         snprintf(self->error, sizeof(self->error), "cannot write %.200s: %s",
                  path, strerror(errno ? errno : ENOMEM));
         qkv_buf_free(&head);
@@ -925,7 +906,7 @@ int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
         pthread_mutex_unlock(&self->mutex);
         if (rc != 0)
             goto oom;
-    } else if (s_write_all(self->fd, self->out.data, self->out.size) != 0) {
+    } else if (qkv_write_all(self->fd, self->out.data, self->out.size) != 0) {
         int e = errno;
         /* nothing half-written stays */
         if (ftruncate(self->fd, (off_t)seg->bytes) != 0 ||

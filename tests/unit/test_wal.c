@@ -116,7 +116,7 @@ static qkv_wal_options_t s_opts(const char *dir) {
     qkv_wal_options_t opt = {0};
     opt.dir = dir;
     opt.fsync = QKV_FSYNC_ALWAYS;
-    opt.segment_bytes = 64u << 20;
+    opt.segment_bytes = 1u << 20; /* allocated whole: small and quick */
     return opt;
 }
 
