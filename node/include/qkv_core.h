@@ -32,6 +32,18 @@
       once when the commit index moved past what it was last told.
     - A follower applies only what is committed and verified in the
       current term.
+    - With elections (PEERS), every node starts as a follower; one that
+      hears no leader for a randomized election timeout asks for
+      pre-votes, then votes (Raft section 5.2 with etcd's pre-vote and
+      check quorum), with DESIGN's flexible quorums: a write commits on
+      W = write_quorum + 1 nodes and an election needs E = max(N - q,
+      floor(N/2) + 1) votes, so every election meets every commit. Term
+      and vote must be durable before any message of the turn leaves
+      (ready.persist). A leader that hears from fewer than N - E + 1 nodes
+      (itself included) within an election timeout steps down; a node
+      that heard from a live leader within the minimum election timeout
+      refuses votes; a leader reads under a lease that N - E + 1 nodes
+      granted by acknowledging its APPENDs.
 
     Invariants: applied <= commit <= last index; durable <= last index.
     Not thread-safe: the replication actor is its only user.
@@ -46,6 +58,19 @@
 #include <stdint.h>
 
 #define QKV_CORE_MAX_PEERS 64
+
+/* Who a node voted for, or whom it follows: nobody, itself, or peer p as
+   p + QKV_CORE_PEER. */
+#define QKV_CORE_NOBODY 0
+#define QKV_CORE_SELF (-1)
+#define QKV_CORE_PEER 1
+
+typedef enum {
+    QKV_CORE_FOLLOWER = 0,
+    QKV_CORE_PRE_CANDIDATE, /* asking for pre-votes: would it win? */
+    QKV_CORE_CANDIDATE,     /* asking for votes in a new term */
+    QKV_CORE_LEADER
+} qkv_core_role_t;
 
 typedef struct {
     bool leader;         /* true: leads; false: follows */
@@ -68,13 +93,44 @@ typedef struct {
     bool adopt_clusters;   /* follower: an APPEND of another cluster replaces
                               whatever it holds (memory only, or
                               DROP_FOREIGN_DATA); else it is refused */
+
+    /* Elections (PEERS). Off: the roles above hold for ever. On: leader
+       must be false; peer_count is every other node (N - 1), and
+       write_quorum the follower copies a commit needs (q). */
+    bool elections;
+    int64_t election_us;    /* T: a follower that hears no leader for a
+                               time drawn from [T, 2T) campaigns; leases
+                               and check quorum count in T */
+    uint64_t seed;          /* for those draws and a new cluster id */
+    bool campaign_at_start; /* bootstrap preference (ROLE=leader): ask
+                               for votes at the first turn */
+    int vote;               /* persisted vote in term (QKV_CORE_NOBODY,
+                               QKV_CORE_SELF or QKV_CORE_PEER + p) */
+    bool empty;             /* started with no data: until it rejoins a
+                               cluster it votes only for a candidate that
+                               has none either (bootstrap) */
+    uint64_t rejoin_term;   /* persisted: rejoining after an empty start,
+                               it votes only in a term above this ... */
+    uint64_t rejoin_commit; /* ... once it applied up to here; 0 and 0:
+                               a voter */
 } qkv_core_config_t;
+
+/* What must be durable (fsynced whatever FSYNC says) before the messages
+   of a turn leave, when ready.persist says it changed. */
+typedef struct {
+    uint64_t cluster_id;
+    uint64_t term;
+    int vote;               /* in term; QKV_CORE_NOBODY, SELF or PEER + p */
+    uint64_t rejoin_term;   /* see qkv_core_config_t */
+    uint64_t rejoin_commit; /* rejoining while rejoin_term > 0 */
+} qkv_core_hard_t;
 
 /* One message to send. */
 typedef struct {
-    int type;    /* QKV_MSG_APPEND, QKV_MSG_ACK or QKV_MSG_SNAPSHOT (send
-                    the peer a snapshot of the state machine) */
-    size_t peer; /* leader: the follower (0 .. peer_count - 1); follower: 0 */
+    int type;    /* QKV_MSG_APPEND, QKV_MSG_ACK, QKV_MSG_SNAPSHOT (send
+                    the peer a snapshot of the state machine), QKV_MSG_VOTE
+                    or QKV_MSG_VOTE_ACK */
+    size_t peer; /* 0 .. peer_count - 1; a static follower answers 0 */
     uint64_t cluster_id;
     uint64_t term;
     /* APPEND */
@@ -83,11 +139,17 @@ typedef struct {
     uint64_t commit_index;
     uint64_t first, last; /* entries first .. last of the log; none when
                              first > last */
+    int64_t sent_us;      /* the leader's clock as it sent: echoed back */
     /* ACK */
     bool ok;
     uint64_t index;
     uint64_t hint_index;
     uint64_t hint_term;
+    int64_t echo_us; /* the newest sent_us the follower received */
+    /* VOTE (last_index, last_term: the candidate's log) and VOTE_ACK */
+    bool pre;     /* a pre-vote: would the peer vote in term? */
+    bool granted; /* VOTE_ACK: yes */
+    uint64_t last_index, last_term;
 } qkv_core_msg_t;
 
 /* What to do after a turn of events. */
@@ -97,6 +159,8 @@ typedef struct {
     uint64_t apply_to; /* apply committed entries up to this index */
     bool reset;        /* follower: it now follows another cluster; its log is
                           empty: drop the store and the sessions (applied is 0) */
+    bool persist;      /* the hard state (qkv_core_hard) changed: make it
+                          durable before sending msgs */
 } qkv_core_ready_t;
 
 /* A peer as the leader sees it. */
@@ -141,12 +205,26 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *ack,
    full): it is probed again after a resend interval. */
 void qkv_core_send_failed(qkv_core_t *self, size_t peer, int64_t now);
 
-/* Follower: an APPEND from the leader. Returns 0, or -1 when the follower
-   had to stop (out of memory holding entries, or the leader contradicts
-   a committed entry): it then acknowledges nothing more and
-   qkv_core_error says why. */
-int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *append,
+/* Follower: an APPEND from the leader, peer (a static follower: 0).
+   Returns 0, or -1 when the follower had to stop (out of memory holding
+   entries, or the leader contradicts a committed entry): it then
+   acknowledges nothing more and qkv_core_error says why. With elections,
+   a leader or candidate that hears of a leader of its term or a later
+   one follows it. */
+int qkv_core_step_append(qkv_core_t *self, size_t peer, const qkv_msg_t *append,
                          int64_t now);
+
+/* Elections: a VOTE request or a VOTE_ACK from peer. Returns 0, or
+   QKV_MALFORMED for a message elections do not expect (they are off, or
+   peer is unknown). */
+int qkv_core_step_vote(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
+                       int64_t now);
+
+/* Elections: a message of the current leader that the core does not step
+   (a SNAPSHOT chunk) came from peer at term: a follower learns of the
+   leader as from an APPEND. Returns false when it must be ignored (an
+   older term's), true otherwise. */
+bool qkv_core_heard(qkv_core_t *self, size_t peer, uint64_t term, int64_t now);
 
 /* Entries up to index (at most the last) are held as FSYNC promises. */
 void qkv_core_durable_to(qkv_core_t *self, uint64_t index);
@@ -198,6 +276,22 @@ int64_t qkv_core_next_due(const qkv_core_t *self);
     State */
 
 bool qkv_core_is_leader(const qkv_core_t *self);
+qkv_core_role_t qkv_core_role(const qkv_core_t *self);
+/* Whom it follows: QKV_CORE_NOBODY (unknown), QKV_CORE_SELF, or
+   QKV_CORE_PEER + p. */
+int qkv_core_leader(const qkv_core_t *self);
+/* What ready.persist asks to make durable. */
+void qkv_core_hard(const qkv_core_t *self, qkv_core_hard_t *hard);
+/* The election quorum E (candidate included) and N - E + 1, the nodes a
+   leader must hear from (itself included) to keep leading. */
+size_t qkv_core_election_quorum(const qkv_core_t *self);
+/* Elections: the node may vote and campaign (in a term above any it
+   rejoined in): false while it stopped, or started empty and waits for a
+   leader, or rejoins and does not yet hold that leader's commit index. */
+bool qkv_core_voter(const qkv_core_t *self);
+/* A leader may answer a read now: it serves, and (with elections) its
+   lease holds at now. */
+bool qkv_core_lease(const qkv_core_t *self, int64_t now);
 uint64_t qkv_core_cluster_id(const qkv_core_t *self);
 uint64_t qkv_core_term(const qkv_core_t *self);
 uint64_t qkv_core_last_index(const qkv_core_t *self);

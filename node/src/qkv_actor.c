@@ -205,7 +205,7 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         self->leader_endpoint[m->leader_len] = '\0';
     }
     uint64_t cluster = qkv_core_cluster_id(self->core);
-    qkv_core_step_append(self->core, m, now); /* a refusal: its error */
+    qkv_core_step_append(self->core, 0, m, now); /* a refusal: its error */
     if (qkv_core_cluster_id(self->core) != cluster) {
         if (cluster)
             qkv_info("new cluster id %016llx: dropping the state of %016llx",
@@ -540,7 +540,8 @@ static const void *s_append_frame(s_actor_t *self, const qkv_core_msg_t *m,
                               m->commit_index,
                               self->leader_endpoint,
                               strlen(self->leader_endpoint),
-                              (uint8_t)self->cfg->fsync};
+                              (uint8_t)self->cfg->fsync,
+                              m->sent_us};
     uint64_t entries = m->last >= m->first ? m->last - m->first + 1 : 0;
     qkv_encoder_append_begin(c->encoder, &head, (size_t)entries);
     for (uint64_t k = m->first; k <= m->last; k++)
@@ -566,7 +567,8 @@ static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
             data = s_append_frame(self, m, &size);
         } else {
             qkv_ack_t ack = {m->cluster_id, m->term,       m->ok,
-                             m->index,      m->hint_index, m->hint_term};
+                             m->index,      m->hint_index, m->hint_term,
+                             m->echo_us};
             qkv_encoder_ack(self->encoder, &ack);
             data = qkv_encoder_data(self->encoder, &size);
         }

@@ -43,6 +43,36 @@
     counting copies). Followers learn it from every APPEND and heartbeat,
     capped by the prefix that APPEND verified, and apply up to it.
 
+    Elections (only with PEERS; the static roles never change). As Raft
+    section 5.2 with etcd's pre-vote and check quorum, and DESIGN's
+    flexible quorums: with N nodes and q = write_quorum, a write commits on
+    W = q + 1 nodes and an election needs E = max(N - q, floor(N/2) + 1)
+    votes, candidate included, so E + W > N (every election meets every
+    commit) and 2E > N (two elections of one term meet). A follower that
+    hears no leader for a timeout drawn from [T, 2T) first asks for
+    pre-votes at term + 1 without raising its own term: a node that
+    returns from a partition learns it cannot win before it disturbs
+    anyone. With E pre-votes it raises its term, votes for itself and asks
+    for votes; with E votes it leads, and its term begins with a NOOP
+    entry (own-term commit). A vote goes to at most one candidate per term,
+    whose log is at least as up to date (last term, then last index), and
+    never while the node heard from a live leader within T (the leader
+    itself refuses too). Term and vote changes raise ready.persist: the
+    actor makes them durable before any message of the turn leaves. A
+    leader that heard from fewer than N - E + 1 nodes (itself included)
+    within T steps down. Its read lease: every APPEND carries the leader's
+    clock, every ACK echoes the newest it received; once N - E peers echo
+    a time at or after s, no other leader can be elected before s + T
+    (each of them refuses votes until T after it heard the leader), so the
+    leader may read until s + T less a margin for clock drift.
+
+    A node started with no data votes only for a candidate that has no
+    cluster either (bootstrap). Once it hears a leader with data, it is a
+    non-voter until it has applied that leader's commit index and is asked
+    for a vote in a term above the one it rejoined in: a node that lost
+    its disk may have voted or acknowledged in its former life, and must
+    not count twice.
+
     Messages accumulate in an outbox during a turn; ready() adds the
     leader's batches and heartbeats and hands the outbox over. Consecutive
     successful ACKs of a follower coalesce into the last, and an ACK equal
@@ -72,6 +102,7 @@ typedef struct {
     bool snapshot;             /* SNAPSHOT: its next entry is no longer in
                                   the log; a snapshot is on its way */
     int64_t snapshot_us;       /* when it was asked for */
+    int64_t echo_us;           /* newest of the leader's times it echoed */
 } s_progress_t;
 
 /* A snapshot unanswered for this many resend intervals is sent again. */
@@ -79,6 +110,7 @@ typedef struct {
 
 /* An ACK a follower owes; its index is computed when it goes out. */
 typedef struct {
+    size_t peer; /* the sender of the APPEND it answers */
     bool ok;
     uint64_t index; /* ok: verified end; refused: the prev_index refused */
     uint64_t hint_index, hint_term;
@@ -96,6 +128,25 @@ struct qkv_core_t {
     uint64_t durable;      /* entries held as FSYNC promises */
     bool stopped;          /* follower: acknowledges nothing more */
     char error[256];       /* why it stopped */
+    qkv_core_role_t role;
+    int leader; /* whom it follows: NOBODY, SELF or PEER + p */
+    /* elections */
+    int vote;               /* in term: NOBODY, SELF or PEER + p */
+    bool dirty;             /* the hard state changed since the last ready */
+    uint64_t rng;           /* xorshift state */
+    bool timer_set;         /* elect_due_us was drawn */
+    int64_t elect_due_us;   /* not leading: campaign then */
+    int64_t heard_us;       /* last message of the leader it follows */
+    uint64_t granted;       /* campaign: peers that said yes (bit p) */
+    uint64_t refused;       /* ... and no */
+    int64_t check_due_us;   /* leader: next check quorum */
+    int64_t lease_until_us; /* leader: reads are linearizable until then */
+    bool empty;             /* no data yet, and never rejoined */
+    bool cluster_seen;      /* empty, and a peer has a cluster: no
+                               bootstrap (it waits for a leader) */
+    uint64_t rejoin_term;   /* rejoining: votes only above this term ... */
+    uint64_t rejoin_commit; /* ... once applied up to here */
+    int64_t echo_us;        /* follower: the leader's newest sent_us */
     /* leader */
     s_progress_t peers[QKV_CORE_MAX_PEERS];
     qkv_ring_t cum;      /* uint64: wire bytes of entries 1 .. i at i */
@@ -114,6 +165,7 @@ struct qkv_core_t {
     int64_t last_ack_us;     /* when it went */
     /* outbox */
     qkv_ring_t out; /* qkv_core_msg_t; never popped: in order from out.data */
+    bool out_taken; /* ready handed it over: the next message starts anew */
 };
 
 /*  =====================================================================
@@ -122,7 +174,11 @@ struct qkv_core_t {
 qkv_core_t *qkv_core_new(const qkv_core_config_t *cfg) {
     if (cfg->peer_count > QKV_CORE_MAX_PEERS ||
         (cfg->leader && (cfg->cluster_id == 0 || cfg->term == 0 ||
-                         cfg->write_quorum > cfg->peer_count)))
+                         cfg->write_quorum > cfg->peer_count)) ||
+        (cfg->elections &&
+         (cfg->leader || cfg->election_us <= 0 ||
+          cfg->write_quorum > cfg->peer_count ||
+          cfg->vote > (int)cfg->peer_count || cfg->vote < QKV_CORE_SELF)))
         return NULL;
     qkv_core_t *self = calloc(1, sizeof(*self));
     if (!self)
@@ -130,6 +186,13 @@ qkv_core_t *qkv_core_new(const qkv_core_config_t *cfg) {
     self->cfg = *cfg;
     self->cluster_id = cfg->cluster_id; /* a follower: recovered, or 0 */
     self->term = cfg->term;
+    self->role = cfg->leader ? QKV_CORE_LEADER : QKV_CORE_FOLLOWER;
+    self->leader = cfg->leader ? QKV_CORE_SELF : QKV_CORE_NOBODY;
+    self->vote = cfg->elections ? cfg->vote : QKV_CORE_NOBODY;
+    self->rng = cfg->seed | 1; /* xorshift needs a non-zero state */
+    self->empty = cfg->elections && cfg->empty && !cfg->cluster_id;
+    self->rejoin_term = cfg->elections ? cfg->rejoin_term : 0;
+    self->rejoin_commit = self->rejoin_term ? cfg->rejoin_commit : 0;
     self->log = qkv_log_new();
     qkv_ring_init(&self->cum, sizeof(uint64_t));
     qkv_ring_init(&self->out, sizeof(qkv_core_msg_t));
@@ -162,7 +225,15 @@ const qkv_log_t *qkv_core_log(const qkv_core_t *self) {
 /*  =====================================================================
     Outbox */
 
+static void s_outbox_fresh(qkv_core_t *self) {
+    if (self->out_taken) {
+        qkv_ring_truncate(&self->out, 0);
+        self->out_taken = false;
+    }
+}
+
 static qkv_core_msg_t *s_emit(qkv_core_t *self, int type, size_t peer) {
+    s_outbox_fresh(self);
     qkv_core_msg_t *m = qkv_ring_push(&self->out);
     if (!m)
         return NULL; /* dropped: resends and heartbeats make up for it */
@@ -184,7 +255,7 @@ static uint64_t s_cum(const qkv_core_t *self, uint64_t index) {
 }
 
 uint64_t qkv_core_propose(qkv_core_t *self, qkv_entry_t **entry_p) {
-    if (!self->cfg.leader)
+    if (self->role != QKV_CORE_LEADER)
         return 0;
     uint64_t index = qkv_log_last_index(self->log) + 1;
     uint64_t *cum = qkv_ring_push(&self->cum);
@@ -221,12 +292,24 @@ static uint64_t s_probe_from(const qkv_core_t *self, const s_progress_t *p) {
     return p->match + 1 > first ? p->match + 1 : first;
 }
 
+static void s_become_follower(qkv_core_t *self, uint64_t term, int leader,
+                              int64_t now);
+static void s_reset_timer(qkv_core_t *self, int64_t now);
+static int s_rebuild_cum(qkv_core_t *self, const qkv_log_t *log);
+
 int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
                       int64_t now) {
-
-    if (!self->cfg.leader || peer >= self->cfg.peer_count ||
+    if (self->cfg.elections && peer < self->cfg.peer_count &&
+        m->cluster_id == self->cluster_id && m->term > self->term) {
+        /* a node of a later term: a newer leader may exist */
+        s_become_follower(self, m->term, QKV_CORE_NOBODY, now);
+        return 0;
+    }
+    if (self->role != QKV_CORE_LEADER || peer >= self->cfg.peer_count ||
         m->cluster_id != self->cluster_id || m->term > self->term)
-        return QKV_MALFORMED;
+        return self->cfg.elections && peer < self->cfg.peer_count
+                   ? 0 /* an answer to a leadership it no longer holds */
+                   : QKV_MALFORMED;
     uint64_t last = qkv_log_last_index(self->log);
     if (m->index > last || m->hint_index > last)
         return QKV_MALFORMED;
@@ -234,6 +317,8 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
         return 0; /* an answer to an older leadership */
     s_progress_t *p = &self->peers[peer];
     p->last_ack_us = now;
+    if (m->echo_us > p->echo_us)
+        p->echo_us = m->echo_us;
     if (m->ok) {
         if (m->index > p->match) {
             p->match = m->index;
@@ -283,7 +368,7 @@ int qkv_core_step_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
 }
 
 void qkv_core_send_failed(qkv_core_t *self, size_t peer, int64_t now) {
-    if (!self->cfg.leader || peer >= self->cfg.peer_count)
+    if (self->role != QKV_CORE_LEADER || peer >= self->cfg.peer_count)
         return;
     s_progress_t *p = &self->peers[peer];
     s_probe(p, s_probe_from(self, p));
@@ -315,6 +400,7 @@ static void s_send_append(qkv_core_t *self, size_t peer, bool with_entries,
     m->commit_index = self->commit;
     m->first = first;
     m->last = end;
+    m->sent_us = now;
     p->last_send_us = now;
     p->commit_sent = self->commit;
     if (end >= first && !p->probing) {
@@ -385,11 +471,11 @@ static void s_leader_peer(qkv_core_t *self, size_t peer, int64_t now) {
 /*  =====================================================================
     Follower */
 
-static void s_owe(qkv_core_t *self, bool ok, uint64_t index,
+static void s_owe(qkv_core_t *self, size_t peer, bool ok, uint64_t index,
                   uint64_t hint_index, uint64_t hint_term) {
     s_owed_t *last =
         self->owed_count ? &self->owed[self->owed_count - 1] : NULL;
-    if (ok && last && last->ok) {
+    if (ok && last && last->ok && last->peer == peer) {
         if (index > last->index)
             last->index = index; /* one ACK says as much as two */
         return;
@@ -400,11 +486,11 @@ static void s_owe(qkv_core_t *self, bool ok, uint64_t index,
         self->owed_count--;
     }
     self->owed[self->owed_count++] =
-        (s_owed_t){ok, index, hint_index, hint_term};
+        (s_owed_t){peer, ok, index, hint_index, hint_term};
 }
 
-static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below,
-                     uint64_t refused_term) {
+static void s_refuse(qkv_core_t *self, size_t peer, uint64_t refused,
+                     uint64_t below, uint64_t refused_term) {
     uint64_t last = qkv_log_last_index(self->log);
     uint64_t hint = below < last ? below : last;
     uint64_t base = qkv_log_first_index(self->log) - 1;
@@ -415,7 +501,7 @@ static void s_refuse(qkv_core_t *self, uint64_t refused, uint64_t below,
        skips them all at once rather than one index per round trip */
     while (hint > base && qkv_log_term_at(self->log, hint) > refused_term)
         hint--;
-    s_owe(self, false, refused, hint, qkv_log_term_at(self->log, hint));
+    s_owe(self, peer, false, refused, hint, qkv_log_term_at(self->log, hint));
 }
 
 /* Stops the follower: why is fmt with the index a. Returns -1. */
@@ -429,7 +515,9 @@ static int s_stop(qkv_core_t *self, const char *fmt, unsigned long long a) {
 static void s_follow_cluster(qkv_core_t *self, uint64_t cluster_id) {
     qkv_log_clear(self->log);
     self->cluster_id = cluster_id;
-    self->term = 0;
+    if (!self->cfg.elections)
+        self->term = 0; /* with elections, term and vote stand */
+    self->dirty = true;
     self->commit = self->applied = self->durable = 0;
     self->verified = self->acked = 0;
     self->stopped = false;
@@ -440,10 +528,29 @@ static void s_follow_cluster(qkv_core_t *self, uint64_t cluster_id) {
     self->truncated = 1; /* the write-ahead log forgets it all */
 }
 
-int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
-    (void)now;
-    if (self->cfg.leader)
+int qkv_core_step_append(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
+                         int64_t now) {
+    if (self->cfg.elections) {
+        if (peer >= self->cfg.peer_count)
+            return 0;
+        if (self->role == QKV_CORE_LEADER && m->term <= self->term) {
+            if (m->term < self->term)
+                s_refuse(self, peer, m->prev_index, m->prev_index,
+                         UINT64_MAX); /* tells the old leader */
+            return 0;
+        }
+        if (self->empty && m->cluster_id) {
+            /* rejoining with no data: a non-voter until caught up */
+            self->empty = false;
+            self->rejoin_term = m->term;
+            self->rejoin_commit = m->commit_index;
+            self->dirty = true;
+        }
+    } else if (self->role == QKV_CORE_LEADER) {
         return 0;
+    } else {
+        peer = 0;
+    }
     if (m->cluster_id != self->cluster_id) {
         if (self->cluster_id && !self->cfg.adopt_clusters) {
             snprintf(self->error, sizeof(self->error),
@@ -464,12 +571,20 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
         self->error[0] = '\0';
     }
     if (m->term < self->term) {
-        s_refuse(self, m->prev_index, m->prev_index, UINT64_MAX);
+        s_refuse(self, peer, m->prev_index, m->prev_index, UINT64_MAX);
         return 0;
     }
     if (m->term > self->term) {
         self->term = m->term;
         self->verified = self->acked = 0;
+        self->vote = QKV_CORE_NOBODY;
+        self->dirty = true;
+    }
+    if (self->cfg.elections) {
+        s_become_follower(self, m->term, QKV_CORE_PEER + (int)peer, now);
+        s_reset_timer(self, now); /* a live leader: no campaign */
+        self->heard_us = now;
+        self->echo_us = m->sent_us;
     }
     uint64_t prev = m->prev_index, prev_term = m->prev_term;
     const qkv_entry_view_t *entries = m->entries;
@@ -488,7 +603,7 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
     }
     uint64_t last = qkv_log_last_index(self->log);
     if (prev > last) {
-        s_refuse(self, m->prev_index, last, m->prev_term);
+        s_refuse(self, peer, m->prev_index, last, m->prev_term);
         return 0;
     }
     if (qkv_log_term_at(self->log, prev) != prev_term) {
@@ -497,7 +612,7 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
                           "the leader's log differs at committed index %llu: "
                           "not acknowledging",
                           (unsigned long long)prev);
-        s_refuse(self, m->prev_index, prev - 1, m->prev_term);
+        s_refuse(self, peer, m->prev_index, prev - 1, m->prev_term);
         return 0;
     }
     size_t k = 0;
@@ -538,7 +653,7 @@ int qkv_core_step_append(qkv_core_t *self, const qkv_msg_t *m, int64_t now) {
 accepted:
     if (verified_end > self->verified)
         self->verified = verified_end;
-    s_owe(self, true, verified_end, 0, 0);
+    s_owe(self, peer, true, verified_end, 0, 0);
     uint64_t commit =
         m->commit_index < verified_end ? m->commit_index : verified_end;
     if (commit > self->commit)
@@ -552,6 +667,8 @@ static void s_follower_acks(qkv_core_t *self, int64_t now) {
         const s_owed_t *o = &self->owed[i];
         qkv_core_msg_t ack = {0};
         ack.type = QKV_MSG_ACK;
+        ack.peer = o->peer;
+        ack.echo_us = self->echo_us;
         ack.cluster_id = self->cluster_id;
         ack.term = self->term;
         ack.ok = o->ok;
@@ -559,7 +676,8 @@ static void s_follower_acks(qkv_core_t *self, int64_t now) {
             o->ok && o->index > self->durable ? self->durable : o->index;
         ack.hint_index = o->hint_index;
         ack.hint_term = o->hint_term;
-        bool same = self->acked_once && ack.ok == self->last_ack.ok &&
+        bool same = self->acked_once && ack.peer == self->last_ack.peer &&
+                    ack.ok == self->last_ack.ok &&
                     ack.index == self->last_ack.index &&
                     ack.term == self->last_ack.term &&
                     ack.cluster_id == self->last_ack.cluster_id &&
@@ -580,6 +698,284 @@ static void s_follower_acks(qkv_core_t *self, int64_t now) {
 }
 
 /*  =====================================================================
+    Elections */
+
+static size_t s_nodes(const qkv_core_t *self) {
+    return self->cfg.peer_count + 1;
+}
+
+size_t qkv_core_election_quorum(const qkv_core_t *self) {
+    size_t n = s_nodes(self), q = self->cfg.write_quorum;
+    size_t majority = n / 2 + 1;
+    return n - q > majority ? n - q : majority;
+}
+
+/* N - E + 1: the nodes (the leader included) a leader must hear from. */
+static size_t s_hold_quorum(const qkv_core_t *self) {
+    return s_nodes(self) - qkv_core_election_quorum(self) + 1;
+}
+
+static uint64_t s_rand(qkv_core_t *self) {
+    uint64_t x = self->rng;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return self->rng = x;
+}
+
+static void s_reset_timer(qkv_core_t *self, int64_t now) {
+    int64_t t = self->cfg.election_us;
+    self->elect_due_us = now + t + (int64_t)(s_rand(self) % (uint64_t)t);
+    self->timer_set = true;
+}
+
+static void s_become_follower(qkv_core_t *self, uint64_t term, int leader,
+                              int64_t now) {
+    if (term > self->term) {
+        self->term = term;
+        self->vote = QKV_CORE_NOBODY;
+        self->verified = self->acked = 0;
+        self->dirty = true;
+    }
+    if (self->role != QKV_CORE_FOLLOWER || self->leader != leader)
+        s_reset_timer(self, now);
+    self->role = QKV_CORE_FOLLOWER;
+    self->leader = leader;
+    self->echo_us = 0;
+}
+
+static uint64_t s_last_term(const qkv_core_t *self) {
+    return qkv_log_term_at(self->log, qkv_log_last_index(self->log));
+}
+
+static void s_become_leader(qkv_core_t *self, int64_t now) {
+    qkv_entry_t *noop = qkv_entry_new(QKV_OP_NOOP, NULL, 0, NULL, 0);
+    if (!noop || s_rebuild_cum(self, self->log) != 0) {
+        free(noop); /* out of memory: let another node lead */
+        s_become_follower(self, self->term, QKV_CORE_NOBODY, now);
+        return;
+    }
+    if (!self->cluster_id) {
+        self->cluster_id = s_rand(self) | 1; /* a new cluster */
+        self->dirty = true;
+    }
+    self->empty = false;
+    self->role = QKV_CORE_LEADER;
+    self->leader = QKV_CORE_SELF;
+    self->owed_count = 0;
+    uint64_t last = qkv_log_last_index(self->log);
+    for (size_t i = 0; i < self->cfg.peer_count; i++) {
+        s_progress_t *p = &self->peers[i];
+        memset(p, 0, sizeof(*p));
+        s_probe(p, last + 1);
+    }
+    self->term_first = 0;
+    self->lease_until_us = 0;
+    self->check_due_us = now + self->cfg.election_us;
+    const qkv_entry_t *tail = qkv_log_get(self->log, last);
+    if (tail && tail->time_ms > self->last_time)
+        self->last_time = tail->time_ms;
+    if (qkv_core_propose(self, &noop) == 0) {
+        free(noop);
+        s_become_follower(self, self->term, QKV_CORE_NOBODY, now);
+    }
+}
+
+static void s_campaign(qkv_core_t *self, bool pre, int64_t now);
+
+/* Counts the answers of a campaign: won, lost, or not yet. */
+static void s_tally(qkv_core_t *self, int64_t now) {
+    size_t yes = 1 + (size_t)__builtin_popcountll(self->granted);
+    size_t no = (size_t)__builtin_popcountll(self->refused);
+    size_t e = qkv_core_election_quorum(self);
+    if (yes >= e) {
+        if (self->role == QKV_CORE_PRE_CANDIDATE)
+            s_campaign(self, false, now);
+        else
+            s_become_leader(self, now);
+    } else if (no > s_nodes(self) - e) {
+        s_become_follower(self, self->term, QKV_CORE_NOBODY, now);
+    }
+}
+
+static void s_campaign(qkv_core_t *self, bool pre, int64_t now) {
+    self->role = pre ? QKV_CORE_PRE_CANDIDATE : QKV_CORE_CANDIDATE;
+    self->leader = QKV_CORE_NOBODY;
+    if (!pre) {
+        self->term++; /* above any term it rejoined in: a voter again */
+        self->vote = QKV_CORE_SELF;
+        self->rejoin_term = self->rejoin_commit = 0;
+        self->verified = self->acked = 0;
+        self->dirty = true;
+    }
+    self->granted = self->refused = 0;
+    s_reset_timer(self, now);
+    for (size_t i = 0; i < self->cfg.peer_count; i++) {
+        qkv_core_msg_t *m = s_emit(self, QKV_MSG_VOTE, i);
+        if (!m)
+            break;
+        m->term = pre ? self->term + 1 : self->term;
+        m->pre = pre;
+        m->last_index = qkv_log_last_index(self->log);
+        m->last_term = s_last_term(self);
+    }
+    s_tally(self, now); /* a node that needs no other vote wins at once */
+}
+
+/* A node rejoining after an empty start, or still empty, may vote in m's
+   election. (A rejoining node that caught up may also campaign: its own
+   vote goes to a term above any it rejoined in.) */
+static bool s_may_vote(qkv_core_t *self, const qkv_msg_t *m) {
+    if (self->rejoin_term)
+        return self->durable >= self->rejoin_commit &&
+               m->term > self->rejoin_term;
+    if (self->empty)
+        return m->cluster_id == 0 && !self->cluster_seen; /* bootstrap */
+    return true;
+}
+
+static void s_on_vote(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
+                      int64_t now) {
+    int64_t t = self->cfg.election_us;
+    bool in_lease =
+        self->role == QKV_CORE_LEADER ||
+        (self->leader != QKV_CORE_NOBODY && now - self->heard_us < t);
+    if (in_lease && m->term > self->term)
+        return; /* a live leader: not disturbed (etcd ignores it too) */
+    if (self->empty && m->cluster_id)
+        self->cluster_seen = true; /* a cluster exists: no new one */
+    bool foreign =
+        m->cluster_id && self->cluster_id && m->cluster_id != self->cluster_id;
+    if (!m->pre && m->term > self->term)
+        s_become_follower(self, m->term, QKV_CORE_NOBODY, now);
+    bool can =
+        m->term >= self->term && !foreign && !self->stopped &&
+        (self->vote == QKV_CORE_PEER + (int)peer ||
+         (self->vote == QKV_CORE_NOBODY && self->leader == QKV_CORE_NOBODY) ||
+         (m->pre && m->term > self->term));
+    uint64_t last_term = s_last_term(self);
+    bool up_to_date = m->last_term > last_term ||
+                      (m->last_term == last_term &&
+                       m->last_index >= qkv_log_last_index(self->log));
+    bool grant = can && up_to_date && s_may_vote(self, m);
+    qkv_core_msg_t *r = s_emit(self, QKV_MSG_VOTE_ACK, peer);
+    if (r) {
+        r->pre = m->pre;
+        r->granted = grant;
+        if (grant && m->pre)
+            r->term = m->term; /* as etcd: a refusal carries its own */
+    }
+    if (!grant)
+        return;
+    if (self->rejoin_term) {
+        self->rejoin_term = self->rejoin_commit = 0; /* a voter again */
+        self->dirty = true;
+    }
+    if (!m->pre) {
+        self->vote = QKV_CORE_PEER + (int)peer;
+        self->dirty = true;
+        s_reset_timer(self, now);
+    }
+}
+
+static void s_on_vote_ack(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
+                          int64_t now) {
+    if (m->term > self->term && !(m->pre && m->granted)) {
+        s_become_follower(self, m->term, QKV_CORE_NOBODY, now);
+        return;
+    }
+    bool ours =
+        m->pre
+            ? self->role == QKV_CORE_PRE_CANDIDATE && m->term == self->term + 1
+            : self->role == QKV_CORE_CANDIDATE && m->term == self->term;
+    if (!ours)
+        return;
+    uint64_t bit = 1ull << peer;
+    if (m->granted)
+        self->granted |= bit;
+    else
+        self->refused |= bit;
+    s_tally(self, now);
+}
+
+int qkv_core_step_vote(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
+                       int64_t now) {
+    if (!self->cfg.elections || peer >= self->cfg.peer_count)
+        return QKV_MALFORMED;
+    if (m->type == QKV_MSG_VOTE)
+        s_on_vote(self, peer, m, now);
+    else if (m->type == QKV_MSG_VOTE_ACK)
+        s_on_vote_ack(self, peer, m, now);
+    else
+        return QKV_MALFORMED;
+    return 0;
+}
+
+bool qkv_core_heard(qkv_core_t *self, size_t peer, uint64_t term, int64_t now) {
+    if (!self->cfg.elections)
+        return true;
+    if (peer >= self->cfg.peer_count || term < self->term ||
+        (self->role == QKV_CORE_LEADER && term == self->term))
+        return false;
+    s_become_follower(self, term, QKV_CORE_PEER + (int)peer, now);
+    s_reset_timer(self, now);
+    self->heard_us = now;
+    return true;
+}
+
+/* The timers of elections: a campaign when no leader was heard, a step
+   down when a leader no longer hears a quorum. */
+static void s_elections_tick(qkv_core_t *self, int64_t now) {
+    int64_t t = self->cfg.election_us;
+    if (self->role == QKV_CORE_LEADER) {
+        if (now < self->check_due_us)
+            return;
+        size_t heard = 1;
+        for (size_t i = 0; i < self->cfg.peer_count; i++)
+            heard += self->peers[i].last_ack_us &&
+                     now - self->peers[i].last_ack_us <= t;
+        if (heard < s_hold_quorum(self))
+            s_become_follower(self, self->term, QKV_CORE_NOBODY, now);
+        else
+            self->check_due_us = now + t;
+        return;
+    }
+    if (!self->timer_set) {
+        s_reset_timer(self, now);
+        if (self->cfg.campaign_at_start)
+            self->elect_due_us = now;
+    }
+    if (now < self->elect_due_us)
+        return;
+    if (!qkv_core_voter(self)) {
+        s_reset_timer(self, now); /* may not lead yet: waits for a leader */
+        return;
+    }
+    s_campaign(self, true, now);
+}
+
+/* The read lease: the (N - E)-th newest time peers echoed, plus T less a
+   tenth for the drift of clocks. */
+static void s_leader_lease(qkv_core_t *self) {
+    size_t need = s_hold_quorum(self) - 1;
+    if (need == 0) {
+        self->lease_until_us = INT64_MAX; /* no election can do without it */
+        return;
+    }
+    int64_t echo[QKV_CORE_MAX_PEERS];
+    size_t n = 0;
+    for (size_t i = 0; i < self->cfg.peer_count; i++) {
+        size_t j = n++;
+        for (; j > 0 && echo[j - 1] < self->peers[i].echo_us; j--)
+            echo[j] = echo[j - 1]; /* descending */
+        echo[j] = self->peers[i].echo_us;
+    }
+    int64_t start = echo[need - 1];
+    int64_t t = self->cfg.election_us;
+    self->lease_until_us = start ? start + t - t / 10 : 0;
+}
+
+/*  =====================================================================
     Both */
 
 void qkv_core_durable_to(qkv_core_t *self, uint64_t index) {
@@ -590,9 +986,13 @@ void qkv_core_durable_to(qkv_core_t *self, uint64_t index) {
         return;
     self->durable = index;
     /* a follower whose ACK waited for the disk owes it now */
-    if (!self->cfg.leader && !self->stopped && self->verified > self->acked &&
-        self->owed_count == 0)
-        s_owe(self, true, self->verified, 0, 0);
+    if (self->role == QKV_CORE_FOLLOWER && !self->stopped &&
+        self->verified > self->acked && self->owed_count == 0)
+        s_owe(self,
+              self->leader >= QKV_CORE_PEER
+                  ? (size_t)(self->leader - QKV_CORE_PEER)
+                  : 0,
+              true, self->verified, 0, 0);
 }
 
 void qkv_core_applied_to(qkv_core_t *self, uint64_t index) {
@@ -601,8 +1001,8 @@ void qkv_core_applied_to(qkv_core_t *self, uint64_t index) {
     self->applied = index;
 }
 
-int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p) {
-    qkv_log_t *log = *log_p;
+/* The leader's running sums of wire bytes, for the entries of log. */
+static int s_rebuild_cum(qkv_core_t *self, const qkv_log_t *log) {
     uint64_t first = qkv_log_first_index(log), last = qkv_log_last_index(log);
     qkv_ring_truncate(&self->cum, 0);
     uint64_t *base = qkv_ring_push(&self->cum);
@@ -617,6 +1017,14 @@ int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p) {
         sum += qkv_entry_wire_size(qkv_log_get(log, i));
         *cum = sum;
     }
+    return 0;
+}
+
+int qkv_core_restore(qkv_core_t *self, qkv_log_t **log_p) {
+    qkv_log_t *log = *log_p;
+    uint64_t first = qkv_log_first_index(log), last = qkv_log_last_index(log);
+    if (s_rebuild_cum(self, log) != 0)
+        return -1;
     const qkv_entry_t *tail = qkv_log_get(log, last);
     if (tail)
         self->last_time = tail->time_ms;
@@ -638,22 +1046,31 @@ void qkv_core_compact(qkv_core_t *self, uint64_t index) {
         return;
     size_t n = (size_t)(index - first + 1);
     qkv_log_forget(self->log, index);
-    if (self->cfg.leader)
-        qkv_ring_pop(&self->cum, n);
+    if (self->role == QKV_CORE_LEADER)
+        qkv_ring_pop(&self->cum, n); /* else rebuilt when it leads */
 }
 
 void qkv_core_install(qkv_core_t *self, uint64_t cluster_id,
                       uint64_t leader_term, uint64_t index, uint64_t term) {
     qkv_log_reset(self->log, index, term);
+    if (cluster_id != self->cluster_id)
+        self->dirty = true;
     self->cluster_id = cluster_id;
-    if (leader_term > self->term)
+    self->empty = false;
+    if (leader_term > self->term) {
         self->term = leader_term; /* its ACK must not look stale */
+        self->vote = QKV_CORE_NOBODY;
+        self->dirty = true;
+    }
     self->commit = self->applied = self->durable = index;
     self->verified = self->acked = index;
     self->stopped = false;
     self->error[0] = '\0';
     self->owed_count = 0;
-    s_owe(self, true, index, 0, 0);
+    s_owe(self,
+          self->leader >= QKV_CORE_PEER ? (size_t)(self->leader - QKV_CORE_PEER)
+                                        : 0,
+          true, index, 0, 0);
 }
 
 uint64_t qkv_core_take_truncation(qkv_core_t *self) {
@@ -664,7 +1081,7 @@ uint64_t qkv_core_take_truncation(qkv_core_t *self) {
 }
 
 bool qkv_core_serving(const qkv_core_t *self) {
-    return !self->cfg.leader ||
+    return self->role != QKV_CORE_LEADER ||
            (self->term_first && self->commit >= self->term_first);
 }
 
@@ -674,12 +1091,19 @@ void qkv_core_fail(qkv_core_t *self, const char *why) {
     snprintf(self->error, sizeof(self->error), "%s", why);
 }
 
+static void s_elections_tick(qkv_core_t *self, int64_t now);
+static void s_leader_lease(qkv_core_t *self);
+
 void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *rd) {
-    qkv_ring_truncate(&self->out, 0);
-    if (self->cfg.leader) {
+    s_outbox_fresh(self); /* votes answered during the turn stay in it */
+    if (self->cfg.elections)
+        s_elections_tick(self, now); /* into the outbox of this turn */
+    if (self->role == QKV_CORE_LEADER) {
         s_leader_commit(self);
         for (size_t i = 0; i < self->cfg.peer_count; i++)
             s_leader_peer(self, i, now);
+        if (self->cfg.elections)
+            s_leader_lease(self);
     } else if (!self->stopped) {
         s_follower_acks(self, now);
     }
@@ -691,6 +1115,9 @@ void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *rd) {
         rd->apply_to = self->applied;
     rd->reset = self->reset;
     self->reset = false;
+    rd->persist = self->dirty;
+    self->dirty = false;
+    self->out_taken = true;
 }
 
 static int64_t s_min_due(int64_t a, int64_t b) {
@@ -698,9 +1125,12 @@ static int64_t s_min_due(int64_t a, int64_t b) {
 }
 
 int64_t qkv_core_next_due(const qkv_core_t *self) {
-    if (!self->cfg.leader)
+    if (self->cfg.elections && self->role != QKV_CORE_LEADER)
+        return self->timer_set ? self->elect_due_us : 1;
+    if (self->role != QKV_CORE_LEADER)
         return 0;
-    int64_t due = 0, resend = self->cfg.resend_us;
+    int64_t due = self->cfg.elections ? self->check_due_us : 0;
+    int64_t resend = self->cfg.resend_us;
     for (size_t i = 0; i < self->cfg.peer_count; i++) {
         const s_progress_t *p = &self->peers[i];
         if (p->snapshot) {
@@ -725,7 +1155,34 @@ int64_t qkv_core_next_due(const qkv_core_t *self) {
     State */
 
 bool qkv_core_is_leader(const qkv_core_t *self) {
-    return self->cfg.leader;
+    return self->role == QKV_CORE_LEADER;
+}
+
+qkv_core_role_t qkv_core_role(const qkv_core_t *self) {
+    return self->role;
+}
+
+int qkv_core_leader(const qkv_core_t *self) {
+    return self->leader;
+}
+
+void qkv_core_hard(const qkv_core_t *self, qkv_core_hard_t *hard) {
+    hard->cluster_id = self->cluster_id;
+    hard->term = self->term;
+    hard->vote = self->vote;
+    hard->rejoin_term = self->rejoin_term;
+    hard->rejoin_commit = self->rejoin_commit;
+}
+
+bool qkv_core_voter(const qkv_core_t *self) {
+    return self->cfg.elections && !self->stopped &&
+           !(self->empty && self->cluster_seen) &&
+           !(self->rejoin_term && self->durable < self->rejoin_commit);
+}
+
+bool qkv_core_lease(const qkv_core_t *self, int64_t now) {
+    return self->role == QKV_CORE_LEADER && qkv_core_serving(self) &&
+           (!self->cfg.elections || now < self->lease_until_us);
 }
 
 uint64_t qkv_core_cluster_id(const qkv_core_t *self) {

@@ -4,17 +4,21 @@
     ZeroMQ frame (proto/PROTOCOL.md is the reference):
 
       APPEND  [1, version, cluster_id, term, prev_index, prev_term,
-               commit_index, leader, entries, fsync, ...]
+               commit_index, leader, entries, fsync, sent_us, ...]
               entries = [[term, op, key, value, client_id, client_seq,
                           time_ms, ...], ...]; entry i has index
               prev_index + 1 + i. No entries = HEARTBEAT.
       ACK     [2, version, cluster_id, term, ok, index, hint_index,
-               hint_term, ...]
+               hint_term, echo_us, ...]
       SNAPSHOT [3, version, cluster_id, term, snap_index, snap_term,
                offset, total, chunk (bin), ...]: a follower behind the
               leader's log gets the state machine's image in chunks
               (in order; offset 0 starts it over), then the log after
               snap_index.
+      VOTE    [4, version, cluster_id, term, pre, last_index, last_term,
+               ...]: a candidate asks for a vote in term (pre: would the
+              peer vote, without either raising its term)
+      VOTE_ACK [5, version, cluster_id, term, pre, granted, ...]
 
 
     Growing without a flag day: a message or entry may carry more elements
@@ -48,7 +52,13 @@ extern "C" {
 #define QKV_REPL_VERSION 1   /* the replication protocol this build speaks */
 
 /* Message types (first array element). */
-enum { QKV_MSG_APPEND = 1, QKV_MSG_ACK = 2, QKV_MSG_SNAPSHOT = 3 };
+enum {
+    QKV_MSG_APPEND = 1,
+    QKV_MSG_ACK = 2,
+    QKV_MSG_SNAPSHOT = 3,
+    QKV_MSG_VOTE = 4,
+    QKV_MSG_VOTE_ACK = 5
+};
 
 /* An entry inside a decoded frame. */
 typedef struct {
@@ -79,6 +89,7 @@ typedef struct {
     const qkv_entry_view_t *entries; /* owned by the decoder */
     bool has_fsync;                  /* the leader said its FSYNC policy */
     uint8_t fsync;                   /* 0 always, 1 everysec, 2 never */
+    int64_t sent_us; /* the leader's clock as it sent (echoed); 0 none */
     /* ACK */
     bool ok;             /* the APPEND matched the follower's log */
     uint64_t index;      /* ok: end of the prefix it verified (and holds as
@@ -86,6 +97,12 @@ typedef struct {
     uint64_t hint_index; /* refused: walk back to here (the follower's
                             last index at or below the refused one) */
     uint64_t hint_term;  /* refused: the term of its entry at hint_index */
+    int64_t echo_us;     /* the newest sent_us the follower received */
+    /* VOTE and VOTE_ACK */
+    bool pre;            /* a pre-vote: would the peer vote in term? */
+    bool granted;        /* VOTE_ACK: yes */
+    uint64_t last_index; /* VOTE: the candidate's last index */
+    uint64_t last_term;  /* ... and its term */
     /* SNAPSHOT: one chunk of a snapshot image (qkv_snap.h) */
     uint64_t snap_index; /* the last entry the snapshot holds */
     uint64_t snap_term;  /* its term */
@@ -113,7 +130,8 @@ typedef struct {
     uint64_t commit_index;
     const char *leader; /* at most QKV_MAX_ENDPOINT bytes; NULL = "" */
     size_t leader_len;
-    uint8_t fsync; /* the FSYNC policy every node must share (0..2) */
+    uint8_t fsync;   /* the FSYNC policy every node must share (0..2) */
+    int64_t sent_us; /* the leader's clock (echoed in ACKs for its lease) */
 } qkv_append_head_t;
 
 /* Starts an APPEND that will carry exactly entry_count entries, each added
@@ -132,10 +150,25 @@ typedef struct {
     uint64_t index;
     uint64_t hint_index;
     uint64_t hint_term;
+    int64_t echo_us; /* the newest sent_us received from the leader */
 } qkv_ack_t;
 
 /* Encodes an ACK, discarding whatever the encoder held. */
 void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack);
+
+/* The fields of a VOTE (a candidate asks) or a VOTE_ACK (the answer). */
+typedef struct {
+    int type; /* QKV_MSG_VOTE or QKV_MSG_VOTE_ACK */
+    uint64_t cluster_id;
+    uint64_t term;
+    bool pre;            /* a pre-vote */
+    uint64_t last_index; /* VOTE: the candidate's last entry */
+    uint64_t last_term;
+    bool granted; /* VOTE_ACK */
+} qkv_vote_t;
+
+/* Encodes a VOTE or VOTE_ACK, discarding whatever the encoder held. */
+void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *vote);
 
 /* The fields of a SNAPSHOT chunk. */
 typedef struct {

@@ -51,12 +51,19 @@ void qkv_encoder_check(qkv_encoder_t *self, int rc) {
         self->failed = true;
 }
 
+/* What follows an APPEND's entries: FSYNC, then the leader's clock. */
+static void s_append_trailer(qkv_encoder_t *self) {
+    msgpack_packer *pk = &self->packer;
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, self->trailer));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, self->sent_us));
+}
+
 void qkv_encoder_append_begin(qkv_encoder_t *self,
                               const qkv_append_head_t *head,
                               size_t entry_count) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
-    qkv_encoder_check(self, msgpack_pack_array(pk, 10));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 11));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, head->cluster_id));
@@ -70,8 +77,9 @@ void qkv_encoder_append_begin(qkv_encoder_t *self,
     qkv_encoder_check(self, msgpack_pack_array(pk, entry_count));
     self->entries_left = entry_count;
     self->trailer = head->fsync;
+    self->sent_us = head->sent_us > 0 ? (uint64_t)head->sent_us : 0;
     if (entry_count == 0)
-        qkv_encoder_check(self, msgpack_pack_uint8(pk, head->fsync));
+        s_append_trailer(self);
 }
 
 void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
@@ -88,7 +96,7 @@ void qkv_encoder_add_entry(qkv_encoder_t *self, const qkv_entry_t *entry) {
     qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->client_seq));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, entry->time_ms));
     if (self->entries_left && --self->entries_left == 0)
-        qkv_encoder_check(self, msgpack_pack_uint8(pk, self->trailer));
+        s_append_trailer(self);
 }
 
 void qkv_encoder_snapshot(qkv_encoder_t *self, const qkv_snapshot_chunk_t *c) {
@@ -111,7 +119,7 @@ void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack) {
 
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
-    qkv_encoder_check(self, msgpack_pack_array(pk, 8));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 9));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_ACK));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->cluster_id));
@@ -121,6 +129,30 @@ void qkv_encoder_ack(qkv_encoder_t *self, const qkv_ack_t *ack) {
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->index));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->hint_index));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, ack->hint_term));
+    qkv_encoder_check(
+        self,
+        msgpack_pack_uint64(pk, ack->echo_us > 0 ? (uint64_t)ack->echo_us : 0));
+}
+
+void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *v) {
+    msgpack_packer *pk = &self->packer;
+    qkv_encoder_reset(self);
+    bool ack = v->type == QKV_MSG_VOTE_ACK;
+    qkv_encoder_check(self, msgpack_pack_array(pk, ack ? 6 : 7));
+    qkv_encoder_check(
+        self, msgpack_pack_uint8(pk, ack ? QKV_MSG_VOTE_ACK : QKV_MSG_VOTE));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, v->cluster_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, v->term));
+    qkv_encoder_check(self,
+                      v->pre ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+    if (ack) {
+        qkv_encoder_check(self, v->granted ? msgpack_pack_true(pk)
+                                           : msgpack_pack_false(pk));
+    } else {
+        qkv_encoder_check(self, msgpack_pack_uint64(pk, v->last_index));
+        qkv_encoder_check(self, msgpack_pack_uint64(pk, v->last_term));
+    }
 }
 
 const void *qkv_encoder_data(const qkv_encoder_t *self, size_t *size) {
@@ -313,6 +345,15 @@ static bool s_uint(const msgpack_object *o, uint64_t *v) {
     return true;
 }
 
+/* A clock reading in microseconds: an unsigned integer up to INT64_MAX. */
+static bool s_clock(const msgpack_object *o, int64_t *v) {
+    uint64_t u;
+    if (!s_uint(o, &u) || u > INT64_MAX)
+        return false;
+    *v = (int64_t)u;
+    return true;
+}
+
 static bool s_str(const msgpack_object *o, size_t max, const char **s,
                   uint32_t *len) {
     if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > max)
@@ -376,6 +417,8 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f,
         msg->has_fsync = true;
         msg->fsync = (uint8_t)fsync;
     }
+    if (count >= 11 && !s_clock(&f[10], &msg->sent_us))
+        return QKV_MALFORMED;
     return 0;
 }
 
@@ -394,13 +437,32 @@ static int s_snapshot(qkv_decoder_t *self, const msgpack_object *f) {
 }
 
 /* f has at least 8 elements. */
-static int s_ack(qkv_decoder_t *self, const msgpack_object *f) {
+static int s_ack(qkv_decoder_t *self, const msgpack_object *f, size_t count) {
     qkv_msg_t *msg = &self->msg;
     if (f[4].type != MSGPACK_OBJECT_BOOLEAN || !s_uint(&f[5], &msg->index) ||
         !s_uint(&f[6], &msg->hint_index) || !s_uint(&f[7], &msg->hint_term))
         return QKV_MALFORMED;
     msg->ok = f[4].via.boolean;
+    if (count >= 9 && !s_clock(&f[8], &msg->echo_us))
+        return QKV_MALFORMED;
     return 0;
+}
+
+/* f has at least 6 elements (VOTE_ACK) or 7 (VOTE). */
+static int s_vote(qkv_decoder_t *self, const msgpack_object *f) {
+    qkv_msg_t *msg = &self->msg;
+    if (f[4].type != MSGPACK_OBJECT_BOOLEAN)
+        return QKV_MALFORMED;
+    msg->pre = f[4].via.boolean;
+    if (msg->type == QKV_MSG_VOTE_ACK) {
+        if (f[5].type != MSGPACK_OBJECT_BOOLEAN)
+            return QKV_MALFORMED;
+        msg->granted = f[5].via.boolean;
+        return 0;
+    }
+    return s_uint(&f[5], &msg->last_index) && s_uint(&f[6], &msg->last_term)
+               ? 0
+               : QKV_MALFORMED;
 }
 
 int qkv_decoder_unpack(qkv_decoder_t *self, const void *data, size_t size,
@@ -452,9 +514,7 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     size_t count = root.via.array.size;
     uint64_t type;
     if (!s_uint(&f[0], &type) || !s_uint(&f[1], &msg->version) ||
-        msg->version == 0 ||
-        (type != QKV_MSG_APPEND && type != QKV_MSG_ACK &&
-         type != QKV_MSG_SNAPSHOT))
+        msg->version == 0 || type < QKV_MSG_APPEND || type > QKV_MSG_VOTE_ACK)
         return QKV_MALFORMED;
     msg->type = (int)type;
     if (msg->version > QKV_REPL_VERSION) {
@@ -467,7 +527,11 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
         if (type == QKV_MSG_APPEND && count >= 9)
             rc = s_append(self, f, count);
         else if (type == QKV_MSG_ACK && count >= 8)
-            rc = s_ack(self, f);
+            rc = s_ack(self, f, count);
+        else if (type == QKV_MSG_VOTE && count >= 7)
+            rc = s_vote(self, f);
+        else if (type == QKV_MSG_VOTE_ACK && count >= 6)
+            rc = s_vote(self, f);
         else if (type == QKV_MSG_SNAPSHOT && count >= 9)
             rc = s_snapshot(self, f);
     }

@@ -15,6 +15,7 @@ struct qkv_encoder_t {
     bool failed;            /* an allocation failed while building */
     size_t entries_left;    /* APPEND: entries still to add */
     uint8_t trailer;        /* APPEND: the FSYNC policy, packed after them */
+    uint64_t sent_us;       /* APPEND: the leader's clock, packed after it */
 };
 
 /* Growable arrays a decoder reuses for the client codec's views. */

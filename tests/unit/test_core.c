@@ -34,15 +34,26 @@
 
 static qkv_core_t *s_leader(size_t peers, size_t quorum, size_t batch,
                             size_t window) {
-    qkv_core_config_t cfg = {true,   peers, quorum, CLUSTER, 1,    HB,
-                             RESEND, batch, window, 10000,   false};
+    qkv_core_config_t cfg = {.leader = true,
+                             .peer_count = peers,
+                             .write_quorum = quorum,
+                             .cluster_id = CLUSTER,
+                             .term = 1,
+                             .heartbeat_us = HB,
+                             .resend_us = RESEND,
+                             .batch_bytes = batch,
+                             .window_bytes = window,
+                             .ack_repeat_us = 10000};
     qkv_core_t *core = qkv_core_new(&cfg);
     CU_ASSERT_FATAL(core != NULL);
     return core;
 }
 
 static qkv_core_t *s_follower(void) {
-    qkv_core_config_t cfg = {false, 0, 0, 0, 0, HB, RESEND, 0, 0, 10000, true};
+    qkv_core_config_t cfg = {.heartbeat_us = HB,
+                             .resend_us = RESEND,
+                             .ack_repeat_us = 10000,
+                             .adopt_clusters = true};
     qkv_core_t *core = qkv_core_new(&cfg);
     CU_ASSERT_FATAL(core != NULL);
     return core;
@@ -183,14 +194,14 @@ static void s_run_match(const s_match_case_t *c) {
     if (start) {
         s_append_t a;
         s_make_append(&a, CLUSTER, top, 0, 0, c->start, start, c->start_commit);
-        CU_ASSERT_EQUAL_FATAL(qkv_core_step_append(f, &a.msg, now), 0);
+        CU_ASSERT_EQUAL_FATAL(qkv_core_step_append(f, 0, &a.msg, now), 0);
         s_follower_ack(f, now, &rd);
         now += 20000;
     }
     s_append_t a;
     s_make_append(&a, c->cluster, c->term, c->prev, c->prev_term, c->entries,
                   s_len(c->entries), c->commit);
-    int rc = qkv_core_step_append(f, &a.msg, now);
+    int rc = qkv_core_step_append(f, 0, &a.msg, now);
     const qkv_core_msg_t *ack = s_follower_ack(f, now, &rd);
     char log[128];
     s_log_terms(f, log, sizeof log);
@@ -278,7 +289,7 @@ static void test_follower_applied_prefix(void) {
     const uint64_t four[] = {1, 1, 1, 1};
     s_append_t a;
     s_make_append(&a, CLUSTER, 1, 0, 0, four, 4, 3);
-    CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 0), 0);
+    CU_ASSERT_EQUAL(qkv_core_step_append(f, 0, &a.msg, 0), 0);
     s_follower_ack(f, 0, &rd);
     CU_ASSERT(rd.apply_to == 3);
     qkv_core_applied_to(f, 3);
@@ -288,7 +299,7 @@ static void test_follower_applied_prefix(void) {
     /* the same four again, and two more: only the two are new */
     const uint64_t six[] = {1, 1, 1, 1, 1, 1};
     s_make_append(&a, CLUSTER, 1, 0, 0, six, 6, 6);
-    CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 20000), 0);
+    CU_ASSERT_EQUAL(qkv_core_step_append(f, 0, &a.msg, 20000), 0);
     const qkv_core_msg_t *ack = s_follower_ack(f, 20000, &rd);
     CU_ASSERT_FATAL(ack != NULL);
     CU_ASSERT(ack->ok && ack->index == 6);
@@ -298,7 +309,7 @@ static void test_follower_applied_prefix(void) {
     s_make_append(&a, CLUSTER, 1, 0, 0, four, 2, 6);
     qkv_core_applied_to(f, 6);
     qkv_core_compact(f, 6);
-    CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 40000), 0);
+    CU_ASSERT_EQUAL(qkv_core_step_append(f, 0, &a.msg, 40000), 0);
     ack = s_follower_ack(f, 40000, &rd);
     CU_ASSERT_FATAL(ack != NULL);
     CU_ASSERT(ack->ok && ack->index == 2);
@@ -315,22 +326,22 @@ static void test_follower_acks(void) {
     s_append_t a;
     for (uint64_t i = 0; i < 3; i++) {
         s_make_append(&a, CLUSTER, 1, i, i ? 1 : 0, one, 1, 0);
-        CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 0), 0);
+        CU_ASSERT_EQUAL(qkv_core_step_append(f, 0, &a.msg, 0), 0);
     }
     const qkv_core_msg_t *ack = s_follower_ack(f, 0, &rd);
     CU_ASSERT_FATAL(ack != NULL);
     CU_ASSERT(ack->ok && ack->index == 3);
     /* a heartbeat 5 ms later repeats it: left out */
     s_make_append(&a, CLUSTER, 1, 3, 1, NULL, 0, 0);
-    qkv_core_step_append(f, &a.msg, 5000);
+    qkv_core_step_append(f, 0, &a.msg, 5000);
     CU_ASSERT(s_follower_ack(f, 5000, &rd) == NULL);
     /* 20 ms later: sent again (liveness) */
-    qkv_core_step_append(f, &a.msg, 20000);
+    qkv_core_step_append(f, 0, &a.msg, 20000);
     CU_ASSERT(s_follower_ack(f, 20000, &rd) != NULL);
     /* not durable: the ACK stops at what is (and equal to the last one,
        it is left out) */
     s_make_append(&a, CLUSTER, 1, 3, 1, one, 1, 0);
-    qkv_core_step_append(f, &a.msg, 25000);
+    qkv_core_step_append(f, 0, &a.msg, 25000);
     qkv_core_ready(f, 25000, &rd); /* nothing reported durable */
     CU_ASSERT_EQUAL_FATAL(rd.msg_count, 0);
     qkv_core_durable_to(f, 4);
@@ -339,9 +350,9 @@ static void test_follower_acks(void) {
     CU_ASSERT(rd.msgs[0].ok && rd.msgs[0].index == 4);
     /* a refusal after an ok in one turn: both, in order */
     s_make_append(&a, CLUSTER, 1, 4, 1, one, 1, 0);
-    qkv_core_step_append(f, &a.msg, 60000);
+    qkv_core_step_append(f, 0, &a.msg, 60000);
     s_make_append(&a, CLUSTER, 1, 9, 1, one, 1, 0);
-    qkv_core_step_append(f, &a.msg, 60000);
+    qkv_core_step_append(f, 0, &a.msg, 60000);
     s_ready(f, 60000, &rd);
     CU_ASSERT_EQUAL_FATAL(rd.msg_count, 2);
     CU_ASSERT(rd.msgs[0].ok && rd.msgs[0].index == 5);
@@ -357,7 +368,7 @@ static void test_follower_fail(void) {
     const uint64_t one[] = {1};
     s_append_t a;
     s_make_append(&a, CLUSTER, 1, 0, 0, one, 1, 1);
-    qkv_core_step_append(f, &a.msg, 0);
+    qkv_core_step_append(f, 0, &a.msg, 0);
     qkv_core_fail(f, "out of memory applying index 1");
     CU_ASSERT(s_follower_ack(f, 0, &rd) == NULL);
     KIT_ASSERT_STR(qkv_core_error(f), "out of memory applying index 1");
@@ -621,8 +632,16 @@ static void test_bad_acks(void) {
 }
 
 static void test_config_refused(void) {
-    qkv_core_config_t cfg = {true,   3, 4, CLUSTER, 1,    HB,
-                             RESEND, 1, 1, 1,       false};
+    qkv_core_config_t cfg = {.leader = true,
+                             .peer_count = 3,
+                             .write_quorum = 4,
+                             .cluster_id = CLUSTER,
+                             .term = 1,
+                             .heartbeat_us = HB,
+                             .resend_us = RESEND,
+                             .batch_bytes = 1,
+                             .window_bytes = 1,
+                             .ack_repeat_us = 1};
     CU_ASSERT(qkv_core_new(&cfg) == NULL); /* quorum above the peers */
     cfg.write_quorum = 1;
     cfg.cluster_id = 0;
@@ -750,7 +769,7 @@ static void test_simulated_cluster(void) {
             while (down[p].count && down[p].q[down[p].head].at <= now) {
                 s_wire_t *w = &down[p].q[down[p].head];
                 w->append.msg.entries = w->append.views; /* it moved */
-                qkv_core_step_append(f[p], &w->append.msg, now);
+                qkv_core_step_append(f[p], 0, &w->append.msg, now);
                 down[p].head = (down[p].head + 1) % down[p].cap;
                 down[p].count--;
             }
@@ -813,9 +832,16 @@ static void test_simulated_cluster(void) {
    terms (0 ends), as a restart recovers it. */
 static qkv_core_t *s_restored(bool leader, const uint64_t *terms,
                               uint64_t term) {
-    qkv_core_config_t cfg = {
-        leader, leader ? 2 : 0, leader ? 1 : 0, CLUSTER, term, HB,
-        RESEND, 1 << 20,        16 << 20,       10000,   false};
+    qkv_core_config_t cfg = {.leader = leader,
+                             .peer_count = leader ? 2 : 0,
+                             .write_quorum = leader ? 1 : 0,
+                             .cluster_id = CLUSTER,
+                             .term = term,
+                             .heartbeat_us = HB,
+                             .resend_us = RESEND,
+                             .batch_bytes = 1 << 20,
+                             .window_bytes = 16 << 20,
+                             .ack_repeat_us = 10000};
     qkv_core_t *core = qkv_core_new(&cfg);
     qkv_log_t *log = qkv_log_new();
     CU_ASSERT_FATAL(core != NULL && log != NULL);
@@ -841,7 +867,7 @@ static size_t s_round_trip(qkv_core_t *leader, qkv_core_t *f, int64_t now) {
             continue;
         s_append_t a;
         s_receive(leader, m, &a);
-        qkv_core_step_append(f, &a.msg, now);
+        qkv_core_step_append(f, 0, &a.msg, now);
         got++;
     }
     qkv_core_ready_t frd;
@@ -1016,7 +1042,7 @@ static void test_follower_install(void) {
     const uint64_t two[] = {3, 3};
     s_append_t a;
     s_make_append(&a, CLUSTER, 4, 50, 3, two, 2, 52);
-    CU_ASSERT_EQUAL(qkv_core_step_append(f, &a.msg, 1100000), 0);
+    CU_ASSERT_EQUAL(qkv_core_step_append(f, 0, &a.msg, 1100000), 0);
     ack = s_follower_ack(f, 1100000, &rd);
     CU_ASSERT_FATAL(ack != NULL);
     CU_ASSERT(ack->ok && ack->index == 52);

@@ -193,6 +193,16 @@ static uint64_t s_prev_term_of(uint64_t prev) {
 #define S_LEADER "tcp://127.0.0.1:7000"
 static const char *s_leader = S_LEADER; /* endpoint APPENDs carry */
 
+/* A copy of the encoder's frame. */
+static uint8_t *s_copy_frame(size_t *size) {
+    const void *data = qkv_encoder_data(s_enc, size);
+    CU_ASSERT_FATAL(data != NULL);
+    uint8_t *copy = malloc(*size);
+    CU_ASSERT_FATAL(copy != NULL);
+    memcpy(copy, data, *size);
+    return copy;
+}
+
 /* Encodes an APPEND of n entries carrying s_leader; returns a malloc'd copy
    of the frame. */
 static uint8_t *encode_append(uint64_t repl, uint64_t prev, uint64_t commit,
@@ -213,13 +223,7 @@ static uint8_t *encode_append(uint64_t repl, uint64_t prev, uint64_t commit,
         qkv_encoder_add_entry(s_enc, e);
         free(e);
     }
-    const void *data = qkv_encoder_data(s_enc, size);
-    CU_ASSERT_FATAL(data != NULL);
-    CU_ASSERT_FATAL(*size > 0);
-    uint8_t *copy = malloc(*size);
-    CU_ASSERT_FATAL(copy != NULL);
-    memcpy(copy, data, *size);
-    return copy;
+    return s_copy_frame(size);
 }
 
 /* An ACK of cluster repl: ok with index last, or a refusal of last with
@@ -229,12 +233,7 @@ static uint8_t *encode_ack(uint64_t repl, uint64_t last, size_t *size) {
     qkv_ack_t ack = {repl, s_term_of(repl),   ok,
                      last, ok ? 0 : last / 2, ok ? 0 : s_term_of(last)};
     qkv_encoder_ack(s_enc, &ack);
-    const void *data = qkv_encoder_data(s_enc, size);
-    CU_ASSERT_FATAL(data != NULL);
-    uint8_t *copy = malloc(*size);
-    CU_ASSERT_FATAL(copy != NULL);
-    memcpy(copy, data, *size);
-    return copy;
+    return s_copy_frame(size);
 }
 
 /* Encodes, decodes and compares every field. */
@@ -322,6 +321,64 @@ static void test_roundtrip_ack(void) {
         dec_free(&d);
         free(frame);
     }
+}
+
+static void test_roundtrip_vote(void) {
+    for (int type = QKV_MSG_VOTE; type <= QKV_MSG_VOTE_ACK; type++)
+        for (int pre = 0; pre < 2; pre++) {
+            qkv_vote_t v = {type, UINT64_MAX, 7, pre, 123456789, 6, !pre};
+            qkv_encoder_vote(s_enc, &v);
+            size_t size;
+            uint8_t *frame = s_copy_frame(&size);
+            dec_t d;
+            dec_run(&d, s_dec, frame, size);
+            CU_ASSERT_EQUAL_FATAL(d.rc, 0);
+            CU_ASSERT_EQUAL(d.msg->type, type);
+            CU_ASSERT(d.msg->cluster_id == UINT64_MAX);
+            CU_ASSERT(d.msg->term == 7);
+            CU_ASSERT(d.msg->pre == (bool)pre);
+            if (type == QKV_MSG_VOTE) {
+                CU_ASSERT(d.msg->last_index == 123456789);
+                CU_ASSERT(d.msg->last_term == 6);
+                CU_ASSERT(!d.msg->granted);
+            } else {
+                CU_ASSERT(d.msg->granted == !pre);
+                CU_ASSERT(d.msg->last_index == 0);
+            }
+            dec_free(&d);
+            free(frame);
+        }
+}
+
+/* The leader's clock in an APPEND and its echo in an ACK go through;
+   a clock above INT64_MAX is malformed. */
+static void test_roundtrip_clocks(void) {
+    qkv_append_head_t head = {1, 1, 0, 0, 0, NULL, 0, 2, INT64_MAX};
+    qkv_encoder_append_begin(s_enc, &head, 0);
+    size_t size;
+    uint8_t *frame = s_copy_frame(&size);
+    dec_t d;
+    dec_run(&d, s_dec, frame, size);
+    CU_ASSERT_EQUAL_FATAL(d.rc, 0);
+    CU_ASSERT(d.msg->sent_us == INT64_MAX);
+    CU_ASSERT(d.msg->has_fsync && d.msg->fsync == 2);
+    dec_free(&d);
+    /* the same frame with the clock as uint64 2^63 */
+    CU_ASSERT_FATAL(frame[size - 9] == 0xcf);
+    frame[size - 8] = 0x80;
+    memset(frame + size - 7, 0, 7);
+    dec_run(&d, s_dec, frame, size);
+    CU_ASSERT_EQUAL(d.rc, QKV_MALFORMED);
+    dec_free(&d);
+    free(frame);
+    qkv_ack_t ack = {1, 1, true, 5, 0, 0, 1733400000000000LL};
+    qkv_encoder_ack(s_enc, &ack);
+    frame = s_copy_frame(&size);
+    dec_run(&d, s_dec, frame, size);
+    CU_ASSERT_EQUAL_FATAL(d.rc, 0);
+    CU_ASSERT(d.msg->echo_us == 1733400000000000LL);
+    dec_free(&d);
+    free(frame);
 }
 
 static void test_roundtrip_heartbeat(void) {
@@ -523,19 +580,19 @@ static void test_documented_example(void) {
     qkv_encoder_add_entry(s_enc, e);
     free(e);
     static const uint8_t append[] = {
-        0x9a, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+        0x9b, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
         0x77, 0x88, 0x01, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x97, 0x01,
         0x01, 0xa1, 0x6b, 0xa1, 0x76, 0x05, 0x01, 0xcf, 0x00, 0x00,
-        0x01, 0x93, 0x96, 0xb0, 0xf6, 0x00, 0x00};
+        0x01, 0x93, 0x96, 0xb0, 0xf6, 0x00, 0x00, 0x00};
     size_t size;
     const void *data = qkv_encoder_data(s_enc, &size);
     CU_ASSERT_EQUAL_FATAL(size, sizeof append);
     CU_ASSERT(memcmp(data, append, size) == 0);
     qkv_ack_t ack = {0x1122334455667788ULL, 1, true, 1, 0, 0};
     qkv_encoder_ack(s_enc, &ack);
-    static const uint8_t ack_bytes[] = {0x98, 0x02, 0x01, 0xcf, 0x11, 0x22,
+    static const uint8_t ack_bytes[] = {0x99, 0x02, 0x01, 0xcf, 0x11, 0x22,
                                         0x33, 0x44, 0x55, 0x66, 0x77, 0x88,
-                                        0x01, 0xc3, 0x01, 0x00, 0x00};
+                                        0x01, 0xc3, 0x01, 0x00, 0x00, 0x00};
     data = qkv_encoder_data(s_enc, &size);
     CU_ASSERT_EQUAL_FATAL(size, sizeof ack_bytes);
     CU_ASSERT(memcmp(data, ack_bytes, size) == 0);
@@ -711,7 +768,10 @@ typedef struct {
     size_t leader_at;  /* index of the leader element, or 0 if none */
     parts_t entry;     /* elements of its one entry */
     parts_t ack;       /* top-level elements of the ACK */
+    parts_t vote;      /* a VOTE: cluster 1, term 3, pre, last (9, 2) */
+    parts_t vote_ack;  /* a VOTE_ACK: cluster 1, term 3, pre, granted */
 } refs_t;
+
 
 static void refs_make(refs_t *r) {
     spec_t s = {QKV_OP_PUT, 5, "kk", 2, "vv", 2};
@@ -732,6 +792,17 @@ static void refs_make(refs_t *r) {
     free(frame);
     frame = encode_ack(1, 9, &size);
     parts_of(&r->ack, frame, size, 0);
+    free(frame);
+    qkv_vote_t v = {QKV_MSG_VOTE, 1, 3, true, 9, 2, false};
+    qkv_encoder_vote(s_enc, &v);
+    frame = s_copy_frame(&size);
+    parts_of(&r->vote, frame, size, 0);
+    free(frame);
+    v.type = QKV_MSG_VOTE_ACK;
+    v.granted = true;
+    qkv_encoder_vote(s_enc, &v);
+    frame = s_copy_frame(&size);
+    parts_of(&r->vote_ack, frame, size, 0);
     free(frame);
 }
 
@@ -773,6 +844,12 @@ static void test_reference_frames_valid(void) {
     CU_ASSERT_EQUAL(decode_mp(&m), 0);
     m.size = 0;
     parts_join(&r.ack, &m);
+    CU_ASSERT_EQUAL(decode_mp(&m), 0);
+    m.size = 0;
+    parts_join(&r.vote, &m);
+    CU_ASSERT_EQUAL(decode_mp(&m), 0);
+    m.size = 0;
+    parts_join(&r.vote_ack, &m);
     CU_ASSERT_EQUAL(decode_mp(&m), 0);
 }
 
@@ -902,8 +979,9 @@ static void test_trailing_bytes(void) {
 static void test_wrong_message_types(void) {
     refs_t r;
     refs_make(&r);
-    /* fixints 0, 3, 4, 127; uint8 255; negative fixints -1 and -32 */
-    static const uint8_t bad[][9] = {{1, 0x00}, {1, 0x03},       {1, 0x04},
+    /* fixints 0, 3 (SNAPSHOT's shape differs), 6, 127; uint8 255; negative
+       fixints -1 and -32 */
+    static const uint8_t bad[][9] = {{1, 0x00}, {1, 0x03},       {1, 0x06},
                                      {1, 0x7f}, {2, 0xcc, 0xff}, {1, 0xff},
                                      {1, 0xe0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -992,6 +1070,8 @@ static void test_wrong_field_types(void) {
     refs_make(&r);
     check_wrong_types(&r, &r.append, false, "APPEND field of a wrong type");
     check_wrong_types(&r, &r.ack, false, "ACK field of a wrong type");
+    check_wrong_types(&r, &r.vote, false, "VOTE field of a wrong type");
+    check_wrong_types(&r, &r.vote_ack, false, "VOTE_ACK field of a wrong type");
     check_wrong_types(&r, &r.entry, true, "entry field of a wrong type");
     /* The entry itself as something else than an array. */
     for (size_t w = 0; s_not_array[w].bytes; w++) {
@@ -1025,9 +1105,12 @@ static void test_wrong_field_types(void) {
 static void check_lengths(const refs_t *r, const parts_t *p, bool entry,
                           const char *what) {
     parts_t shorter = *p, longer = *p, empty = *p;
-    /* one element short of what is required (an APPEND's FSYNC trailer
-       is optional: the entries are its last required element) */
-    shorter.count = p == &r->append ? r->entries_at : p->count - 1;
+    /* one element short of what is required (an APPEND's FSYNC and clock
+       are optional: the entries are its last required element; so is an
+       ACK's echoed clock) */
+    shorter.count = p == &r->append ? r->entries_at
+                    : p == &r->ack  ? p->count - 2
+                                    : p->count - 1;
     parts_set(&longer, longer.count++, "\x00", 1);
     parts_set(&longer, longer.count++, "\xa5later", 6);
     empty.count = 0;
@@ -1085,6 +1168,8 @@ static void test_wrong_array_lengths(void) {
     refs_make(&r);
     check_lengths(&r, &r.append, false, "APPEND of a wrong length");
     check_lengths(&r, &r.ack, false, "ACK of a wrong length");
+    check_lengths(&r, &r.vote, false, "VOTE of a wrong length");
+    check_lengths(&r, &r.vote_ack, false, "VOTE_ACK of a wrong length");
     check_lengths(&r, &r.entry, true, "entry of a wrong length");
     /* entries declaring 3 and holding 2 */
     parts_t top = r.append;
@@ -1384,6 +1469,8 @@ static int s_add_suites(void) {
         KIT_TEST(test_entry_new),
         KIT_TEST(test_roundtrip_ack),
         KIT_TEST(test_roundtrip_heartbeat),
+        KIT_TEST(test_roundtrip_vote),
+        KIT_TEST(test_roundtrip_clocks),
         KIT_TEST(test_roundtrip_one_entry),
         KIT_TEST(test_roundtrip_binary),
         KIT_TEST(test_roundtrip_many),
