@@ -12,6 +12,17 @@
 typedef enum { QKV_ROLE_LEADER = 0, QKV_ROLE_FOLLOWER = 1 } qkv_role_t;
 
 #define QKV_MAX_FOLLOWERS 64
+#define QKV_MAX_NODES (QKV_MAX_FOLLOWERS + 1) /* in PEERS */
+
+/* One node of the cluster as PEERS names it. */
+typedef struct {
+    char id[128];      /* its NODE_ID */
+    char repl[257];    /* tcp://HOST:PORT: its replication ROUTER */
+    char client[257];  /* tcp://HOST:PORT: its zmq-native client ROUTER */
+    char http[1024];   /* http(s)://HOST:PORT: its REST gateway */
+    char options[512]; /* KEY=VALUE|... after those, kept as given (room
+                          for public keys); "" none */
+} qkv_peer_t;
 
 typedef struct {
     qkv_role_t role;                    /* ROLE */
@@ -45,7 +56,22 @@ typedef struct {
     bool syncing_reads;          /* SYNCING_READS: serve (true) or refuse */
     bool repair_log;             /* REPAIR_LOG */
     bool drop_foreign_data;      /* DROP_FOREIGN_DATA */
+    /* PEERS: elections. Unset: the static roles above. Set: every node
+       lists the same nodes; self is this node's entry (NODE_ID), the
+       others fill followers[] (in PEERS order, self left out: the peer
+       slots), role is follower until an election says otherwise, and
+       LEADER_URL, LEADER_ENDPOINT and CLIENT_ADVERTISE come from PEERS. */
+    qkv_peer_t *peers;       /* owned; NULL without PEERS */
+    size_t peer_count;       /* nodes in PEERS, this one included */
+    size_t self;             /* this node's entry */
+    bool campaign_at_start;  /* ROLE=leader with PEERS: bootstrap wish */
+    int election_timeout_ms; /* ELECTION_TIMEOUT_MS */
+    uint64_t cluster_hash;   /* of PEERS, WRITE_QUORUM and FSYNC: nodes
+                                that differ refuse each other */
 } qkv_config_t;
+
+/* The PEERS entry of peer slot p (0 .. follower_count - 1). */
+const qkv_peer_t *qkv_config_peer(const qkv_config_t *cfg, size_t slot);
 
 /* Looks up an environment variable; returns NULL when unset. */
 typedef const char *(qkv_getenv_fn)(const char *name);

@@ -6,6 +6,7 @@
     setting before anything starts.
 */
 #include "qkv_config.h"
+#include "qkv_hash.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -47,6 +48,8 @@ typedef enum {
     S_SYNCING_READS,
     S_REPAIR_LOG,
     S_DROP_FOREIGN_DATA,
+    S_PEERS,
+    S_ELECTION_TIMEOUT_MS,
     S_COUNT
 } s_setting_t;
 
@@ -103,6 +106,10 @@ static const s_spec_t s_specs[S_COUNT] = {
      "1: cut the log at a corrupt record instead of refusing to start"},
     {"DROP_FOREIGN_DATA", "drop-foreign-data", "0",
      "1: a follower holding another cluster's data drops it and joins"},
+    {"PEERS", "peers", "(none: static roles)",
+     "every node: ID=tcp://REPL|tcp://CLIENT|http://HTTP[|K=V...],..."},
+    {"ELECTION_TIMEOUT_MS", "election-timeout-ms", "500",
+     "with PEERS: no leader heard for [T, 2T): an election"},
 };
 
 #define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
@@ -120,6 +127,7 @@ void qkv_config_usage(FILE *out) {
 void qkv_config_clear(qkv_config_t *cfg) {
     for (size_t i = 0; i < cfg->follower_count; i++)
         free(cfg->followers[i]);
+    free(cfg->peers);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -229,6 +237,156 @@ static int s_followers(qkv_config_t *cfg, const char *raw, char *err,
             return s_fail(err, err_size, "FOLLOWERS: trailing comma");
     }
     return 0;
+}
+
+/* The port of a tcp://HOST:PORT endpoint or an http(s)://HOST[:PORT][/]
+   URL. */
+static int s_port_of(const char *s) {
+    const char *host = strstr(s, "://");
+    host = host ? host + 3 : s;
+    const char *end = host + strcspn(host, "/");
+    const char *colon = memchr(host, ':', (size_t)(end - host));
+    if (!colon)
+        return strncmp(s, "https", 5) == 0 ? 443 : 80;
+    return atoi(colon + 1);
+}
+
+static bool s_http_url(const char *s) {
+    const char *host = !strncmp(s, "http://", 7)    ? s + 7
+                       : !strncmp(s, "https://", 8) ? s + 8
+                                                    : NULL;
+    if (!host || !*host)
+        return false;
+    const char *end = host + strcspn(host, "/");
+    if (*end && strcmp(end, "/") != 0)
+        return false; /* a base URL: no path */
+    const char *colon = memchr(host, ':', (size_t)(end - host));
+    for (const char *p = host; p < (colon ? colon : end); p++)
+        if (!s_host_char(*p))
+            return false;
+    if (!colon)
+        return colon != host;
+    char port[8];
+    size_t n = (size_t)(end - colon - 1);
+    if (n == 0 || n >= sizeof(port))
+        return false;
+    memcpy(port, colon + 1, n);
+    port[n] = '\0';
+    long long v;
+    return s_int(port, 1, 65535, &v);
+}
+
+/* Copies field k (0-based, '|'-separated) of item into out; returns false
+   when it is missing or too long. *rest points after field 3, if any. */
+static bool s_field(const char *item, int k, char *out, size_t size) {
+    const char *p = item;
+    for (int i = 0; i < k; i++) {
+        p = strchr(p, '|');
+        if (!p)
+            return false;
+        p++;
+    }
+    size_t len = strcspn(p, "|");
+    if (len >= size)
+        return false;
+    memcpy(out, p, len);
+    out[len] = '\0';
+    return true;
+}
+
+/* PEERS: ID=REPL|CLIENT|HTTP[|KEY=VALUE...], comma-separated. */
+static int s_peers(qkv_config_t *cfg, const char *raw, char *err, size_t es) {
+    cfg->peers = calloc(QKV_MAX_NODES, sizeof(*cfg->peers));
+    if (!cfg->peers)
+        return s_fail(err, es, "PEERS: out of memory");
+    const char *p = raw;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        char item[2400];
+        if (len == 0 || len >= sizeof(item))
+            return s_fail(err, es, "PEERS: empty or too long entry in '%.200s'",
+                          raw);
+        memcpy(item, p, len);
+        item[len] = '\0';
+        if (cfg->peer_count == QKV_MAX_NODES)
+            return s_fail(err, es, "PEERS: more than %d nodes", QKV_MAX_NODES);
+        qkv_peer_t *peer = &cfg->peers[cfg->peer_count];
+        char *eq = strchr(item, '=');
+        size_t id_len = eq ? (size_t)(eq - item) : 0;
+        if (!eq || id_len == 0 || id_len >= sizeof(peer->id) ||
+            memchr(item, '|', id_len))
+            return s_fail(err, es,
+                          "PEERS: '%.200s' does not start with ID= (an ID of "
+                          "1 to 127 bytes)",
+                          item);
+        memcpy(peer->id, item, id_len);
+        peer->id[id_len] = '\0';
+        const char *fields = eq + 1;
+        if (!s_field(fields, 0, peer->repl, sizeof(peer->repl)) ||
+            !s_field(fields, 1, peer->client, sizeof(peer->client)) ||
+            !s_field(fields, 2, peer->http, sizeof(peer->http)))
+            return s_fail(err, es,
+                          "PEERS: '%.200s' is not ID=REPL_ENDPOINT|"
+                          "CLIENT_ENDPOINT|HTTP_URL",
+                          item);
+        if (!s_endpoint(peer->repl) || !s_endpoint(peer->client))
+            return s_fail(err, es,
+                          "PEERS: node %s: its endpoints must be "
+                          "tcp://HOST:PORT",
+                          peer->id);
+        if (!s_http_url(peer->http))
+            return s_fail(err, es,
+                          "PEERS: node %s: '%.200s' is not an http:// or "
+                          "https:// URL of a host and port",
+                          peer->id, peer->http);
+        size_t l = strlen(peer->http);
+        if (peer->http[l - 1] == '/')
+            peer->http[l - 1] = '\0';
+        const char *opts = fields;
+        for (int i = 0; i < 3 && opts; i++) {
+            opts = strchr(opts, '|');
+            opts = opts ? opts + 1 : NULL;
+        }
+        if (opts) {
+            if (strlen(opts) >= sizeof(peer->options))
+                return s_fail(err, es, "PEERS: node %s: options too long",
+                              peer->id);
+            for (const char *o = opts; *o;) {
+                size_t n = strcspn(o, "|");
+                const char *oeq = memchr(o, '=', n);
+                if (!oeq || oeq == o)
+                    return s_fail(err, es,
+                                  "PEERS: node %s: '%.*s' is not KEY=VALUE",
+                                  peer->id, (int)(n > 200 ? 200 : n), o);
+                o += n;
+                if (*o == '|')
+                    o++;
+            }
+            strcpy(peer->options, opts);
+        }
+        for (size_t i = 0; i < cfg->peer_count; i++) {
+            const qkv_peer_t *q = &cfg->peers[i];
+            if (!strcmp(q->id, peer->id))
+                return s_fail(err, es, "PEERS: node %s listed twice", peer->id);
+            if (!strcmp(q->repl, peer->repl) ||
+                !strcmp(q->client, peer->client) ||
+                !strcmp(q->http, peer->http))
+                return s_fail(err, es,
+                              "PEERS: nodes %s and %s share an endpoint", q->id,
+                              peer->id);
+        }
+        cfg->peer_count++;
+        p += len;
+        if (*p == ',' && *++p == '\0')
+            return s_fail(err, es, "PEERS: trailing comma");
+    }
+    if (cfg->peer_count == 0)
+        return s_fail(err, es, "PEERS: no node listed");
+    return 0;
+}
+
+const qkv_peer_t *qkv_config_peer(const qkv_config_t *cfg, size_t slot) {
+    return &cfg->peers[slot < cfg->self ? slot : slot + 1];
 }
 
 /*  =====================================================================
@@ -416,6 +574,53 @@ static int s_durability(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                : 0;
 }
 
+/* PEERS and what comes with it: this node's entry (NODE_ID, which must
+   be given), no setting that PEERS replaces, ROLE as a bootstrap wish. */
+static int s_elections(qkv_config_t *cfg, const s_raw_t *raw,
+                       const qkv_peer_t **me, char *err, size_t es) {
+    if (s_peers(cfg, s_value(raw, S_PEERS), err, es))
+        return -1;
+    const char *id = s_value(raw, S_NODE_ID);
+    if (!id)
+        return s_fail(err, es,
+                      "NODE_ID (--node-id) must name this node's entry in "
+                      "PEERS");
+    for (size_t i = 0; i < cfg->peer_count && !*me; i++)
+        if (!strcmp(cfg->peers[i].id, id)) {
+            cfg->self = i;
+            *me = &cfg->peers[i];
+        }
+    if (!*me)
+        return s_fail(err, es, "NODE_ID '%.127s' is not one of the PEERS", id);
+    static const s_setting_t derived[] = {
+        S_FOLLOWERS, S_LEADER_URL, S_LEADER_ENDPOINT, S_CLIENT_ADVERTISE};
+    for (size_t i = 0; i < sizeof(derived) / sizeof(derived[0]); i++)
+        if (s_value(raw, derived[i]))
+            return s_fail(err, es,
+                          "%s (--%s) comes from PEERS: leave it unset when "
+                          "PEERS is set",
+                          s_specs[derived[i]].var, s_specs[derived[i]].flag);
+    cfg->campaign_at_start =
+        s_value(raw, S_ROLE) && cfg->role == QKV_ROLE_LEADER;
+    cfg->role = QKV_ROLE_FOLLOWER; /* until it wins an election */
+    return 0;
+}
+
+/* What every node of a cluster must agree on: PEERS, WRITE_QUORUM and
+   FSYNC. */
+static uint64_t s_cluster_hash(const qkv_config_t *cfg) {
+    uint64_t h = qkv_hash_bytes(0x71766b, "peers", 5);
+    for (size_t i = 0; i < cfg->peer_count; i++) {
+        const qkv_peer_t *p = &cfg->peers[i];
+        const char *parts[] = {p->id, p->repl, p->client, p->http, p->options};
+        for (size_t k = 0; k < 5; k++)
+            h = qkv_hash_bytes(h, parts[k], strlen(parts[k]) + 1);
+    }
+    int32_t q = cfg->write_quorum, f = cfg->fsync;
+    h = qkv_hash_bytes(h, &q, sizeof(q));
+    return qkv_hash_bytes(h, &f, sizeof(f)) | 1;
+}
+
 static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                      size_t es) {
     const char *v = s_value(raw, S_ROLE);
@@ -426,12 +631,17 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
     else
         return s_fail(err, es, "ROLE (--role): '%s' is not leader or follower",
                       v);
+    const qkv_peer_t *me = NULL;
+    if (s_value(raw, S_PEERS) && s_elections(cfg, raw, &me, err, es))
+        return -1;
 
     long long n;
-    if (s_int_setting(raw, S_PORT, 1, 65535, 8000, &n, err, es))
+    if (s_int_setting(raw, S_PORT, 1, 65535, me ? s_port_of(me->http) : 8000,
+                      &n, err, es))
         return -1;
     cfg->port = (int)n;
-    if (s_int_setting(raw, S_REPL_PORT, 1, 65535, 9000, &n, err, es))
+    if (s_int_setting(raw, S_REPL_PORT, 1, 65535,
+                      me ? s_port_of(me->repl) : 9000, &n, err, es))
         return -1;
     cfg->repl_port = (int)n;
     if (s_int_setting(raw, S_REPLICATION_TIMEOUT_MS, 1, 3600 * 1000, 5000, &n,
@@ -452,7 +662,8 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
         return -1;
     cfg->max_value_bytes = (size_t)n;
 
-    if (s_int_setting(raw, S_CLIENT_PORT, 1, 65535, 7000, &n, err, es))
+    if (s_int_setting(raw, S_CLIENT_PORT, 1, 65535,
+                      me ? s_port_of(me->client) : 7000, &n, err, es))
         return -1;
     cfg->client_port = (int)n;
     if (s_int_setting(raw, S_DEDUP_WINDOW, 1, 10000000, 100000, &n, err, es))
@@ -478,11 +689,30 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                       "MIN_DELAY_MS (%lld ms) is above MAX_DELAY_MS (%lld ms)",
                       (long long)(cfg->min_delay_us / 1000),
                       (long long)(cfg->max_delay_us / 1000));
+    if (s_int_setting(raw, S_ELECTION_TIMEOUT_MS, 1, 3600 * 1000, 500, &n, err,
+                      es))
+        return -1;
+    cfg->election_timeout_ms = (int)n;
+    long long floor_ms = 3LL * cfg->heartbeat_ms + cfg->max_delay_us / 1000;
+    if (me && n < floor_ms)
+        return s_fail(err, es,
+                      "ELECTION_TIMEOUT_MS (--election-timeout-ms): %lld ms is "
+                      "below 3 x HEARTBEAT_MS + MAX_DELAY_MS = %lld ms: "
+                      "followers would campaign against a live leader",
+                      n, floor_ms);
 
     v = s_value(raw, S_FOLLOWERS);
     if (v && s_followers(cfg, v, err, es))
         return -1;
-    if (cfg->role == QKV_ROLE_FOLLOWER && cfg->follower_count)
+    for (size_t i = 0; me && i < cfg->peer_count; i++) {
+        if (i == cfg->self)
+            continue;
+        cfg->followers[cfg->follower_count] = strdup(cfg->peers[i].repl);
+        if (!cfg->followers[cfg->follower_count])
+            return s_fail(err, es, "PEERS: out of memory");
+        cfg->follower_count++; /* the peer slots, in PEERS order */
+    }
+    if (cfg->role == QKV_ROLE_FOLLOWER && cfg->follower_count && !me)
         return s_fail(err, es,
                       "FOLLOWERS is a leader setting; this node's "
                       "ROLE is follower");
@@ -491,12 +721,13 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                       es))
         return -1;
     cfg->write_quorum = (int)n;
-    if (cfg->role == QKV_ROLE_LEADER &&
+    if ((cfg->role == QKV_ROLE_LEADER || me) &&
         (size_t)cfg->write_quorum > cfg->follower_count)
         return s_fail(err, es,
                       "WRITE_QUORUM (--write-quorum): %d is more than the %zu "
-                      "configured followers",
-                      cfg->write_quorum, cfg->follower_count);
+                      "%s",
+                      cfg->write_quorum, cfg->follower_count,
+                      me ? "other nodes in PEERS" : "configured followers");
 
     v = s_value(raw, S_LEADER_URL);
     if (v) {
@@ -518,7 +749,11 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
         s_endpoint_setting(raw, S_CLIENT_ADVERTISE, cfg->client_advertise,
                            sizeof(cfg->client_advertise), err, es))
         return -1;
-    if (!s_value(raw, S_CLIENT_ADVERTISE) && strcmp(cfg->bind, "0.0.0.0") != 0)
+    if (me)
+        snprintf(cfg->client_advertise, sizeof(cfg->client_advertise), "%s",
+                 me->client);
+    else if (!s_value(raw, S_CLIENT_ADVERTISE) &&
+             strcmp(cfg->bind, "0.0.0.0") != 0)
         snprintf(cfg->client_advertise, sizeof(cfg->client_advertise),
                  "tcp://%s:%d", cfg->bind, cfg->client_port);
 
@@ -530,7 +765,11 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
         snprintf(cfg->node_id, sizeof(cfg->node_id), "%s-%d",
                  cfg->role == QKV_ROLE_LEADER ? "leader" : "follower",
                  cfg->port);
-    return s_durability(cfg, raw, err, es);
+    if (s_durability(cfg, raw, err, es))
+        return -1;
+    if (me)
+        cfg->cluster_hash = s_cluster_hash(cfg);
+    return 0;
 }
 
 int qkv_config_parse(qkv_config_t *cfg, int argc, char *const *argv,

@@ -383,6 +383,13 @@ static int s_copy_config(qkv_config_t *dst, const qkv_config_t *src) {
     *dst = *src;
     for (size_t i = 0; i < src->follower_count; i++)
         dst->followers[i] = NULL;
+    dst->peers = NULL;
+    if (src->peers) {
+        dst->peers = malloc(src->peer_count * sizeof(*dst->peers));
+        if (!dst->peers)
+            return -1;
+        memcpy(dst->peers, src->peers, src->peer_count * sizeof(*dst->peers));
+    }
     for (size_t i = 0; i < src->follower_count; i++)
         if (!(dst->followers[i] = strdup(src->followers[i])))
             return -1;

@@ -155,6 +155,114 @@ static void test_durability_settings(void) {
     qkv_config_clear(&cfg);
 }
 
+#define PEERS3                                                                 \
+    "a=tcp://127.0.0.1:9001|tcp://127.0.0.1:7001|http://127.0.0.1:8001,"       \
+    "b=tcp://127.0.0.1:9002|tcp://127.0.0.1:7002|http://127.0.0.1:8002/|"      \
+    "key=abc,"                                                                 \
+    "c=tcp://h3:9003|tcp://h3:7003|https://h3"
+
+static void test_peers(void) {
+    qkv_config_t cfg;
+    expect_ok(&cfg, ENV({"PEERS", PEERS3}, {"NODE_ID", "b"}), NOARGS);
+    CU_ASSERT_EQUAL_FATAL(cfg.peer_count, 3);
+    CU_ASSERT_EQUAL(cfg.self, 1);
+    CU_ASSERT_STRING_EQUAL(cfg.peers[1].http, "http://127.0.0.1:8002");
+    CU_ASSERT_STRING_EQUAL(cfg.peers[1].options, "key=abc");
+    CU_ASSERT_STRING_EQUAL(cfg.peers[2].http, "https://h3");
+    /* ports, the advertised client endpoint and the peer slots come from
+       this node's entry and the others' */
+    CU_ASSERT_EQUAL(cfg.port, 8002);
+    CU_ASSERT_EQUAL(cfg.repl_port, 9002);
+    CU_ASSERT_EQUAL(cfg.client_port, 7002);
+    CU_ASSERT_STRING_EQUAL(cfg.client_advertise, "tcp://127.0.0.1:7002");
+    CU_ASSERT_EQUAL_FATAL(cfg.follower_count, 2);
+    CU_ASSERT_STRING_EQUAL(cfg.followers[0], "tcp://127.0.0.1:9001");
+    CU_ASSERT_STRING_EQUAL(cfg.followers[1], "tcp://h3:9003");
+    CU_ASSERT_STRING_EQUAL(qkv_config_peer(&cfg, 0)->id, "a");
+    CU_ASSERT_STRING_EQUAL(qkv_config_peer(&cfg, 1)->id, "c");
+    CU_ASSERT_EQUAL(cfg.write_quorum, 1);
+    CU_ASSERT_EQUAL(cfg.election_timeout_ms, 500);
+    CU_ASSERT_EQUAL(cfg.role, QKV_ROLE_FOLLOWER);
+    CU_ASSERT(!cfg.campaign_at_start);
+    CU_ASSERT(cfg.cluster_hash != 0);
+    uint64_t hash = cfg.cluster_hash;
+    qkv_config_clear(&cfg);
+    /* ROLE=leader: a bootstrap wish; the hash is the same on every node
+       and changes with the quorum or FSYNC */
+    expect_ok(&cfg, ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+              ARGS("--role", "leader", "--port", "18001",
+                   "--election-timeout-ms", "1000"));
+    CU_ASSERT(cfg.campaign_at_start);
+    CU_ASSERT_EQUAL(cfg.role, QKV_ROLE_FOLLOWER);
+    CU_ASSERT_EQUAL(cfg.port, 18001);
+    CU_ASSERT_EQUAL(cfg.election_timeout_ms, 1000);
+    CU_ASSERT(cfg.cluster_hash == hash);
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg, ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+              ARGS("--write-quorum", "2"));
+    CU_ASSERT(cfg.cluster_hash != hash);
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg, ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+              ARGS("--fsync", "never"));
+    CU_ASSERT(cfg.cluster_hash != hash);
+    qkv_config_clear(&cfg);
+    /* one node alone */
+    expect_ok(
+        &cfg,
+        ENV({"PEERS", "x=tcp://a:1|tcp://a:2|http://a:3"}, {"NODE_ID", "x"}),
+        NOARGS);
+    CU_ASSERT_EQUAL(cfg.follower_count, 0);
+    CU_ASSERT_EQUAL(cfg.write_quorum, 0);
+    qkv_config_clear(&cfg);
+}
+
+static void test_bad_peers(void) {
+    const char *bad[] = {
+        ",",
+        PEERS3 ",",
+        "a=tcp://h:1|tcp://h:2",
+        "=tcp://h:1|tcp://h:2|http://h:3",
+        "a|b=tcp://h:1|tcp://h:2|http://h:3",
+        "a=h:1|tcp://h:2|http://h:3",
+        "a=tcp://h:1|tcp://h:2|ftp://h:3",
+        "a=tcp://h:1|tcp://h:2|http://h:3/path",
+        "a=tcp://h:1|tcp://h:2|http://h:99999",
+        "a=tcp://h:1|tcp://h:2|http://h:3|novalue",
+        "a=tcp://h:1|tcp://h:2|http://h:3,a=tcp://h:4|tcp://h:5|http://h:6",
+        "a=tcp://h:1|tcp://h:2|http://h:3,b=tcp://h:1|tcp://h:5|http://h:6",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_bad(ENV({"PEERS", bad[i]}, {"NODE_ID", "a"}), NOARGS, "PEERS");
+    expect_bad(ENV({"PEERS", PEERS3}), NOARGS, "NODE_ID");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "d"}), NOARGS, "NODE_ID");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--followers", "tcp://h:1"), "FOLLOWERS");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--leader-url", "http://h:1"), "LEADER_URL");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--leader-endpoint", "tcp://h:1"), "LEADER_ENDPOINT");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--client-advertise", "tcp://h:1"), "CLIENT_ADVERTISE");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--write-quorum", "3"), "WRITE_QUORUM");
+    /* an election timeout a live leader's heartbeats could not beat */
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--election-timeout-ms", "299"), "ELECTION_TIMEOUT_MS");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}),
+               ARGS("--max-delay-ms", "100", "--election-timeout-ms", "399"),
+               "ELECTION_TIMEOUT_MS");
+    expect_bad_both("ELECTION_TIMEOUT_MS", "--election-timeout-ms", "0");
+    /* 65 nodes is the most */
+    char many[66 * 80];
+    size_t used = 0;
+    for (int i = 0; i < 66; i++)
+        used +=
+            (size_t)snprintf(many + used, sizeof(many) - used,
+                             "%sn%d=tcp://h:%d|tcp://h:%d|http://h:%d",
+                             i ? "," : "", i, 10000 + i, 20000 + i, 30000 + i);
+    expect_bad(ENV({"PEERS", many}, {"NODE_ID", "n0"}), NOARGS, "PEERS");
+}
+
 static void test_bad_durability_settings(void) {
     expect_bad_both("FSYNC", "--fsync", "sometimes");
     expect_bad_both("FSYNC", "--fsync", "ALWAYS");
@@ -558,6 +666,8 @@ static int s_add_suites(void) {
         KIT_TEST(test_client_settings),
         KIT_TEST(test_durability_settings),
         KIT_TEST(test_bad_durability_settings),
+        KIT_TEST(test_peers),
+        KIT_TEST(test_bad_peers),
         KIT_TEST(test_every_flag),
         KIT_TEST(test_every_variable),
         KIT_TEST(test_flags_win),
