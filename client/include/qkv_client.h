@@ -90,7 +90,13 @@ typedef enum {
     QKV_ESESSION_EXPIRED = -15,
     /* the node cannot write its log (disk full, I/O error): nothing
        written; try again later */
-    QKV_EINSUFFICIENT_STORAGE = -16
+    QKV_EINSUFFICIENT_STORAGE = -16,
+    /* no leader is known (an election is under way): nothing written;
+       try again shortly */
+    QKV_ENO_LEADER = -17,
+    /* the leader stepped down while the write waited: the outcome is
+       unknown; retry with the same (client_id, client_seq) on any leader */
+    QKV_ELEADER_CHANGED = -18
 } qkv_err_t;
 
 /* Static text for an error code ("timeout", ...); never NULL. */

@@ -174,6 +174,10 @@ static const char *s_status_name(int code) {
         return "unavailable";
     case QKV_EINSUFFICIENT_STORAGE:
         return "insufficient_storage";
+    case QKV_ENO_LEADER:
+        return "no_leader";
+    case QKV_ELEADER_CHANGED:
+        return "leader_changed";
     case QKV_EPROTO:
         return "protocol_error";
     case QKV_EINVAL:

@@ -364,6 +364,11 @@ const char *qkv_strerror(int code) {
         return "conflict: client_seq reused with other content";
     case QKV_EINSUFFICIENT_STORAGE:
         return "insufficient storage: the node cannot write its log";
+    case QKV_ENO_LEADER:
+        return "no leader: an election is under way";
+    case QKV_ELEADER_CHANGED:
+        return "the leader changed: outcome unknown, retry with the same "
+               "client_seq";
     case QKV_ESESSION_EXPIRED:
         return "session expired";
     default:
@@ -807,6 +812,10 @@ static int s_status_error(qkv_cstatus_t status) {
         return QKV_ESESSION_EXPIRED;
     case QKV_CS_INSUFFICIENT_STORAGE:
         return QKV_EINSUFFICIENT_STORAGE;
+    case QKV_CS_NO_LEADER:
+        return QKV_ENO_LEADER;
+    case QKV_CS_LEADER_CHANGED:
+        return QKV_ELEADER_CHANGED;
     default:
         return QKV_EPROTO;
     }

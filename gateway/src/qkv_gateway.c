@@ -139,7 +139,9 @@ static size_t s_sat_mul(size_t a, size_t b) {
 }
 
 static const char *s_role_name(qkv_role_t role) {
-    return role == QKV_ROLE_FOLLOWER ? "follower" : "leader";
+    return role == QKV_ROLE_FOLLOWER    ? "follower"
+           : role == QKV_ROLE_CANDIDATE ? "candidate"
+                                        : "leader";
 }
 
 //  True when the comma-separated header value lists token (any case).
@@ -424,24 +426,44 @@ static int s_refuse_rest(s_req_t *req, const qkv_rest_error_t *err) {
     return s_refuse(req, err->http, err->status, "%s", err->message);
 }
 
-//  A write or reset reached a follower: 307 to LEADER_URL + path + query
-//  when it is set, else 421.
+//  No leader is known (PEERS: an election is under way): 503 no_leader
+//  with Retry-After, nothing written.
+
+static int s_no_leader(s_req_t *req) {
+    qkv_buf_append(req->aux, "Retry-After: 1\r\n", 17);
+    s_error_begin(req, "no_leader",
+                  "no leader is known: an election is under way; nothing "
+                  "written, try again after retry_after_ms");
+    qkv_json_member_u64(req->out, "retry_after_ms", 1000);
+    return s_json_end(req, 503);
+}
+
+//  A write or reset reached a follower: 307 to the leader's URL + path +
+//  query (PEERS: the leader it follows now; else LEADER_URL), else 421
+//  (PEERS: 503 no_leader).
 
 static int s_not_leader(s_req_t *req) {
     const s_route_t *route = req->route;
     const qkv_gateway_t *gw = req->gw;
     const char *query = req->ri->query_string;
+    char url[1024];
 
-    if (gw->leader_url[0] == '\0') {
+    qkv_node_leader_url(gw->node, url, sizeof url);
+    size_t len = strlen(url);
+    while (len > 0 && url[len - 1] == '/')
+        url[--len] = '\0';
+    if (gw->cfg->peers && url[0] == '\0')
+        return s_no_leader(req);
+    if (url[0] == '\0') {
         return s_error(req, 421, "not_leader",
                        "this node is a follower and LEADER_URL is not set; "
                        "send writes to the leader");
     }
     s_error_begin(req, "not_leader",
                   "this node is a follower; send writes to the leader");
-    qkv_json_member_cstr(req->out, "leader", gw->cfg->leader_url);
+    qkv_json_member_cstr(req->out, "leader", url);
     qkv_buf_append(req->aux, "Location: ", 10);
-    s_append_header_safe(req->aux, gw->leader_url, strlen(gw->leader_url));
+    s_append_header_safe(req->aux, url, len);
     s_append_header_safe(req->aux, route->path, strlen(route->path));
     if (query != NULL && query[0] != '\0') {
         qkv_buf_append(req->aux, "?", 1);
@@ -595,6 +617,12 @@ static int s_write_answer(s_req_t *req, const qkv_write_t *w,
                       "full or an I/O error); try again later");
         status = 507;
         break;
+    case QKV_WRITE_LEADER_CHANGED:
+        s_error_begin(req, "leader_changed",
+                      "the leader stepped down while the write waited: the "
+                      "next leader may commit or drop it; retry with the "
+                      "same client_id and client_seq to learn which");
+        break;
     default:
         s_error_begin(req, "unavailable",
                       "not written: the node is out of memory or stopping");
@@ -602,7 +630,7 @@ static int s_write_answer(s_req_t *req, const qkv_write_t *w,
     }
     if (keyed)
         qkv_json_member_str(req->out, "key", w->key, w->key_len);
-    if (r->status == QKV_WRITE_TIMEOUT)
+    if (r->status == QKV_WRITE_TIMEOUT || r->status == QKV_WRITE_LEADER_CHANGED)
         qkv_json_member_u64(req->out, "index", r->index);
     return s_json_end(req, status);
 }
@@ -626,6 +654,8 @@ static int s_write(s_req_t *req, qkv_op_t op) {
     qkv_node_write(req->gw->node, &parsed.write, &result);
     if (result.status == QKV_WRITE_NOT_LEADER)
         rc = s_not_leader(req);
+    else if (result.status == QKV_WRITE_NO_LEADER)
+        rc = s_no_leader(req);
     else
         rc = s_write_answer(req, &parsed.write, &result);
     qkv_rest_write_free(&parsed);
@@ -698,6 +728,9 @@ static int s_handle_get(s_req_t *req) {
                               &w->value, &seq, &index);
     if (found < 0 || w->value.failed)
         return s_error(req, 503, "unavailable", "out of memory");
+    refusal = qkv_node_read_confirm(gw->node); /* a fresh clock: the lease */
+    if (refusal)
+        return s_error(req, 503, "not_ready", refusal);
     if (found == 0) {
         s_error_begin(req, "not_found", "key not found");
         qkv_json_member_str(req->out, "key", w->key, q.key_len);
@@ -708,7 +741,7 @@ static int s_handle_get(s_req_t *req) {
     qkv_json_member_str(req->out, "value", w->value.data, w->value.size);
     qkv_json_member_u64(req->out, "seq", seq);
     qkv_json_member_u64(req->out, "index", index);
-    if (gw->cfg->role == QKV_ROLE_FOLLOWER)
+    if (!qkv_node_is_leader(gw->node))
         qkv_json_member_cstr(req->out, "follower_id", gw->cfg->node_id);
     return s_json_end(req, 200);
 }
@@ -812,7 +845,10 @@ static int s_dump_stream(s_req_t *req, qkv_store_cursor_t *cursor, bool chunked,
     }
     qkv_json_char(req->out, '}');
     qkv_json_member_u64(req->out, "count", dump.emitted);
-    qkv_json_member_cstr(req->out, "role", s_role_name(gw->cfg->role));
+    qkv_json_member_cstr(req->out, "role",
+                         s_role_name(qkv_node_is_leader(gw->node)
+                                         ? QKV_ROLE_LEADER
+                                         : QKV_ROLE_FOLLOWER));
     qkv_json_member_u64(req->out, "applied_index", applied_index);
     qkv_json_char(req->out, '}');
     if (s_dump_send(req, chunked, req->out) != 0)
@@ -883,6 +919,16 @@ static int s_handle_health(s_req_t *req) {
     qkv_json_member_cstr(out, "status", error_len > 0 ? "degraded" : "ok");
     qkv_json_member_cstr(out, "role", s_role_name(st->role));
     qkv_json_member_cstr(out, "id", cfg->node_id);
+    if (st->elections) {
+        /* "" while no leader is known */
+        qkv_json_member_str(out, "leader_id", st->leader_id,
+                            strnlen(st->leader_id, sizeof st->leader_id));
+        qkv_json_member_bool(out, "voter", st->voter);
+        qkv_json_member_u64(out, "last_election_ms",
+                            (uint64_t)st->last_election_ms);
+        qkv_json_member_u64(out, "election_timeout_ms",
+                            (uint64_t)cfg->election_timeout_ms);
+    }
     size_t cluster_len = strnlen(st->cluster_id, sizeof st->cluster_id);
     qkv_json_member_str(out, "cluster_id", st->cluster_id, cluster_len);
     qkv_json_member_u64(out, "term", st->term);
@@ -1174,7 +1220,7 @@ static int s_dispatch(s_req_t *req) {
         return s_refuse(req, 405, "method_not_allowed", "%s takes %s only",
                         route->path, route->method);
     }
-    if (route->leader_only && req->gw->cfg->role == QKV_ROLE_FOLLOWER) {
+    if (route->leader_only && !qkv_node_is_leader(req->gw->node)) {
         s_skip_body(req); /* before answering, as the body is unused */
         return s_not_leader(req);
     }

@@ -9,7 +9,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
-typedef enum { QKV_ROLE_LEADER = 0, QKV_ROLE_FOLLOWER = 1 } qkv_role_t;
+typedef enum {
+    QKV_ROLE_LEADER = 0,
+    QKV_ROLE_FOLLOWER = 1,
+    QKV_ROLE_CANDIDATE = 2 /* PEERS: asking for (pre-)votes */
+} qkv_role_t;
 
 #define QKV_MAX_FOLLOWERS 64
 #define QKV_MAX_NODES (QKV_MAX_FOLLOWERS + 1) /* in PEERS */

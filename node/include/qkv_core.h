@@ -292,6 +292,9 @@ bool qkv_core_voter(const qkv_core_t *self);
 /* A leader may answer a read now: it serves, and (with elections) its
    lease holds at now. */
 bool qkv_core_lease(const qkv_core_t *self, int64_t now);
+/* ... the instant its lease ends (INT64_MAX without elections); 0 when it
+   may not read at all (not leading, or its term not started). */
+int64_t qkv_core_lease_until(const qkv_core_t *self);
 uint64_t qkv_core_cluster_id(const qkv_core_t *self);
 uint64_t qkv_core_term(const qkv_core_t *self);
 uint64_t qkv_core_last_index(const qkv_core_t *self);

@@ -66,9 +66,15 @@ typedef enum {
                                   remembers: never applied */
     QKV_WRITE_UNAVAILABLE,     /* out of memory, stopping, or not taken in
                                   time: nothing written */
-    QKV_WRITE_NO_SPACE         /* insufficient_storage: the log cannot be
+    QKV_WRITE_NO_SPACE,        /* insufficient_storage: the log cannot be
                                   written (disk full, I/O error): nothing
                                   written */
+    QKV_WRITE_NO_LEADER,       /* no leader known (an election is under
+                                  way): nothing written */
+    QKV_WRITE_LEADER_CHANGED   /* the leader stepped down while the write
+                                  waited: in the log at index; outcome
+                                  unknown (a new leader may keep or drop
+                                  it: retry with the same pair) */
 } qkv_write_status_t;
 
 typedef struct {
@@ -94,7 +100,8 @@ int qkv_node_wait_applied(qkv_node_t *self, uint64_t index, int wait_ms);
 
 /* One follower as the leader sees it. */
 typedef struct {
-    char id[32];          /* follower<N>, N its place in FOLLOWERS from 1 */
+    char id[128];         /* follower<N>, N its place in FOLLOWERS from 1;
+                             PEERS: its NODE_ID */
     char endpoint[256];   /* as configured */
     bool connected;       /* acked within the last few heartbeats */
     uint64_t acked_index; /* its latest ACK's last_index */
@@ -102,7 +109,13 @@ typedef struct {
 } qkv_follower_status_t;
 
 typedef struct {
-    qkv_role_t role;
+    qkv_role_t role;          /* now: with PEERS it follows elections */
+    bool elections;           /* PEERS is set */
+    char leader_id[128];      /* PEERS: the leader's NODE_ID; "" unknown */
+    bool voter;               /* PEERS: may vote (see qkv_core_voter) */
+    int64_t last_election_ms; /* PEERS: wall clock of the last leader
+                                 change this node saw; 0 none */
+    uint64_t elections_won, step_downs, votes_granted;
     char cluster_id[17];      /* hex; "" on a follower that has no leader */
     uint64_t term;            /* the leader's term as this node knows it */
     uint64_t last_index;      /* last entry held */
@@ -124,6 +137,18 @@ typedef struct {
    term has not started, a follower catching up with SYNCING_READS=refuse):
    answer not_ready with it. */
 const char *qkv_node_read_refusal(qkv_node_t *self);
+
+/* After a read took its value: NULL when it may be answered, else why
+   not (with PEERS, a leader whose read lease ran out, checked with a
+   fresh clock reading: another node may lead by now). */
+const char *qkv_node_read_confirm(qkv_node_t *self);
+
+/* This node leads now (with PEERS, until an election says otherwise). */
+bool qkv_node_is_leader(qkv_node_t *self);
+
+/* The leader's REST base URL for a 307 (PEERS: the current leader's;
+   else LEADER_URL), or "" when unknown; at most size - 1 bytes. */
+void qkv_node_leader_url(qkv_node_t *self, char *out, size_t size);
 
 /* Fills status with the latest values the actor published. */
 void qkv_node_status(qkv_node_t *self, qkv_node_status_t *status);

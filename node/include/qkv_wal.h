@@ -55,9 +55,19 @@ typedef struct {
     uint64_t segment_bytes; /* a new segment after this many bytes */
 } qkv_wal_options_t;
 
+/* Elections' part of a STATE record (zero before elections). */
+typedef struct {
+    uint32_t vote;          /* in term: the PEERS index + 1 voted for; 0
+                               none */
+    uint32_t pad;           /* zero */
+    uint64_t rejoin_term;   /* rejoining after an empty start: see */
+    uint64_t rejoin_commit; /* qkv_core_config_t */
+} qkv_wal_vote_t;
+
 /* What replay found. */
 typedef struct {
     uint64_t cluster_id, term; /* newest STATE record; 0 when none */
+    qkv_wal_vote_t vote;       /* ... and its vote */
     uint64_t records;          /* entry records read */
     uint64_t bytes;            /* bytes of every segment */
     size_t segments;           /* segment files */
@@ -103,6 +113,10 @@ int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
    and a STATE record (cluster_id, term), and waits until they are
    fsynced, whatever FSYNC says: a leader's term is durable before it
    serves. Returns 0, or -1 with err. */
+/* The vote the next STATE record carries: the next qkv_wal_write writes
+   one when it differs from the last. */
+void qkv_wal_set_vote(qkv_wal_t *self, const qkv_wal_vote_t *vote);
+
 int qkv_wal_persist_state(qkv_wal_t *self, const qkv_log_t *log,
                           uint64_t cluster_id, uint64_t term, char *err,
                           size_t err_size);

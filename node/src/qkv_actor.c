@@ -109,6 +109,10 @@ typedef struct {
     qkv_outcome_t outcomes[S_APPLY_CHUNK];
     s_encoding_t encodings[S_ENCODINGS]; /* followers in step share one */
     size_t next_encoding;                /* the slot to use next */
+    /* PEERS: elections */
+    bool elections;       /* on */
+    qkv_core_role_t role; /* the core's role after the last turn */
+    int leader;           /* ... and whom it followed */
 } s_actor_t;
 
 /*  =====================================================================
@@ -154,6 +158,31 @@ static void s_count(_Atomic uint64_t *counter, uint64_t n) {
 
 /* Decodes one replication frame from peer and steps the core with it. */
 static void s_on_snapshot(s_actor_t *self, const qkv_msg_t *m);
+static void s_on_append(s_actor_t *self, size_t peer, const qkv_msg_t *m,
+                        int64_t now);
+
+/* With PEERS any message may come from any peer: the core sorts out
+   which it expects in the role it has now. */
+static void s_on_peer_frame(s_actor_t *self, size_t peer, const qkv_msg_t *m,
+                            int64_t now) {
+    int rc = 0;
+    switch (m->type) {
+    case QKV_MSG_APPEND:
+        s_on_append(self, peer, m, now);
+        break;
+    case QKV_MSG_ACK:
+        rc = qkv_core_step_ack(self->core, peer, m, now);
+        break;
+    case QKV_MSG_SNAPSHOT:
+        if (qkv_core_heard(self->core, peer, m->term, now))
+            s_on_snapshot(self, m);
+        break;
+    default:
+        rc = qkv_core_step_vote(self->core, peer, m, now);
+    }
+    if (rc != 0)
+        s_count(&self->node->malformed, 1);
+}
 
 static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
                        int64_t now) {
@@ -167,6 +196,10 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
                  "speaks %d: upgrade it",
                  (unsigned long long)m->version, QKV_REPL_VERSION);
         s_count(&self->node->malformed, 1);
+        return;
+    }
+    if (rc == 0 && self->elections) {
+        s_on_peer_frame(self, peer, m, now);
         return;
     }
     bool leader = qkv_core_is_leader(self->core);
@@ -188,6 +221,12 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         return;
     }
     qkv_peers_keep_sender(self->peers);
+    s_on_append(self, 0, m, now);
+}
+
+/* An APPEND from the leader, peer. */
+static void s_on_append(s_actor_t *self, size_t peer, const qkv_msg_t *m,
+                        int64_t now) {
     if (m->has_fsync && m->fsync != self->cfg->fsync) {
         snprintf(self->link_error, sizeof(self->link_error),
                  "the leader runs FSYNC=%s and this node FSYNC=%s: refusing "
@@ -205,7 +244,7 @@ static void s_on_frame(s_actor_t *self, size_t peer, zmq_msg_t *frame,
         self->leader_endpoint[m->leader_len] = '\0';
     }
     uint64_t cluster = qkv_core_cluster_id(self->core);
-    qkv_core_step_append(self->core, 0, m, now); /* a refusal: its error */
+    qkv_core_step_append(self->core, peer, m, now); /* a refusal: its error */
     if (qkv_core_cluster_id(self->core) != cluster) {
         if (cluster)
             qkv_info("new cluster id %016llx: dropping the state of %016llx",
@@ -410,7 +449,8 @@ static void s_pump_transfers(s_actor_t *self, int64_t now) {
             qkv_encoder_snapshot(self->xfer_encoder, &c);
             size_t fsize;
             const void *frame = qkv_encoder_data(self->xfer_encoder, &fsize);
-            if (!frame || qkv_peers_send(self->peers, p, frame, fsize, now))
+            if (!frame ||
+                qkv_peers_send(self->peers, p, frame, fsize, true, now))
                 break; /* the link is full: the rest next turn */
             s_count(&self->node->frames_sent, 1);
             self->xfer_offset[p] += len;
@@ -565,14 +605,22 @@ static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
         if (m->type == QKV_MSG_APPEND) {
             entries = m->last >= m->first ? m->last - m->first + 1 : 0;
             data = s_append_frame(self, m, &size);
+        } else if (m->type == QKV_MSG_VOTE || m->type == QKV_MSG_VOTE_ACK) {
+            qkv_vote_t v = {m->type,       m->cluster_id, m->term,   m->pre,
+                            m->last_index, m->last_term,  m->granted};
+            qkv_encoder_vote(self->encoder, &v);
+            data = qkv_encoder_data(self->encoder, &size);
+            if (m->type == QKV_MSG_VOTE_ACK && m->granted && !m->pre)
+                s_count(&self->node->votes_granted, 1);
         } else {
-            qkv_ack_t ack = {m->cluster_id, m->term,       m->ok,
-                             m->index,      m->hint_index, m->hint_term,
-                             m->echo_us};
+            qkv_ack_t ack = {m->cluster_id, m->term,      m->ok,     m->index,
+                             m->hint_index, m->hint_term, m->echo_us};
             qkv_encoder_ack(self->encoder, &ack);
             data = qkv_encoder_data(self->encoder, &size);
         }
-        if (qkv_peers_send(self->peers, m->peer, data, size, now) != 0) {
+        bool delayed = m->type == QKV_MSG_APPEND; /* as links would */
+        if (qkv_peers_send(self->peers, m->peer, data, size, delayed, now) !=
+            0) {
             qkv_core_send_failed(self->core, m->peer, now);
             continue;
         }
@@ -639,6 +687,11 @@ static void s_publish_error(s_actor_t *self) {
 static void s_publish(s_actor_t *self) {
     qkv_node_t *node = self->node;
     s_publish_error(self);
+    if (self->elections) {
+        atomic_store(&node->voter, qkv_core_voter(self->core));
+        int64_t lease = qkv_core_lease_until(self->core);
+        atomic_store(&node->lease_until_us, lease);
+    }
     atomic_store(&node->durable_index, qkv_core_durable_index(self->core));
     atomic_store(&node->serving, qkv_core_serving(self->core));
     if (!atomic_load(&node->synced) && !qkv_core_is_leader(self->core)) {
@@ -691,10 +744,109 @@ static void s_persist(s_actor_t *self, int64_t now) {
     }
 }
 
+/* PEERS: the hard state (term, vote, cluster, rejoin) is durable before
+   any message of the turn leaves, whatever FSYNC says: a vote forgotten
+   in a crash could be given twice. Returns false when it could not be
+   made durable: then nothing may be sent. */
+static bool s_persist_hard(s_actor_t *self) {
+    if (!self->wal)
+        return true; /* memory only: a restart is an empty node */
+    qkv_core_hard_t h;
+    qkv_core_hard(self->core, &h);
+    size_t self_index = self->cfg->self;
+    uint32_t vote = 0;
+    if (h.vote == QKV_CORE_SELF)
+        vote = (uint32_t)self_index + 1;
+    else if (h.vote >= QKV_CORE_PEER) {
+        size_t slot = (size_t)(h.vote - QKV_CORE_PEER);
+        vote = (uint32_t)(slot < self_index ? slot : slot + 1) + 1;
+    }
+    qkv_wal_vote_t v = {vote, 0, h.rejoin_term, h.rejoin_commit};
+    qkv_wal_set_vote(self->wal, &v);
+    char err[256];
+    if (qkv_wal_persist_state(self->wal, qkv_core_log(self->core), h.cluster_id,
+                              h.term, err, sizeof(err)) != 0) {
+        qkv_warn("cannot make term %llu and its vote durable: %s; sending "
+                 "nothing",
+                 (unsigned long long)h.term, err);
+        return false;
+    }
+    return true;
+}
+
+static const char *s_role_name(qkv_core_role_t role) {
+    return role == QKV_CORE_LEADER          ? "leader"
+           : role == QKV_CORE_CANDIDATE     ? "candidate"
+           : role == QKV_CORE_PRE_CANDIDATE ? "pre-candidate"
+                                            : "follower";
+}
+
+/* PEERS: the PEERS index of core peer value who (QKV_CORE_SELF or
+   QKV_CORE_PEER + slot), or -1 for nobody. */
+static int s_peer_index(const s_actor_t *self, int who) {
+    size_t me = self->cfg->self;
+    if (who == QKV_CORE_SELF)
+        return (int)me;
+    if (who < QKV_CORE_PEER)
+        return -1;
+    size_t slot = (size_t)(who - QKV_CORE_PEER);
+    return (int)(slot < me ? slot : slot + 1);
+}
+
+/* PEERS: what changes with the role or the leader - the answer waiting
+   writers get, the endpoint clients are sent to, what /health shows. */
+static void s_role_changed(s_actor_t *self, int64_t now) {
+    qkv_core_role_t role = qkv_core_role(self->core);
+    int leader = qkv_core_leader(self->core);
+    if (role == self->role && leader == self->leader)
+        return;
+    qkv_node_t *node = self->node;
+    const qkv_config_t *cfg = self->cfg;
+    bool was_leader = self->role == QKV_CORE_LEADER;
+    if (was_leader && role != QKV_CORE_LEADER) {
+        /* outcome unknown: a new leader may keep or drop what waits */
+        qkv_door_step_down(self->door, now);
+        for (size_t p = 0; p < cfg->follower_count; p++)
+            self->xfer_active[p] = self->xfer_wanted[p] = false;
+        atomic_fetch_add(&node->step_downs, 1);
+        atomic_store(&node->serving, false);
+    }
+    int index = s_peer_index(self, leader);
+    if (leader != self->leader && index >= 0) {
+        atomic_store(&node->last_election_ms, qkv_wall_ms());
+        if (role == QKV_CORE_LEADER)
+            atomic_fetch_add(&node->elections_won, 1);
+    }
+    if (role == QKV_CORE_LEADER)
+        qkv_info("leader of cluster %016llx, term %llu (%zu nodes, quorum %d)",
+                 (unsigned long long)qkv_core_cluster_id(self->core),
+                 (unsigned long long)qkv_core_term(self->core), cfg->peer_count,
+                 cfg->write_quorum);
+    else if (index >= 0)
+        qkv_info("following %s in term %llu", cfg->peers[index].id,
+                 (unsigned long long)qkv_core_term(self->core));
+    else if (role != self->role)
+        qkv_info("%s in term %llu%s", s_role_name(role),
+                 (unsigned long long)qkv_core_term(self->core),
+                 was_leader ? ": stepped down" : "");
+    snprintf(self->leader_endpoint, sizeof(self->leader_endpoint), "%s",
+             index >= 0 ? cfg->peers[index].client : "");
+    atomic_store(&node->leader_peer, index);
+    atomic_store(&node->role, role == QKV_CORE_LEADER     ? QKV_ROLE_LEADER
+                              : role == QKV_CORE_FOLLOWER ? QKV_ROLE_FOLLOWER
+                                                          : QKV_ROLE_CANDIDATE);
+    self->role = role;
+    self->leader = leader;
+}
+
 static void s_end_turn(s_actor_t *self, int64_t now) {
     s_persist(self, now);
     qkv_core_ready_t rd;
     qkv_core_ready(self->core, now, &rd);
+    if (rd.persist && self->elections && !s_persist_hard(self))
+        rd.msg_count = 0; /* nothing leaves on a term not durable */
+    if (self->elections)
+        s_role_changed(self, now);
     if (rd.reset) {
         qkv_state_clear(self->state);
         self->snap_index = 0;
@@ -884,7 +1036,8 @@ static int s_start(s_actor_t *self) {
     const qkv_config_t *cfg = self->cfg;
     char *err = node->start_error;
     size_t es = sizeof(node->start_error);
-    bool leader = cfg->role == QKV_ROLE_LEADER;
+    bool leader = cfg->role == QKV_ROLE_LEADER && !cfg->peers;
+    self->elections = cfg->peers != NULL;
     int64_t hb = (int64_t)cfg->heartbeat_ms * 1000;
     qkv_log_t *log = NULL;
     qkv_wal_replay_t rp = {0};
@@ -904,6 +1057,14 @@ static int s_start(s_actor_t *self) {
     uint64_t cluster = rp.cluster_id;
     if (leader && !cluster)
         cluster = s_random_id(); /* a new cluster */
+    int vote = QKV_CORE_NOBODY;
+    if (rp.vote.vote && rp.vote.vote <= cfg->peer_count) {
+        size_t who = rp.vote.vote - 1, me = cfg->self;
+        vote = who == me ? QKV_CORE_SELF
+                         : QKV_CORE_PEER + (int)(who < me ? who : who - 1);
+    }
+    bool empty =
+        !cluster && (!log || qkv_log_last_index(log) == 0) && snap.index == 0;
     qkv_core_config_t cc = {
         .leader = leader,
         .peer_count = leader ? cfg->follower_count : 0,
@@ -916,7 +1077,19 @@ static int s_start(s_actor_t *self) {
         .resend_us = (hb > 100000 ? hb : 100000) + cfg->max_delay_us,
         .batch_bytes = S_BATCH_BYTES,
         .window_bytes = S_WINDOW_BYTES,
-        .ack_repeat_us = S_ACK_REPEAT_US};
+        .ack_repeat_us = S_ACK_REPEAT_US,
+        .elections = self->elections,
+        .election_us = (int64_t)cfg->election_timeout_ms * 1000,
+        .seed = qkv_random64(),
+        .campaign_at_start = cfg->campaign_at_start,
+        .vote = vote,
+        .empty = empty,
+        .rejoin_term = rp.vote.rejoin_term,
+        .rejoin_commit = rp.vote.rejoin_commit};
+    if (self->elections) {
+        cc.peer_count = cfg->follower_count; /* every other node */
+        cc.write_quorum = (size_t)cfg->write_quorum;
+    }
     qkv_decoder_limits_t limits = {leader ? S_ACK_FRAME_MAX : S_FRAME_MAX,
                                    1u << 20, 64u << 20};
     self->core = qkv_core_new(&cc);
@@ -951,17 +1124,36 @@ static int s_start(s_actor_t *self) {
         return -1;
     }
     snprintf(self->leader_endpoint, sizeof(self->leader_endpoint), "%s",
-             leader ? cfg->client_advertise : cfg->leader_endpoint);
+             leader            ? cfg->client_advertise
+             : self->elections ? ""
+                               : cfg->leader_endpoint);
     self->clients =
         qkv_clients_new(node, self->door, self->leader_endpoint, err, es);
     if (!self->clients)
         return -1;
-    self->peers =
-        leader ? qkv_peers_new_leader(cfg->followers, cfg->follower_count,
-                                      S_ACK_FRAME_MAX, cfg->min_delay_us,
-                                      cfg->max_delay_us, err, es)
-               : qkv_peers_new_follower(cfg->bind, cfg->repl_port, S_FRAME_MAX,
-                                        err, es);
+    if (self->elections) {
+        const char *ids[QKV_MAX_FOLLOWERS];
+        for (size_t i = 0; i < cfg->follower_count; i++)
+            ids[i] = qkv_config_peer(cfg, i)->id;
+        self->peers = qkv_peers_new_mesh(
+            cfg->node_id, cfg->followers, ids, cfg->follower_count, cfg->bind,
+            cfg->repl_port, S_FRAME_MAX, cfg->min_delay_us, cfg->max_delay_us,
+            err, es);
+        self->role = QKV_CORE_FOLLOWER;
+        self->leader = QKV_CORE_NOBODY;
+        qkv_info("one of %zu nodes (PEERS), quorum %d, election timeout %d "
+                 "ms%s; cluster %016llx, term %llu",
+                 cfg->peer_count, cfg->write_quorum, cfg->election_timeout_ms,
+                 cfg->campaign_at_start ? ", asks for votes at once" : "",
+                 (unsigned long long)cluster, (unsigned long long)cc.term);
+    } else {
+        self->peers =
+            leader ? qkv_peers_new_leader(cfg->followers, cfg->follower_count,
+                                          S_ACK_FRAME_MAX, cfg->min_delay_us,
+                                          cfg->max_delay_us, err, es)
+                   : qkv_peers_new_follower(cfg->bind, cfg->repl_port,
+                                            S_FRAME_MAX, err, es);
+    }
     if (!self->peers)
         return -1;
     if (leader)
@@ -1026,7 +1218,8 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
         zsock_signal(pipe, 1);
         return;
     }
-    bool leader = qkv_core_is_leader(self->core);
+    /* any node may lead with PEERS */
+    bool leader = qkv_core_is_leader(self->core) || self->elections;
     /* poll items: pipe, timer, clients and their monitor, inbox (leader),
        then the replication sockets */
     enum {

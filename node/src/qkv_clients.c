@@ -259,6 +259,19 @@ void qkv_clients_answer(qkv_clients_t *self, const qkv_origin_t *origin,
         res.leader = self->leader_endpoint;
         res.leader_len = strlen(self->leader_endpoint);
         break;
+    case QKV_WRITE_NO_LEADER:
+        s_error(&res, origin->id, QKV_CS_NO_LEADER,
+                "no leader known: an election is under way; nothing "
+                "written, try again shortly");
+        break;
+    case QKV_WRITE_LEADER_CHANGED:
+        s_error(&res, origin->id, QKV_CS_LEADER_CHANGED,
+                "the leader stepped down while the write waited: it may "
+                "commit or be dropped by the next leader; retry with the "
+                "same client_id and client_seq to learn which");
+        res.has_index = true;
+        res.index = r->index;
+        break;
     case QKV_WRITE_CONFLICT:
         s_error(&res, origin->id, QKV_CS_CONFLICT,
                 "client_id and client_seq were used for another write: "

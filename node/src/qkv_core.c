@@ -1180,9 +1180,14 @@ bool qkv_core_voter(const qkv_core_t *self) {
            !(self->rejoin_term && self->durable < self->rejoin_commit);
 }
 
+int64_t qkv_core_lease_until(const qkv_core_t *self) {
+    if (self->role != QKV_CORE_LEADER || !qkv_core_serving(self))
+        return 0;
+    return self->cfg.elections ? self->lease_until_us : INT64_MAX;
+}
+
 bool qkv_core_lease(const qkv_core_t *self, int64_t now) {
-    return self->role == QKV_CORE_LEADER && qkv_core_serving(self) &&
-           (!self->cfg.elections || now < self->lease_until_us);
+    return now < qkv_core_lease_until(self);
 }
 
 uint64_t qkv_core_cluster_id(const qkv_core_t *self) {

@@ -306,7 +306,12 @@ void qkv_door_write(qkv_door_t *self, qkv_entry_t **entry_p,
     *entry_p = NULL;
     if (!qkv_core_is_leader(self->core)) {
         free(e);
-        s_answer(self, origin, QKV_WRITE_NOT_LEADER, 0, 0, now);
+        s_answer(self, origin,
+                 qkv_core_leader(self->core) == QKV_CORE_NOBODY &&
+                         qkv_node_config(self->node)->peers
+                     ? QKV_WRITE_NO_LEADER
+                     : QKV_WRITE_NOT_LEADER,
+                 0, 0, now);
         return;
     }
     if (self->no_space) {
@@ -378,12 +383,14 @@ void qkv_door_applied(qkv_door_t *self, const qkv_outcome_t *outcomes,
 
 /* Answers TIMEOUT, with its index, to every write whose deadline is at
    or before until; returns the next deadline of those left, 0 for none. */
-static int64_t s_time_out(qkv_door_t *self, int64_t until, int64_t now) {
+/* Answers what waits until until with status (and its index). */
+static int64_t s_give_up(qkv_door_t *self, int64_t until,
+                         qkv_write_status_t status, int64_t now) {
     const s_parked_t *w;
     while ((w = qkv_ring_first(&self->parked)) && w->deadline_us <= until) {
         s_parked_t parked = *w;
         qkv_ring_pop(&self->parked, 1);
-        s_answer(self, &parked.origin, QKV_WRITE_TIMEOUT, parked.index, 0, now);
+        s_answer(self, &parked.origin, status, parked.index, 0, now);
     }
     int64_t next = w ? w->deadline_us : 0;
     for (size_t i = 0; i < self->retries.count;) {
@@ -394,13 +401,13 @@ static int64_t s_time_out(qkv_door_t *self, int64_t until, int64_t now) {
             continue;
         }
         s_parked_t retry = s_retry_take(self, i);
-        s_answer(self, &retry.origin, QKV_WRITE_TIMEOUT, retry.index, 0, now);
+        s_answer(self, &retry.origin, status, retry.index, 0, now);
     }
     return next;
 }
 
 int64_t qkv_door_expire(qkv_door_t *self, int64_t now) {
-    return s_time_out(self, now, now);
+    return s_give_up(self, now, QKV_WRITE_TIMEOUT, now);
 }
 
 void qkv_door_set_no_space(qkv_door_t *self, bool no_space) {
@@ -408,5 +415,9 @@ void qkv_door_set_no_space(qkv_door_t *self, bool no_space) {
 }
 
 void qkv_door_fail_all(qkv_door_t *self, int64_t now) {
-    s_time_out(self, INT64_MAX, now);
+    s_give_up(self, INT64_MAX, QKV_WRITE_TIMEOUT, now);
+}
+
+void qkv_door_step_down(qkv_door_t *self, int64_t now) {
+    s_give_up(self, INT64_MAX, QKV_WRITE_LEADER_CHANGED, now);
 }

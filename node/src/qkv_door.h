@@ -82,6 +82,10 @@ int64_t qkv_door_expire(qkv_door_t *self, int64_t now);
    their index (outcome unknown), as the node stops or steps down. */
 void qkv_door_fail_all(qkv_door_t *self, int64_t now);
 
+/* The leader stepped down: every waiting write is answered
+   LEADER_CHANGED with its index (outcome unknown). */
+void qkv_door_step_down(qkv_door_t *self, int64_t now);
+
 /* While no_space, new writes are answered insufficient_storage (the log
    cannot be written); those already logged wait as before. */
 void qkv_door_set_no_space(qkv_door_t *self, bool no_space);

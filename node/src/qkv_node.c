@@ -180,8 +180,11 @@ void qkv_node_write(qkv_node_t *self, const qkv_write_t *write,
     int64_t start = qkv_now_us();
     memset(result, 0, sizeof(*result));
     result->status = QKV_WRITE_UNAVAILABLE;
-    if (self->config.role != QKV_ROLE_LEADER) {
-        result->status = QKV_WRITE_NOT_LEADER;
+    if (atomic_load(&self->role) != QKV_ROLE_LEADER) {
+        result->status =
+            self->config.peers && atomic_load(&self->leader_peer) < 0
+                ? QKV_WRITE_NO_LEADER
+                : QKV_WRITE_NOT_LEADER;
         return;
     }
     qkv_waiter_t *w = s_waiter_get(self);
@@ -276,7 +279,19 @@ void qkv_node_set_error(qkv_node_t *node, const char *fmt, ...) {
 
 void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     memset(st, 0, sizeof(*st));
-    st->role = self->config.role;
+    st->role = (qkv_role_t)atomic_load(&self->role);
+    st->elections = self->config.peers != NULL;
+    if (st->elections) {
+        int leader = atomic_load(&self->leader_peer);
+        if (leader >= 0)
+            snprintf(st->leader_id, sizeof(st->leader_id), "%s",
+                     self->config.peers[leader].id);
+        st->voter = atomic_load(&self->voter);
+        st->last_election_ms = atomic_load(&self->last_election_ms);
+        st->elections_won = atomic_load(&self->elections_won);
+        st->step_downs = atomic_load(&self->step_downs);
+        st->votes_granted = atomic_load(&self->votes_granted);
+    }
     uint64_t id = atomic_load(&self->cluster_id);
     if (id)
         snprintf(st->cluster_id, sizeof(st->cluster_id), "%016llx",
@@ -288,7 +303,7 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     st->durable_index = atomic_load(&self->durable_index);
     st->snapshot_index = atomic_load(&self->snapshot_index);
     st->serving = atomic_load(&self->serving);
-    if (self->config.role == QKV_ROLE_FOLLOWER) {
+    if (st->role != QKV_ROLE_LEADER) {
         uint64_t commit = atomic_load(&self->leader_commit);
         st->syncing = !atomic_load(&self->synced);
         st->behind =
@@ -304,7 +319,11 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
     st->follower_count = self->config.follower_count;
     for (size_t i = 0; i < st->follower_count; i++) {
         qkv_follower_status_t *f = &st->followers[i];
-        snprintf(f->id, sizeof(f->id), "follower%zu", i + 1);
+        if (st->elections)
+            snprintf(f->id, sizeof(f->id), "%s",
+                     qkv_config_peer(&self->config, i)->id);
+        else
+            snprintf(f->id, sizeof(f->id), "follower%zu", i + 1);
         snprintf(f->endpoint, sizeof(f->endpoint), "%s",
                  self->config.followers[i]);
         int64_t last = atomic_load(&self->followers[i].last_ack_us);
@@ -317,14 +336,37 @@ void qkv_node_status(qkv_node_t *self, qkv_node_status_t *st) {
 }
 
 const char *qkv_node_read_refusal(qkv_node_t *self) {
-    if (!atomic_load_explicit(&self->serving, memory_order_acquire))
+    bool leader = atomic_load(&self->role) == QKV_ROLE_LEADER;
+    if (leader && !atomic_load_explicit(&self->serving, memory_order_acquire))
         return "the leader's term is starting: its first entry is not "
                "committed yet; try again";
-    if (self->config.role == QKV_ROLE_FOLLOWER && !self->config.syncing_reads &&
+    if (!leader && !self->config.syncing_reads &&
         !atomic_load_explicit(&self->synced, memory_order_acquire))
         return "this follower is catching up with the leader "
                "(SYNCING_READS=refuse); try again or read elsewhere";
     return NULL;
+}
+
+const char *qkv_node_read_confirm(qkv_node_t *self) {
+    if (!self->config.peers || atomic_load(&self->role) != QKV_ROLE_LEADER)
+        return NULL;
+    if (qkv_now_us() < atomic_load(&self->lease_until_us))
+        return NULL;
+    return "this leader's read lease ran out (it has not heard from enough "
+           "nodes lately; another may lead by now): try again";
+}
+
+bool qkv_node_is_leader(qkv_node_t *self) {
+    return atomic_load(&self->role) == QKV_ROLE_LEADER;
+}
+
+void qkv_node_leader_url(qkv_node_t *self, char *out, size_t size) {
+    const qkv_config_t *cfg = &self->config;
+    int leader = cfg->peers ? atomic_load(&self->leader_peer) : -1;
+    snprintf(out, size, "%s",
+             !cfg->peers   ? cfg->leader_url
+             : leader >= 0 ? cfg->peers[leader].http
+                           : "");
 }
 
 void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
@@ -402,6 +444,8 @@ qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
         snprintf(err, err_size, "out of memory");
         return NULL;
     }
+    atomic_store(&self->role, cfg->role);
+    atomic_store(&self->leader_peer, -1);
     pthread_mutex_init(&self->inbox_mutex, NULL);
     pthread_mutex_init(&self->pool_mutex, NULL);
     pthread_mutex_init(&self->error_mutex, NULL);

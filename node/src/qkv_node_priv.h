@@ -79,7 +79,14 @@ struct qkv_node_t {
     size_t all_count, all_cap;
 
     /* status published by the actor */
-    _Atomic uint64_t cluster_id; /* 0 = none yet (follower) */
+    _Atomic uint64_t cluster_id;    /* 0 = none yet (follower) */
+    atomic_int role;                /* qkv_role_t now (PEERS: elections) */
+    atomic_int leader_peer;         /* PEERS index of the leader; -1 unknown */
+    _Atomic int64_t lease_until_us; /* PEERS leader: reads until then */
+    atomic_bool voter;              /* PEERS: may vote */
+    _Atomic uint64_t elections_won, step_downs, votes_granted;
+    _Atomic int64_t last_election_ms; /* wall clock it last became leader
+                                         or follower of a new leader */
     _Atomic uint64_t term;
     _Atomic uint64_t last_index;
     _Atomic uint64_t commit_index;

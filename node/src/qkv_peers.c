@@ -29,9 +29,13 @@ typedef struct {
 
 struct qkv_peers_t {
     bool leader;
-    s_link_t links[QKV_MAX_FOLLOWERS]; /* leader: one per follower;
+    bool mesh;                         /* PEERS: links + router */
+    s_link_t links[QKV_MAX_FOLLOWERS]; /* leader, mesh: one per peer;
                                           follower: [0] */
     size_t count;
+    zsock_t *router;                  /* mesh: where messages come in */
+    void *router_handle;              /* its libzmq socket */
+    char ids[QKV_MAX_FOLLOWERS][128]; /* mesh: peer routing ids */
     int64_t min_delay_us, max_delay_us;
     uint64_t rng;      /* xorshift state for delays */
     zmq_msg_t sender;  /* follower: routing id answers go to */
@@ -86,6 +90,44 @@ qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
     return self;
 }
 
+qkv_peers_t *qkv_peers_new_mesh(const char *self_id, char *const *endpoints,
+                                const char *const *ids, size_t count,
+                                const char *bind, int port, size_t max_in,
+                                int64_t min_delay_us, int64_t max_delay_us,
+                                char *err, size_t err_size) {
+    qkv_peers_t *self = count <= QKV_MAX_FOLLOWERS ? s_new() : NULL;
+    if (!self) {
+        snprintf(err, err_size, "out of memory starting replication");
+        return NULL;
+    }
+    self->mesh = true;
+    self->min_delay_us = min_delay_us;
+    self->max_delay_us = max_delay_us;
+    self->router = qkv_sockopt_follower_router(bind, port, max_in);
+    if (!self->router) {
+        snprintf(err, err_size, "REPL_PORT: cannot bind tcp://%s:%d: %s", bind,
+                 port, zmq_strerror(zmq_errno()));
+        qkv_peers_destroy(&self);
+        return NULL;
+    }
+    self->router_handle = zsock_resolve(self->router);
+    for (size_t i = 0; i < count; i++) {
+        s_link_t *link = &self->links[i];
+        snprintf(self->ids[i], sizeof(self->ids[i]), "%s", ids[i]);
+        /* answers never come back on a DEALER: 256 bytes is plenty */
+        link->sock = qkv_sockopt_peer_link(endpoints[i], self_id, 256);
+        if (!link->sock) {
+            snprintf(err, err_size, "PEERS: cannot connect to %s: %s",
+                     endpoints[i], zmq_strerror(zmq_errno()));
+            qkv_peers_destroy(&self);
+            return NULL;
+        }
+        link->handle = zsock_resolve(link->sock);
+        self->count++;
+    }
+    return self;
+}
+
 qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
                                     char *err, size_t err_size) {
     qkv_peers_t *self = s_new();
@@ -122,6 +164,7 @@ void qkv_peers_destroy(qkv_peers_t **self_p) {
         qkv_ring_free(&link->held);
         zsock_destroy(&link->sock);
     }
+    zsock_destroy(&self->router);
     zmq_msg_close(&self->sender);
     zmq_msg_close(&self->last_id);
     free(self);
@@ -131,6 +174,12 @@ void qkv_peers_destroy(qkv_peers_t **self_p) {
 size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
                             size_t max) {
     size_t n = 0;
+    if (self->mesh) {
+        if (max)
+            items[n++] =
+                (zmq_pollitem_t){self->router_handle, 0, ZMQ_POLLIN, 0};
+        return n; /* nothing comes back on the DEALERs */
+    }
     for (size_t i = 0; i < self->count && n < max; i++)
         items[n++] = (zmq_pollitem_t){self->links[i].handle, 0, ZMQ_POLLIN, 0};
     return n;
@@ -141,7 +190,7 @@ size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
 
 /* Sends msg now (it is consumed either way). Returns 0 or -1. */
 static int s_send_now(qkv_peers_t *self, s_link_t *link, zmq_msg_t *msg) {
-    if (!self->leader) {
+    if (!self->leader && !self->mesh) {
         zmq_msg_t id;
         zmq_msg_init(&id);
         if (!self->have_sender || zmq_msg_copy(&id, &self->sender) != 0 ||
@@ -158,7 +207,7 @@ static int s_send_now(qkv_peers_t *self, s_link_t *link, zmq_msg_t *msg) {
 }
 
 int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
-                   size_t size, int64_t now) {
+                   size_t size, bool delayed, int64_t now) {
     if (peer >= self->count || !data)
         return -1;
     s_link_t *link = &self->links[peer];
@@ -166,7 +215,7 @@ int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
     if (zmq_msg_init_size(&msg, size) != 0)
         return -1;
     memcpy(zmq_msg_data(&msg), data, size);
-    if (self->max_delay_us == 0 && link->held.count == 0)
+    if (!delayed || (self->max_delay_us == 0 && link->held.count == 0))
         return s_send_now(self, link, &msg);
     int64_t span = self->max_delay_us - self->min_delay_us;
     int64_t release =
@@ -224,8 +273,28 @@ int qkv_router_recv(void *router, zmq_msg_t *id, zmq_msg_t *body) {
     return well_framed ? 1 : 0;
 }
 
+/* Mesh: the peer whose routing id is id, or count when none is. */
+static size_t s_peer_of(const qkv_peers_t *self, const zmq_msg_t *id) {
+    size_t len = zmq_msg_size(id);
+    const char *data = zmq_msg_data((zmq_msg_t *)id);
+    for (size_t i = 0; i < self->count; i++)
+        if (strlen(self->ids[i]) == len && memcmp(self->ids[i], data, len) == 0)
+            return i;
+    return self->count;
+}
+
 int qkv_peers_recv(qkv_peers_t *self, size_t item, size_t *peer,
                    zmq_msg_t *frame) {
+    if (self->mesh) {
+        zmq_msg_t id;
+        int rc =
+            item == 0 ? qkv_router_recv(self->router_handle, &id, frame) : -1;
+        if (rc < 0)
+            return -1;
+        *peer = s_peer_of(self, &id);
+        zmq_msg_close(&id);
+        return rc == 1 && *peer < self->count ? 1 : 0; /* a stranger: 0 */
+    }
     if (item >= self->count)
         return -1;
     s_link_t *link = &self->links[item];

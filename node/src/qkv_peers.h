@@ -3,8 +3,11 @@
 
     A leader has one DEALER per follower (peer i is FOLLOWERS' i-th); a
     follower has one ROUTER its leader connects to (peer 0 is whoever sent
-    the last message). Sends never block: a frame that cannot be queued
-    is dropped and reported, and the core probes that peer again later.
+    the last message). With PEERS (a mesh) every node has both: one ROUTER
+    where every peer's messages arrive, told apart by routing id, and one
+    DEALER per peer for everything it sends that peer. Sends never block: a
+   frame that cannot be queued is dropped and reported, and the core probes that
+   peer again later.
 
     Simulated delay (MIN/MAX_DELAY): every frame to a peer waits in that
     peer's FIFO for a delay drawn uniformly from [min, max], and never goes
@@ -17,6 +20,7 @@
 #define QKV_PEERS_H
 
 #include <czmq.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +39,17 @@ qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
 qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
                                     char *err, size_t err_size);
 
+/* With PEERS: binds the replication ROUTER on tcp://bind:port (frames
+   of at most max_in bytes, every node's messages come in there: peer i
+   is the one whose routing id is ids[i]) and connects a DEALER to each of
+   the count endpoints with self_id as routing id (every message to peer
+   i goes out there). Returns NULL with the reason in err. */
+qkv_peers_t *qkv_peers_new_mesh(const char *self_id, char *const *endpoints,
+                                const char *const *ids, size_t count,
+                                const char *bind, int port, size_t max_in,
+                                int64_t min_delay_us, int64_t max_delay_us,
+                                char *err, size_t err_size);
+
 /* Closes every socket and drops held frames; nulls *self_p; NULL-safe. */
 void qkv_peers_destroy(qkv_peers_t **self_p);
 
@@ -44,10 +59,11 @@ size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
                             size_t max);
 
 /* Queues a frame (copied) to peer; a follower's peer 0 is the last
-   sender. Returns 0, or -1 when it was dropped (absent peer, full queue,
-   no sender yet, out of memory). */
+   sender. delayed: it waits out the simulated delay (APPENDs and
+   snapshots; answers go at once). Returns 0, or -1 when it was dropped
+   (absent peer, full queue, no sender yet, out of memory). */
 int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
-                   size_t size, int64_t now);
+                   size_t size, bool delayed, int64_t now);
 
 /* Sends the held frames that are due. Returns a mask of the peers whose
    frame could not be sent (bit i: peer i), and sets *next_due to when the

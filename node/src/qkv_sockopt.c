@@ -23,18 +23,27 @@ static void s_common(zsock_t *sock, size_t max_in) {
     zsock_set_maxmsgsize(sock, (int64_t)max_in);
 }
 
-zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in) {
+static zsock_t *s_dealer(const char *endpoint, const char *id, size_t max_in) {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
         return NULL;
     s_common(sock, max_in);
-    zsock_set_identity(sock, QKV_LEADER_ROUTING_ID);
+    zsock_set_identity(sock, id);
     zsock_set_immediate(sock, 1); /* nothing queues for an absent peer */
     zsock_set_reconnect_ivl(sock, 100);
     zsock_set_reconnect_ivl_max(sock, 1000);
     if (zsock_connect(sock, "%s", endpoint) != 0)
         zsock_destroy(&sock);
     return sock;
+}
+
+zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in) {
+    return s_dealer(endpoint, QKV_LEADER_ROUTING_ID, max_in);
+}
+
+zsock_t *qkv_sockopt_peer_link(const char *endpoint, const char *self_id,
+                               size_t max_in) {
+    return s_dealer(endpoint, self_id, max_in);
 }
 
 /* A ROUTER bound on tcp://bind:port; handover lets a peer that comes

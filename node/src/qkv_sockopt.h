@@ -16,6 +16,11 @@
    takes answers of at most max_in bytes. NULL with errno set on failure. */
 zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in);
 
+/* With PEERS: a DEALER to a peer's replication ROUTER, with this node's
+   NODE_ID as routing id (the peer knows its sender by it). */
+zsock_t *qkv_sockopt_peer_link(const char *endpoint, const char *self_id,
+                               size_t max_in);
+
 /* Follower: the ROUTER its leader connects to, bound on tcp://bind:port,
    taking frames of at most max_in bytes. NULL on failure. */
 zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in);

@@ -45,7 +45,8 @@
 #define S_FRAME_BYTES 8   /* crc32c, length */
 #define S_STATE 1
 #define S_ENTRY 2
-#define S_STATE_BYTES (1 + 8 + 8)
+#define S_STATE_BYTES (1 + 8 + 8) /* the smallest: before elections */
+#define S_STATE_VOTE_BYTES (S_STATE_BYTES + 4 + 8 + 8)
 #define S_ENTRY_FIXED (1 + 8 * 5 + 1 + 4 + 4)
 /* the largest record: an entry with the largest key and value */
 #define S_RECORD_MAX ((uint32_t)S_ENTRY_FIXED + (1u << 20) + (64u << 20))
@@ -84,6 +85,8 @@ struct qkv_wal_t {
     uint64_t written;    /* last index written */
     uint64_t pos;        /* bytes written over all time */
     uint64_t state_cluster, state_term; /* last STATE record */
+    qkv_wal_vote_t state_vote;          /* ... its vote */
+    qkv_wal_vote_t vote;                /* the vote to write next */
     uint64_t durable;                   /* last index known durable (always) */
     bool failed;                        /* the last write(2) was refused */
     int64_t retry_us;                   /* when to try again */
@@ -133,14 +136,18 @@ static void s_seal(uint8_t *body, size_t body_len) {
     qkv_put_le32(frame, qkv_crc32c(0, frame + 4, 4 + body_len));
 }
 
-static int s_encode_state(qkv_buf_t *out, uint64_t cluster, uint64_t term) {
-    uint8_t *b = s_frame(out, S_STATE_BYTES);
+static int s_encode_state(qkv_buf_t *out, uint64_t cluster, uint64_t term,
+                          const qkv_wal_vote_t *v) {
+    uint8_t *b = s_frame(out, S_STATE_VOTE_BYTES);
     if (!b)
         return -1;
     b[0] = S_STATE;
     qkv_put_le64(b + 1, cluster);
     qkv_put_le64(b + 9, term);
-    s_seal(b, S_STATE_BYTES);
+    qkv_put_le32(b + 17, v->vote);
+    qkv_put_le64(b + 21, v->rejoin_term);
+    qkv_put_le64(b + 29, v->rejoin_commit);
+    s_seal(b, S_STATE_VOTE_BYTES);
     return 0;
 }
 
@@ -388,9 +395,15 @@ static int s_replay_segment(s_replay_t *r, const char *path, s_segment_t *seg,
             snprintf(bad, bs, "a record's checksum does not match");
             break;
         }
-        if (b[0] == S_STATE && len == S_STATE_BYTES) {
+        if (b[0] == S_STATE && len >= S_STATE_BYTES) {
             r->out->cluster_id = qkv_get_le64(b + 1);
             r->out->term = qkv_get_le64(b + 9);
+            memset(&r->out->vote, 0, sizeof(r->out->vote));
+            if (len >= S_STATE_VOTE_BYTES) {
+                r->out->vote.vote = qkv_get_le32(b + 17);
+                r->out->vote.rejoin_term = qkv_get_le64(b + 21);
+                r->out->vote.rejoin_commit = qkv_get_le64(b + 29);
+            }
         } else if (b[0] == S_ENTRY && len >= S_ENTRY_FIXED) {
             char why[200];
             if (s_replay_entry(r, b, len, seg, why, sizeof(why)) != 0) {
@@ -690,7 +703,8 @@ static int s_roll(qkv_wal_t *self) {
     uint8_t h[S_HEADER_BYTES];
     s_header(h);
     if (qkv_buf_append(&head, h, sizeof(h)) != 0 ||
-        s_encode_state(&head, self->state_cluster, self->state_term) != 0 ||
+        s_encode_state(&head, self->state_cluster, self->state_term,
+                       &self->state_vote) != 0 ||
         qkv_write_all(fd, head.data, head.size) != 0) {
         snprintf(self->error, sizeof(self->error), "cannot write %.200s: %s",
                  path, strerror(errno ? errno : ENOMEM));
@@ -777,6 +791,7 @@ qkv_wal_t *qkv_wal_open(const qkv_wal_options_t *opt, uint64_t after,
     self->written = self->durable = qkv_log_last_index(log);
     self->state_cluster = replay->cluster_id;
     self->state_term = replay->term;
+    self->state_vote = self->vote = replay->vote;
     self->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (self->event_fd < 0) {
         snprintf(err, es, "cannot create an eventfd: %s", strerror(errno));
@@ -828,6 +843,10 @@ void qkv_wal_close(qkv_wal_t **self_p) {
     *self_p = NULL;
 }
 
+void qkv_wal_set_vote(qkv_wal_t *self, const qkv_wal_vote_t *vote) {
+    self->vote = *vote;
+}
+
 int qkv_wal_persist_state(qkv_wal_t *self, const qkv_log_t *log,
                           uint64_t cluster_id, uint64_t term, char *err,
                           size_t es) {
@@ -868,7 +887,9 @@ static void s_refuse(qkv_wal_t *self, int64_t now, const char *what, int e) {
 int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
                   uint64_t term, int64_t now) {
     uint64_t last = qkv_log_last_index(log);
-    bool state = cluster_id != self->state_cluster || term != self->state_term;
+    bool state = cluster_id != self->state_cluster ||
+                 term != self->state_term ||
+                 memcmp(&self->vote, &self->state_vote, sizeof(self->vote));
     if (!state && self->written >= last && !self->roll)
         return 0;
     if (self->failed && now < self->retry_us)
@@ -885,7 +906,7 @@ int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
     if (from < qkv_log_first_index(log))
         from = qkv_log_first_index(log);
     uint64_t to = from - 1;
-    if (state && s_encode_state(&self->out, cluster_id, term) != 0)
+    if (state && s_encode_state(&self->out, cluster_id, term, &self->vote) != 0)
         goto oom;
     for (uint64_t i = from; i <= last; i++) {
         if (s_encode_entry(&self->out, qkv_log_get(log, i)) != 0)
@@ -924,6 +945,7 @@ int qkv_wal_write(qkv_wal_t *self, const qkv_log_t *log, uint64_t cluster_id,
         self->written = to;
     self->state_cluster = cluster_id;
     self->state_term = term;
+    self->state_vote = self->vote;
     bool always = self->opt.fsync == QKV_FSYNC_ALWAYS;
     s_batch_t *b = always ? qkv_ring_push(&self->batches) : NULL;
     if (b)

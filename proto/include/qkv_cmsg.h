@@ -67,6 +67,11 @@ typedef enum {
                                     client): refused, never applied */
     QKV_CS_INSUFFICIENT_STORAGE, /* the node cannot write its log: nothing
                                     written */
+    QKV_CS_NO_LEADER,            /* no leader known (an election is under
+                                    way): nothing written; retry later */
+    QKV_CS_LEADER_CHANGED,       /* the leader stepped down while the write
+                                    waited: outcome unknown, retry with the
+                                    same pair */
     QKV_CS_COUNT
 } qkv_cstatus_t;
 

@@ -21,10 +21,19 @@
 #define S_TEXT_(x) #x
 #define S_TEXT(x) S_TEXT_(x) /* a macro's value as a string literal */
 
-static const char *s_status_names[QKV_CS_COUNT] = {
-    "ok",        "not_found",       "not_leader",          "quorum_not_reached",
-    "not_ready", "bad_request",     "too_large",           "unavailable",
-    "conflict",  "session_expired", "insufficient_storage"};
+static const char *s_status_names[QKV_CS_COUNT] = {"ok",
+                                                   "not_found",
+                                                   "not_leader",
+                                                   "quorum_not_reached",
+                                                   "not_ready",
+                                                   "bad_request",
+                                                   "too_large",
+                                                   "unavailable",
+                                                   "conflict",
+                                                   "session_expired",
+                                                   "insufficient_storage",
+                                                   "no_leader",
+                                                   "leader_changed"};
 
 static const char *s_op_names[] = {NULL,    "put",  "get",   "delete",
                                    "reset", "dump", "health"};

@@ -630,7 +630,11 @@ static void test_concurrent_readers(void) {
         CU_ASSERT_FATAL(pthread_create(&readers[i], NULL, s_reader, &rw) == 0);
     char value[32];
     int wrong_seq = 0;
-    for (uint64_t i = 1; i <= RW_WRITES; i++) {
+    /* the writer goes on until the readers ran too: on a busy machine
+       they may not be scheduled before 20 000 writes are done */
+    for (uint64_t i = 1;
+         i <= RW_WRITES || __atomic_load_n(&rw.reads, __ATOMIC_RELAXED) < 100;
+         i++) {
         int len =
             snprintf(value, sizeof value, "seq-%llu", (unsigned long long)i);
         uint64_t seq = 0;

@@ -399,6 +399,36 @@ static void test_state_change(void) {
     wal = s_open(&opt, 0, log, &replay);
     CU_ASSERT_EQUAL(replay.cluster_id, CLUSTER + 1);
     CU_ASSERT_EQUAL(replay.term, 5);
+    CU_ASSERT_EQUAL(replay.vote.vote, 0);
+    /* a vote in the same term (elections), durable at once */
+    qkv_wal_vote_t vote = {3, 0, 4, 77};
+    qkv_wal_set_vote(wal, &vote);
+    char err[256];
+    CU_ASSERT_EQUAL(
+        qkv_wal_persist_state(wal, log, CLUSTER + 1, 5, err, sizeof(err)), 0);
+    qkv_wal_close(&wal);
+    qkv_log_destroy(&log);
+
+    log = qkv_log_new();
+    CU_ASSERT_FATAL(log != NULL);
+    wal = s_open(&opt, 0, log, &replay);
+    CU_ASSERT_EQUAL(replay.term, 5);
+    CU_ASSERT_EQUAL(replay.vote.vote, 3);
+    CU_ASSERT_EQUAL(replay.vote.rejoin_term, 4);
+    CU_ASSERT_EQUAL(replay.vote.rejoin_commit, 77);
+    /* a later term clears it */
+    vote = (qkv_wal_vote_t){0, 0, 0, 0};
+    qkv_wal_set_vote(wal, &vote);
+    CU_ASSERT_EQUAL(qkv_wal_write(wal, log, CLUSTER + 1, 6, qkv_now_us()), 0);
+    CU_ASSERT(s_wait_durable(wal, log, 4));
+    qkv_wal_close(&wal);
+    qkv_log_destroy(&log);
+    log = qkv_log_new();
+    CU_ASSERT_FATAL(log != NULL);
+    wal = s_open(&opt, 0, log, &replay);
+    CU_ASSERT_EQUAL(replay.term, 6);
+    CU_ASSERT_EQUAL(replay.vote.vote, 0);
+    CU_ASSERT_EQUAL(replay.vote.rejoin_term, 0);
     qkv_wal_close(&wal);
     qkv_log_destroy(&log);
     CU_ASSERT_EQUAL(kit_rmtree(dir), 0);
