@@ -430,7 +430,7 @@ static int s_refuse_rest(s_req_t *req, const qkv_rest_error_t *err) {
 //  with Retry-After, nothing written.
 
 static int s_no_leader(s_req_t *req) {
-    qkv_buf_append(req->aux, "Retry-After: 1\r\n", 17);
+    qkv_buf_append(req->aux, "Retry-After: 1\r\n", 16);
     s_error_begin(req, "no_leader",
                   "no leader is known: an election is under way; nothing "
                   "written, try again after retry_after_ms");

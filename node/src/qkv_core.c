@@ -944,6 +944,9 @@ static void s_elections_tick(qkv_core_t *self, int64_t now) {
         s_reset_timer(self, now);
         if (self->cfg.campaign_at_start)
             self->elect_due_us = now;
+        else if (self->empty)
+            self->elect_due_us += t; /* a new cluster: let the node asked
+                                        to lead (ROLE=leader) win */
     }
     if (now < self->elect_due_us)
         return;

@@ -195,6 +195,9 @@ typedef struct {
     bool no_leader_url;             /* followers get no --leader-url */
     const char *const *leader_args; /* more leader flags, NULL-terminated */
     const char *const *node_args;   /* flags for every node, NULL-terminated */
+    bool peers;                     /* elections: every node gets --peers (nodes
+                                       named node0 .. nodeN; node0 --role leader) */
+    int election_timeout_ms;        /* with peers; 0: 500 */
 } kit_cluster_opts_t;
 
 typedef struct {
@@ -216,6 +219,11 @@ int kit_cluster_from_env(kit_cluster_t *cluster, size_t expected);
    --replication-timeout-ms T --heartbeat-ms H) and waits until every
    node's /health answers 200. Returns 0, or -1 (everything stopped). */
 int kit_cluster_start(kit_cluster_t *cluster, const kit_cluster_opts_t *opts);
+
+/* With peers: waits until one running node leads and serves and every
+   other running node follows it (their /health say so). Returns its
+   index, or -1 after timeout_ms. */
+int kit_cluster_leader(kit_cluster_t *cluster, int timeout_ms);
 
 /* Waits until every node's /health answers 200; 0 or -1. */
 int kit_cluster_wait_healthy(kit_cluster_t *cluster, int timeout_ms);

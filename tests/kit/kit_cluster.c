@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define S_START_TIMEOUT_MS 30000
 #define S_STOP_TIMEOUT_MS 10000
@@ -95,6 +96,81 @@ static int s_setup_leader(kit_cluster_t *cluster, int port,
     return rc;
 }
 
+/* Elections: every node knows every other through --peers. */
+static int s_setup_peers(kit_cluster_t *cluster,
+                         const kit_cluster_opts_t *opts) {
+    static char peers[KIT_MAX_NODES * 128];
+    peers[0] = '\0';
+    for (size_t k = 0; k < cluster->count; k++) {
+        char name[32];
+        int http = kit_free_port(), repl = kit_free_port();
+        if (http < 0 || repl < 0)
+            return -1;
+        snprintf(name, sizeof name, "node%zu", k);
+        kit_node_init(&cluster->nodes[k], name, http, repl);
+        size_t used = strlen(peers);
+        snprintf(peers + used, sizeof peers - used,
+                 "%s%s=tcp://127.0.0.1:%d|tcp://127.0.0.1:%d|"
+                 "http://127.0.0.1:%d",
+                 k ? "," : "", name, repl, cluster->nodes[k].client_port, http);
+    }
+    char quorum[16], timeout[16], heartbeat[16], election[16];
+    snprintf(quorum, sizeof quorum, "%d",
+             opts->write_quorum >= 0 ? opts->write_quorum : 1);
+    snprintf(timeout, sizeof timeout, "%d",
+             opts->replication_timeout_ms ? opts->replication_timeout_ms
+                                          : 5000);
+    snprintf(heartbeat, sizeof heartbeat, "%d",
+             opts->heartbeat_ms ? opts->heartbeat_ms : 50);
+    snprintf(election, sizeof election, "%d",
+             opts->election_timeout_ms ? opts->election_timeout_ms : 500);
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < cluster->count; k++) {
+        kit_node_t *node = &cluster->nodes[k];
+        rc = kit_node_args(node, "--node-id", node->name, "--peers", peers,
+                           "--write-quorum", quorum, "--replication-timeout-ms",
+                           timeout, "--heartbeat-ms", heartbeat,
+                           "--election-timeout-ms", election, NULL);
+        if (rc == 0 && k == 0)
+            rc = kit_node_args(node, "--role", "leader", NULL);
+    }
+    return rc;
+}
+
+int kit_cluster_leader(kit_cluster_t *cluster, int timeout_ms) {
+    int64_t deadline = kit_now_ms() + timeout_ms;
+    do {
+        int leader = -1;
+        bool agreed = true;
+        char leader_id[128] = "";
+        for (size_t i = 0; i < cluster->count && agreed; i++) {
+            if (!cluster->external && !cluster->nodes[i].pid)
+                continue;
+            long status = 0;
+            json_t *h = kit_qkv_health(cluster->nodes[i].url, &status);
+            const char *role = json_string_value(json_object_get(h, "role"));
+            const char *id = json_string_value(json_object_get(h, "leader_id"));
+            if (!h || !role || !id || !*id) {
+                agreed = false;
+            } else if (!strcmp(role, "leader")) {
+                agreed =
+                    json_is_true(json_object_get(h, "serving")) && leader < 0;
+                leader = (int)i;
+            }
+            if (agreed && !leader_id[0])
+                snprintf(leader_id, sizeof leader_id, "%s", id);
+            else if (agreed && strcmp(leader_id, id) != 0)
+                agreed = false;
+            json_decref(h);
+        }
+        if (agreed && leader >= 0)
+            return leader;
+        struct timespec ts = {0, 20 * 1000000};
+        nanosleep(&ts, NULL);
+    } while (kit_now_ms() < deadline);
+    return -1;
+}
+
 static int s_add_threads(kit_cluster_t *cluster, int threads) {
     char text[16];
     snprintf(text, sizeof text, "%d", threads);
@@ -111,9 +187,11 @@ int kit_cluster_start(kit_cluster_t *cluster, const kit_cluster_opts_t *opts) {
     int leader_port = kit_free_port();
     cluster->count = opts->followers + 1;
     int rc = leader_port > 0 ? 0 : -1;
-    for (size_t k = 1; rc == 0 && k < cluster->count; k++)
+    if (opts->peers)
+        rc = rc ? rc : s_setup_peers(cluster, opts);
+    for (size_t k = 1; !opts->peers && rc == 0 && k < cluster->count; k++)
         rc = s_setup_follower(&cluster->nodes[k], k, leader_port, opts);
-    if (rc == 0)
+    if (rc == 0 && !opts->peers)
         rc = s_setup_leader(cluster, leader_port, opts);
     if (rc == 0)
         rc = s_add_threads(cluster, opts->http_threads);
@@ -126,6 +204,9 @@ int kit_cluster_start(kit_cluster_t *cluster, const kit_cluster_opts_t *opts) {
         rc = kit_node_start(&cluster->nodes[k % cluster->count]);
     if (rc == 0)
         rc = kit_cluster_wait_healthy(cluster, S_START_TIMEOUT_MS);
+    if (rc == 0 && opts->peers &&
+        kit_cluster_leader(cluster, S_START_TIMEOUT_MS) < 0)
+        rc = -1;
     if (rc != 0) {
         fprintf(stderr, "kit: the cluster did not start\n");
         kit_cluster_stop(cluster);
