@@ -1,16 +1,25 @@
 #!/bin/sh
-# Runs a local qkv cluster in the foreground: a leader (REST 127.0.0.1:8000,
-# zmq-native clients 7000) and five followers (REST 8001-8005, clients
-# 7001-7005, replication 9001-9005), WRITE_QUORUM=3.
+# Runs a local qkv cluster of six nodes in the foreground, with elections
+# (PEERS): node0 (REST 127.0.0.1:8000, zmq-native clients 7000,
+# replication 9000) and node1-node5 (REST 8001-8005, clients 7001-7005,
+# replication 9001-9005), WRITE_QUORUM=3. node0 leads a new cluster; when
+# the leader dies the others elect a new one, and the cluster goes on
+# while enough nodes are up for the quorum (the README's failover
+# section). A node that exits is reported and the others keep running;
+#   scripts/cluster.sh node 2       starts node2 again (foreground), with
+#                                   the same settings and its data
 # Ctrl-C stops every node. Installs missing Debian packages when run as
 # root, builds into build-release/, and passes the environment on: e.g.
 #   WRITE_QUORUM=5 MAX_DELAY_MS=200 scripts/cluster.sh
+#   STATIC=1 scripts/cluster.sh     the static form: a fixed leader
+#                                   (REST 8000) and follower1-follower5,
+#                                   no elections, stops when a node dies
 # Starting, waiting and stopping are scripts/launch.sh's, shared with perf/.
 #
 # Data: each node keeps its log and snapshots in qkv-data/NODE_ID at the
-# repository root (qkv-data/leader, qkv-data/follower1 .. follower5;
-# git-ignored). A cluster stopped with Ctrl-C and started again has every
-# key it had: the same cluster_id, the leader's term one higher.
+# repository root (qkv-data/node0 .. node5; STATIC=1: qkv-data/leader,
+# follower1 .. follower5; git-ignored). A cluster stopped with Ctrl-C and
+# started again has every key it had, under the same cluster_id.
 #   FRESH=1 scripts/cluster.sh        starts fresh: deletes qkv-data/ first
 #   DATA_DIR=none scripts/cluster.sh  memory only; qkv-data/ is left alone
 #   FSYNC=everysec scripts/cluster.sh always (default), everysec or never,
@@ -20,11 +29,38 @@ set -eu
 cd "$(dirname "$0")/.."
 . scripts/launch.sh
 
-if [ $# -gt 0 ]; then
-    echo "usage: [FRESH=1] [DATA_DIR=none] [SETTING=VALUE ...]" \
-        "scripts/cluster.sh (no arguments; see its header)" >&2
+usage() {
+    echo "usage: [FRESH=1] [STATIC=1] [DATA_DIR=none] [SETTING=VALUE ...]" \
+        "scripts/cluster.sh [node I] (see its header)" >&2
     exit 2
-fi
+}
+ONE=""
+case $# in
+0) ;;
+2)
+    [ "$1" = node ] || usage
+    case $2 in
+    [0-5]) ONE=$2 ;;
+    *) usage ;;
+    esac
+    ;;
+*) usage ;;
+esac
+case ${STATIC:-0} in
+0) QKV_ELECTIONS=1 ;;
+1) QKV_ELECTIONS=0 ;;
+*)
+    echo "qkv: STATIC=$STATIC: 1 runs a fixed leader without elections," \
+        "0 (default) elections" >&2
+    exit 2
+    ;;
+esac
+export QKV_ELECTIONS
+[ -z "$ONE" ] || [ "$QKV_ELECTIONS" = 1 ] || {
+    echo "qkv: node I restarts one node of the default (elections)" \
+        "cluster; with STATIC=1 restart the whole cluster" >&2
+    exit 2
+}
 DATA_ROOT=$(pwd)/qkv-data
 case ${DATA_DIR:-} in
 "") ;;
@@ -43,6 +79,10 @@ case ${FRESH:-0} in
     ;;
 esac
 
+if [ "${FRESH:-0}" = 1 ] && [ -n "$ONE" ]; then
+    echo "qkv: FRESH=1 deletes every node's data; not with node I" >&2
+    exit 2
+fi
 if [ "${FRESH:-0}" = 1 ] && [ -d qkv-data ]; then
     # Not from under a cluster that still runs: its nodes hold their LOCKs.
     for lock in qkv-data/*/LOCK; do
@@ -71,6 +111,16 @@ LEADER_PORT=8000
 # qkv_launch passes no quorum, delay or timeout flag here.
 export WRITE_QUORUM="${WRITE_QUORUM:-3}"
 
+if [ -n "$ONE" ]; then
+    # one node again, in the foreground, as qkv_launch started it
+    data=$DATA_ROOT
+    [ "$data" = none ] || data="$DATA_ROOT/node$ONE"
+    echo "qkv: node$ONE again: http://$HOST:$((LEADER_PORT + ONE))" \
+        "(tcp://$HOST:$((7000 + ONE))); Ctrl-C stops it" >&2
+    exec "$BIN" --data-dir "$data" --node-id "node$ONE" --bind "$HOST" \
+        --peers "$(qkv_peers "$HOST" "$LEADER_PORT" 7000 9000 5)"
+fi
+
 stop() {
     trap - INT TERM EXIT
     qkv_stop
@@ -93,18 +143,43 @@ fi
 [ $wait_rc -ne 2 ] || exit 1
 [ $wait_rc -eq 0 ] || echo "qkv: not ready yet; running anyway" >&2
 
-echo "qkv: leader http://$HOST:$LEADER_PORT (tcp://$HOST:7000), followers" \
-    "http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5)) (7001-7005)," \
-    "WRITE_QUORUM=$WRITE_QUORUM; client: build-release/client/qkv;" \
-    "Ctrl-C stops" >&2
+if [ "$QKV_ELECTIONS" = 1 ]; then
+    echo "qkv: node0-node5 http://$HOST:$LEADER_PORT-$((LEADER_PORT + 5))" \
+        "(tcp://$HOST:7000-7005), leader now: $(qkv_find_leader)," \
+        "WRITE_QUORUM=$WRITE_QUORUM; client: build-release/client/qkv;" \
+        "Ctrl-C stops" >&2
+else
+    echo "qkv: leader http://$HOST:$LEADER_PORT (tcp://$HOST:7000)," \
+        "followers http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5))" \
+        "(7001-7005), WRITE_QUORUM=$WRITE_QUORUM;" \
+        "client: build-release/client/qkv; Ctrl-C stops" >&2
+fi
 if [ "$DATA_ROOT" = none ]; then
     echo "qkv: data in memory only (DATA_DIR=none)" >&2
 else
     echo "qkv: data in $DATA_ROOT/NODE_ID (FSYNC=${FSYNC:-always});" \
         "FRESH=1 scripts/cluster.sh starts fresh" >&2
 fi
-# Any node exiting stops the cluster, so a failure is never half-hidden.
-while qkv_alive; do
+if [ "$QKV_ELECTIONS" != 1 ]; then
+    # Static: any node exiting stops the cluster, so a failure is never
+    # half-hidden.
+    while qkv_alive; do
+        sleep 1
+    done
+    exit 1
+fi
+# Elections: a node that exits is said once; the others go on.
+gone=""
+while :; do
+    for node in $QKV_NODES; do
+        name=${node%%:*}
+        case " $gone " in *" $name "*) continue ;; esac
+        if ! kill -0 "${node#*:}" 2>/dev/null; then
+            gone="$gone $name"
+            echo "qkv: $name exited; the others go on (an election" \
+                "follows if it led: see /health on any node);" \
+                "scripts/cluster.sh node ${name#node} starts it again" >&2
+        fi
+    done
     sleep 1
 done
-exit 1

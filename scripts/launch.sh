@@ -26,9 +26,20 @@
 #       ./qkv-data/NODE_ID under the working directory.
 #       Sets QKV_PIDS (followers first, the leader last) and QKV_NODES
 #       (NAME:PID ...).
+#       With QKV_ELECTIONS=1 in the environment the same ports make N + 1
+#       peers instead (PEERS: elections): node0 (REST, CLIENTS, REPL)
+#       and nodeI (REST+I, CLIENTS+I, REPL+I); every node gets --peers,
+#       the quorum, delay and timeout flags; node0 gets --role leader (it
+#       leads a new cluster) and starts last; data in DATA_ROOT/nodeI.
+#   qkv_peers HOST REST CLIENTS REPL N
+#       Prints that PEERS list.
+#   qkv_launch_peer I
+#       Starts nodeI again as qkv_launch did (after it exited), in the
+#       background; QKV_NODES gets it again.
 #   qkv_wait [SECONDS (10)]
 #       Waits until every node answers /health and the leader's /health
-#       shows every follower "connected":true. Says what is missing on
+#       shows every follower "connected":true (with elections: whichever
+#       node's /health says it leads). Says what is missing on
 #       stderr and returns 1 on a timeout, 2 when a node exits meanwhile.
 #   qkv_alive
 #       Returns 0 if every node is running; otherwise names the first that
@@ -65,6 +76,17 @@ qkv_launch() {
     if [ -n "$qkv_logs" ] && ! mkdir -p "$qkv_logs"; then
         return 2
     fi
+    if [ "${QKV_ELECTIONS:-0}" = 1 ]; then
+        QKV_PEERS=$(qkv_peers "$qkv_host" "$qkv_rest" "$qkv_clients" \
+            "$qkv_repl" "$qkv_n")
+        qkv_i=1
+        while [ "$qkv_i" -le "$qkv_n" ]; do
+            qkv_launch_peer "$qkv_i"
+            qkv_i=$((qkv_i + 1))
+        done
+        qkv_launch_peer 0
+        return 0
+    fi
     qkv_followers=""
     qkv_i=1
     while [ "$qkv_i" -le "$qkv_n" ]; do
@@ -83,6 +105,31 @@ qkv_launch() {
         --port "$qkv_rest" --client-port "$qkv_clients" \
         --followers "$qkv_followers" $qkv_lflags $qkv_extra
     return 0
+}
+
+qkv_peers() {
+    qkv_p=""
+    qkv_j=0
+    while [ "$qkv_j" -le "$5" ]; do
+        qkv_p="${qkv_p:+$qkv_p,}node$qkv_j=tcp://$1:$(($4 + qkv_j))"
+        qkv_p="$qkv_p|tcp://$1:$(($3 + qkv_j))|http://$1:$(($2 + qkv_j))"
+        qkv_j=$((qkv_j + 1))
+    done
+    echo "$qkv_p"
+}
+
+qkv_launch_peer() {
+    # started again: its old entry (a process that exited) goes
+    qkv_kept=""
+    for qkv_node in $QKV_NODES; do
+        [ "${qkv_node%%:*}" = "node$1" ] || qkv_kept="${qkv_kept:+$qkv_kept }$qkv_node"
+    done
+    QKV_NODES=$qkv_kept
+    qkv_role=""
+    [ "$1" != 0 ] || qkv_role="--role leader"
+    # shellcheck disable=SC2086 # flags: split on purpose
+    qkv_launch_one "node$1" --node-id "node$1" --bind "$qkv_host" \
+        --peers "$QKV_PEERS" $qkv_role $qkv_lflags $qkv_extra
 }
 
 # qkv_launch_one NAME ARGS...: one node in the background (internal).
@@ -113,10 +160,25 @@ qkv_alive() {
     return 0
 }
 
+# The base URL of the node whose /health says it leads (internal);
+# empty when none does.
+qkv_find_leader() {
+    qkv_j=0
+    while [ "$qkv_j" -le "$qkv_n" ]; do
+        if curl -s -m 1 "http://$qkv_host:$((qkv_rest + qkv_j))/health" |
+            grep -q '"role":"leader"'; then
+            echo "http://$qkv_host:$((qkv_rest + qkv_j))"
+            return 0
+        fi
+        qkv_j=$((qkv_j + 1))
+    done
+}
+
 qkv_wait() {
     qkv_deadline=$(($(date +%s) + ${1:-10}))
     qkv_leader="http://$qkv_host:$qkv_rest"
     while :; do
+        [ "${QKV_ELECTIONS:-0}" != 1 ] || qkv_leader=$(qkv_find_leader)
         qkv_alive || return 2
         qkv_missing=""
         qkv_i=0
@@ -127,7 +189,7 @@ qkv_wait() {
             qkv_i=$((qkv_i + 1))
         done
         qkv_connected=0
-        if [ -z "$qkv_missing" ]; then
+        if [ -z "$qkv_missing" ] && [ -n "$qkv_leader" ]; then
             qkv_connected=$(curl -s -m 1 "$qkv_leader/health" |
                 grep -o '"connected":true' | wc -l)
             [ "$qkv_connected" -lt "$qkv_n" ] || return 0
@@ -136,6 +198,8 @@ qkv_wait() {
             if [ -n "$qkv_missing" ]; then
                 echo "qkv: no answer on /health from port(s)$qkv_missing" \
                     "of $qkv_host after ${1:-10} s" >&2
+            elif [ -z "$qkv_leader" ]; then
+                echo "qkv: no node leads after ${1:-10} s" >&2
             else
                 echo "qkv: $qkv_connected of $qkv_n followers connected to" \
                     "$qkv_leader after ${1:-10} s" >&2
