@@ -166,6 +166,15 @@ static void s_on_append(s_actor_t *self, size_t peer, const qkv_msg_t *m,
 static void s_on_peer_frame(s_actor_t *self, size_t peer, const qkv_msg_t *m,
                             int64_t now) {
     int rc = 0;
+    if (m->cluster_hash && m->cluster_hash != self->cfg->cluster_hash) {
+        snprintf(self->link_error, sizeof(self->link_error),
+                 "node %s runs with other PEERS, WRITE_QUORUM or FSYNC than "
+                 "this node (all must be the same): its messages are "
+                 "refused",
+                 qkv_config_peer(self->cfg, peer)->id);
+        s_count(&self->node->malformed, 1);
+        return;
+    }
     switch (m->type) {
     case QKV_MSG_APPEND:
         s_on_append(self, peer, m, now);
@@ -581,7 +590,8 @@ static const void *s_append_frame(s_actor_t *self, const qkv_core_msg_t *m,
                               self->leader_endpoint,
                               strlen(self->leader_endpoint),
                               (uint8_t)self->cfg->fsync,
-                              m->sent_us};
+                              m->sent_us,
+                              self->cfg->cluster_hash};
     uint64_t entries = m->last >= m->first ? m->last - m->first + 1 : 0;
     qkv_encoder_append_begin(c->encoder, &head, (size_t)entries);
     for (uint64_t k = m->first; k <= m->last; k++)
@@ -606,8 +616,9 @@ static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
             entries = m->last >= m->first ? m->last - m->first + 1 : 0;
             data = s_append_frame(self, m, &size);
         } else if (m->type == QKV_MSG_VOTE || m->type == QKV_MSG_VOTE_ACK) {
-            qkv_vote_t v = {m->type,       m->cluster_id, m->term,   m->pre,
-                            m->last_index, m->last_term,  m->granted};
+            qkv_vote_t v = {m->type,    m->cluster_id,          m->term,
+                            m->pre,     m->last_index,          m->last_term,
+                            m->granted, self->cfg->cluster_hash};
             qkv_encoder_vote(self->encoder, &v);
             data = qkv_encoder_data(self->encoder, &size);
             if (m->type == QKV_MSG_VOTE_ACK && m->granted && !m->pre)

@@ -4,7 +4,8 @@
     ZeroMQ frame (proto/PROTOCOL.md is the reference):
 
       APPEND  [1, version, cluster_id, term, prev_index, prev_term,
-               commit_index, leader, entries, fsync, sent_us, ...]
+               commit_index, leader, entries, fsync, sent_us,
+               cluster_hash, ...]
               entries = [[term, op, key, value, client_id, client_seq,
                           time_ms, ...], ...]; entry i has index
               prev_index + 1 + i. No entries = HEARTBEAT.
@@ -16,9 +17,10 @@
               (in order; offset 0 starts it over), then the log after
               snap_index.
       VOTE    [4, version, cluster_id, term, pre, last_index, last_term,
-               ...]: a candidate asks for a vote in term (pre: would the
-              peer vote, without either raising its term)
-      VOTE_ACK [5, version, cluster_id, term, pre, granted, ...]
+               cluster_hash, ...]: a candidate asks for a vote in term
+              (pre: would the peer vote, without either raising its term)
+      VOTE_ACK [5, version, cluster_id, term, pre, granted, cluster_hash,
+               ...]
 
 
     Growing without a flag day: a message or entry may carry more elements
@@ -89,7 +91,9 @@ typedef struct {
     const qkv_entry_view_t *entries; /* owned by the decoder */
     bool has_fsync;                  /* the leader said its FSYNC policy */
     uint8_t fsync;                   /* 0 always, 1 everysec, 2 never */
-    int64_t sent_us; /* the leader's clock as it sent (echoed); 0 none */
+    int64_t sent_us;       /* the leader's clock as it sent (echoed); 0 none */
+    uint64_t cluster_hash; /* APPEND, VOTE, VOTE_ACK: the sender's hash of
+                              PEERS, WRITE_QUORUM and FSYNC; 0 none */
     /* ACK */
     bool ok;             /* the APPEND matched the follower's log */
     uint64_t index;      /* ok: end of the prefix it verified (and holds as
@@ -132,6 +136,7 @@ typedef struct {
     size_t leader_len;
     uint8_t fsync;   /* the FSYNC policy every node must share (0..2) */
     int64_t sent_us; /* the leader's clock (echoed in ACKs for its lease) */
+    uint64_t cluster_hash; /* PEERS: of PEERS, WRITE_QUORUM, FSYNC; 0 none */
 } qkv_append_head_t;
 
 /* Starts an APPEND that will carry exactly entry_count entries, each added
@@ -164,7 +169,8 @@ typedef struct {
     bool pre;            /* a pre-vote */
     uint64_t last_index; /* VOTE: the candidate's last entry */
     uint64_t last_term;
-    bool granted; /* VOTE_ACK */
+    bool granted;          /* VOTE_ACK */
+    uint64_t cluster_hash; /* of PEERS, WRITE_QUORUM and FSYNC */
 } qkv_vote_t;
 
 /* Encodes a VOTE or VOTE_ACK, discarding whatever the encoder held. */

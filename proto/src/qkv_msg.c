@@ -56,6 +56,7 @@ static void s_append_trailer(qkv_encoder_t *self) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_check(self, msgpack_pack_uint8(pk, self->trailer));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, self->sent_us));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, self->cluster_hash));
 }
 
 void qkv_encoder_append_begin(qkv_encoder_t *self,
@@ -63,7 +64,7 @@ void qkv_encoder_append_begin(qkv_encoder_t *self,
                               size_t entry_count) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
-    qkv_encoder_check(self, msgpack_pack_array(pk, 11));
+    qkv_encoder_check(self, msgpack_pack_array(pk, 12));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_APPEND));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
     qkv_encoder_check(self, msgpack_pack_uint64(pk, head->cluster_id));
@@ -78,6 +79,7 @@ void qkv_encoder_append_begin(qkv_encoder_t *self,
     self->entries_left = entry_count;
     self->trailer = head->fsync;
     self->sent_us = head->sent_us > 0 ? (uint64_t)head->sent_us : 0;
+    self->cluster_hash = head->cluster_hash;
     if (entry_count == 0)
         s_append_trailer(self);
 }
@@ -138,7 +140,7 @@ void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *v) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
     bool ack = v->type == QKV_MSG_VOTE_ACK;
-    qkv_encoder_check(self, msgpack_pack_array(pk, ack ? 6 : 7));
+    qkv_encoder_check(self, msgpack_pack_array(pk, ack ? 7 : 8));
     qkv_encoder_check(
         self, msgpack_pack_uint8(pk, ack ? QKV_MSG_VOTE_ACK : QKV_MSG_VOTE));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
@@ -153,6 +155,7 @@ void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *v) {
         qkv_encoder_check(self, msgpack_pack_uint64(pk, v->last_index));
         qkv_encoder_check(self, msgpack_pack_uint64(pk, v->last_term));
     }
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, v->cluster_hash));
 }
 
 const void *qkv_encoder_data(const qkv_encoder_t *self, size_t *size) {
@@ -419,6 +422,8 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f,
     }
     if (count >= 11 && !s_clock(&f[10], &msg->sent_us))
         return QKV_MALFORMED;
+    if (count >= 12 && !s_uint(&f[11], &msg->cluster_hash))
+        return QKV_MALFORMED;
     return 0;
 }
 
@@ -448,21 +453,26 @@ static int s_ack(qkv_decoder_t *self, const msgpack_object *f, size_t count) {
     return 0;
 }
 
-/* f has at least 6 elements (VOTE_ACK) or 7 (VOTE). */
-static int s_vote(qkv_decoder_t *self, const msgpack_object *f) {
+/* f has at least 6 elements (VOTE_ACK) or 7 (VOTE); the settings hash
+   follows, optional. */
+static int s_vote(qkv_decoder_t *self, const msgpack_object *f, size_t count) {
     qkv_msg_t *msg = &self->msg;
     if (f[4].type != MSGPACK_OBJECT_BOOLEAN)
         return QKV_MALFORMED;
     msg->pre = f[4].via.boolean;
+    size_t hash_at = 6;
     if (msg->type == QKV_MSG_VOTE_ACK) {
         if (f[5].type != MSGPACK_OBJECT_BOOLEAN)
             return QKV_MALFORMED;
         msg->granted = f[5].via.boolean;
-        return 0;
+    } else {
+        if (!s_uint(&f[5], &msg->last_index) || !s_uint(&f[6], &msg->last_term))
+            return QKV_MALFORMED;
+        hash_at = 7;
     }
-    return s_uint(&f[5], &msg->last_index) && s_uint(&f[6], &msg->last_term)
-               ? 0
-               : QKV_MALFORMED;
+    if (count > hash_at && !s_uint(&f[hash_at], &msg->cluster_hash))
+        return QKV_MALFORMED;
+    return 0;
 }
 
 int qkv_decoder_unpack(qkv_decoder_t *self, const void *data, size_t size,
@@ -529,9 +539,9 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
         else if (type == QKV_MSG_ACK && count >= 8)
             rc = s_ack(self, f, count);
         else if (type == QKV_MSG_VOTE && count >= 7)
-            rc = s_vote(self, f);
+            rc = s_vote(self, f, count);
         else if (type == QKV_MSG_VOTE_ACK && count >= 6)
-            rc = s_vote(self, f);
+            rc = s_vote(self, f, count);
         else if (type == QKV_MSG_SNAPSHOT && count >= 9)
             rc = s_snapshot(self, f);
     }

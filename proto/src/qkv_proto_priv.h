@@ -16,6 +16,7 @@ struct qkv_encoder_t {
     size_t entries_left;    /* APPEND: entries still to add */
     uint8_t trailer;        /* APPEND: the FSYNC policy, packed after them */
     uint64_t sent_us;       /* APPEND: the leader's clock, packed after it */
+    uint64_t cluster_hash;  /* APPEND: and the sender's settings hash */
 };
 
 /* Growable arrays a decoder reuses for the client codec's views. */

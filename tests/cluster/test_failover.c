@@ -249,10 +249,49 @@ static void test_no_election_without_quorum(void) {
     CU_ASSERT_EQUAL(kit_cluster_stop(&c), 0);
 }
 
+typedef struct {
+    const char *url;
+} s_error_arg_t;
+
+static bool s_says_mismatch(void *arg) {
+    long status = 0;
+    json_t *h = kit_qkv_health(((s_error_arg_t *)arg)->url, &status);
+    const char *error = kit_json_str(h, "error");
+    bool says = error && strstr(error, "WRITE_QUORUM");
+    json_decref(h);
+    return says;
+}
+
+static void test_mismatched_settings_refused(void) {
+    /* a node started with another WRITE_QUORUM than the others refuses
+       their messages and says why; the others go on without it */
+    kit_cluster_t c;
+    kit_cluster_opts_t opts = {
+        .followers = 2, .write_quorum = 1, .peers = true};
+    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
+    int leader = kit_cluster_leader(&c, NEW_LEADER_MS);
+    CU_ASSERT_FATAL(leader >= 0);
+    size_t odd = ((size_t)leader + 1) % c.count;
+    CU_ASSERT_EQUAL(kit_node_stop(&c.nodes[odd], 5000), 0);
+    CU_ASSERT_FATAL(kit_node_args(&c.nodes[odd], "--write-quorum", "2", NULL) ==
+                    0);
+    CU_ASSERT_FATAL(kit_cluster_restart(&c, odd, 30000) == 0);
+    s_error_arg_t arg = {c.nodes[odd].url};
+    CU_ASSERT(kit_poll_until(5000, s_says_mismatch, &arg));
+    long status = 0;
+    json_t *r =
+        kit_qkv_write(c.nodes[leader].url, "/put", "k", "v", &status, NULL);
+    CU_ASSERT_EQUAL(status, 200);
+    json_decref(r);
+    CU_ASSERT(!kit_qkv_wait_holds(c.nodes[odd].url, "k", "v", 0, 500));
+    CU_ASSERT_EQUAL(kit_cluster_stop(&c), 0);
+}
+
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
         KIT_TEST(test_kill_leader_under_load), KIT_TEST(test_paused_leader),
-        KIT_TEST(test_no_election_without_quorum), KIT_TESTS_END};
+        KIT_TEST(test_no_election_without_quorum),
+        KIT_TEST(test_mismatched_settings_refused), KIT_TESTS_END};
     return kit_add_suite("failover", NULL, NULL, tests) ? 0 : -1;
 }
 

@@ -326,7 +326,8 @@ static void test_roundtrip_ack(void) {
 static void test_roundtrip_vote(void) {
     for (int type = QKV_MSG_VOTE; type <= QKV_MSG_VOTE_ACK; type++)
         for (int pre = 0; pre < 2; pre++) {
-            qkv_vote_t v = {type, UINT64_MAX, 7, pre, 123456789, 6, !pre};
+            qkv_vote_t v = {type,      UINT64_MAX, 7,    pre,
+                            123456789, 6,          !pre, 0xabcdef0123ULL};
             qkv_encoder_vote(s_enc, &v);
             size_t size;
             uint8_t *frame = s_copy_frame(&size);
@@ -337,6 +338,7 @@ static void test_roundtrip_vote(void) {
             CU_ASSERT(d.msg->cluster_id == UINT64_MAX);
             CU_ASSERT(d.msg->term == 7);
             CU_ASSERT(d.msg->pre == (bool)pre);
+            CU_ASSERT(d.msg->cluster_hash == 0xabcdef0123ULL);
             if (type == QKV_MSG_VOTE) {
                 CU_ASSERT(d.msg->last_index == 123456789);
                 CU_ASSERT(d.msg->last_term == 6);
@@ -353,7 +355,7 @@ static void test_roundtrip_vote(void) {
 /* The leader's clock in an APPEND and its echo in an ACK go through;
    a clock above INT64_MAX is malformed. */
 static void test_roundtrip_clocks(void) {
-    qkv_append_head_t head = {1, 1, 0, 0, 0, NULL, 0, 2, INT64_MAX};
+    qkv_append_head_t head = {1, 1, 0, 0, 0, NULL, 0, 2, INT64_MAX, 0};
     qkv_encoder_append_begin(s_enc, &head, 0);
     size_t size;
     uint8_t *frame = s_copy_frame(&size);
@@ -362,11 +364,12 @@ static void test_roundtrip_clocks(void) {
     CU_ASSERT_EQUAL_FATAL(d.rc, 0);
     CU_ASSERT(d.msg->sent_us == INT64_MAX);
     CU_ASSERT(d.msg->has_fsync && d.msg->fsync == 2);
+    CU_ASSERT(d.msg->cluster_hash == 0);
     dec_free(&d);
-    /* the same frame with the clock as uint64 2^63 */
-    CU_ASSERT_FATAL(frame[size - 9] == 0xcf);
-    frame[size - 8] = 0x80;
-    memset(frame + size - 7, 0, 7);
+    /* the same frame with the clock as uint64 2^63 (the hash, 0, last) */
+    CU_ASSERT_FATAL(frame[size - 10] == 0xcf && frame[size - 1] == 0);
+    frame[size - 9] = 0x80;
+    memset(frame + size - 8, 0, 7);
     dec_run(&d, s_dec, frame, size);
     CU_ASSERT_EQUAL(d.rc, QKV_MALFORMED);
     dec_free(&d);
@@ -580,10 +583,10 @@ static void test_documented_example(void) {
     qkv_encoder_add_entry(s_enc, e);
     free(e);
     static const uint8_t append[] = {
-        0x9b, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
+        0x9c, 0x01, 0x01, 0xcf, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
         0x77, 0x88, 0x01, 0x00, 0x00, 0x00, 0xa0, 0x91, 0x97, 0x01,
         0x01, 0xa1, 0x6b, 0xa1, 0x76, 0x05, 0x01, 0xcf, 0x00, 0x00,
-        0x01, 0x93, 0x96, 0xb0, 0xf6, 0x00, 0x00, 0x00};
+        0x01, 0x93, 0x96, 0xb0, 0xf6, 0x00, 0x00, 0x00, 0x00};
     size_t size;
     const void *data = qkv_encoder_data(s_enc, &size);
     CU_ASSERT_EQUAL_FATAL(size, sizeof append);
@@ -771,7 +774,6 @@ typedef struct {
     parts_t vote;      /* a VOTE: cluster 1, term 3, pre, last (9, 2) */
     parts_t vote_ack;  /* a VOTE_ACK: cluster 1, term 3, pre, granted */
 } refs_t;
-
 
 static void refs_make(refs_t *r) {
     spec_t s = {QKV_OP_PUT, 5, "kk", 2, "vv", 2};
@@ -1105,12 +1107,10 @@ static void test_wrong_field_types(void) {
 static void check_lengths(const refs_t *r, const parts_t *p, bool entry,
                           const char *what) {
     parts_t shorter = *p, longer = *p, empty = *p;
-    /* one element short of what is required (an APPEND's FSYNC and clock
-       are optional: the entries are its last required element; so is an
-       ACK's echoed clock) */
-    shorter.count = p == &r->append ? r->entries_at
-                    : p == &r->ack  ? p->count - 2
-                                    : p->count - 1;
+    /* one element short of what is required (an APPEND's FSYNC, clock and
+       hash are optional: the entries are its last required element; so
+       are an ACK's echoed clock and a VOTE's or VOTE_ACK's hash) */
+    shorter.count = p == &r->append ? r->entries_at : p->count - 2;
     parts_set(&longer, longer.count++, "\x00", 1);
     parts_set(&longer, longer.count++, "\xa5later", 6);
     empty.count = 0;
