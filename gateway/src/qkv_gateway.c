@@ -1020,6 +1020,17 @@ static void s_metric_durability(qkv_buf_t *out, const qkv_metrics_t *m,
     s_metric(out, "qkv_snapshots_installed_total", "counter",
              "Follower: snapshots received from the leader and installed.",
              m->snapshots_installed);
+    s_metric(out, "qkv_term", "gauge",
+             "The highest term this node has seen (leaderships).", m->term);
+    s_metric(out, "qkv_elections_won_total", "counter",
+             "PEERS: times this node became leader.", m->elections_won);
+    s_metric(out, "qkv_step_downs_total", "counter",
+             "PEERS: times this node stopped leading (a higher term, or it "
+             "no longer heard a quorum).",
+             m->step_downs);
+    s_metric(out, "qkv_votes_granted_total", "counter",
+             "PEERS: votes this node gave (pre-votes not counted).",
+             m->votes_granted);
 }
 
 //  Appends a label value escaped as the text format wants.

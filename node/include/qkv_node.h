@@ -197,6 +197,10 @@ typedef struct {
     uint64_t snapshot_bytes;      /* size of the newest */
     uint64_t snapshots_sent;      /* leader: snapshots sent to followers */
     uint64_t snapshots_installed; /* follower: snapshots received */
+    uint64_t term;                /* PEERS: elections */
+    uint64_t elections_won;       /* times this node became leader */
+    uint64_t step_downs;          /* times it stopped leading */
+    uint64_t votes_granted;       /* votes it gave (not pre-votes) */
     uint64_t client_disconnects;  /* zmq-native client connections that
                                      ended (a client leaving, or ZeroMQ
                                      dropping a frame over the limit) */

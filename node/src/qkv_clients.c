@@ -453,6 +453,14 @@ static void s_answer_read(qkv_clients_t *self, uint32_t peer,
         s_answer_health(self, peer, r->id);
         return;
     }
+    /* the store changes only on this thread (the actor's): a lease that
+       holds now holds for the read that follows at once */
+    const char *late =
+        r->op == QKV_COP_GET ? qkv_node_read_confirm(self->node) : NULL;
+    if (late) {
+        s_put_error(self, peer, r->id, QKV_CS_NOT_READY, late);
+        return;
+    }
     qkv_cres_t res;
     memset(&res, 0, sizeof(res));
     res.id = r->id;

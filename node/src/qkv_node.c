@@ -384,6 +384,10 @@ void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     m->snapshot_bytes = atomic_load(&self->snapshot_bytes);
     m->snapshots_sent = atomic_load(&self->snapshots_sent);
     m->snapshots_installed = atomic_load(&self->snapshots_installed);
+    m->term = atomic_load(&self->term);
+    m->elections_won = atomic_load(&self->elections_won);
+    m->step_downs = atomic_load(&self->step_downs);
+    m->votes_granted = atomic_load(&self->votes_granted);
     for (int p = 0; p < QKV_PROTO_COUNT; p++) {
         qkv_proto_counters_t *c = &self->by_proto[p];
         qkv_proto_metrics_t *o = &m->by_proto[p];
