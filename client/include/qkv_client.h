@@ -188,6 +188,9 @@ typedef struct {
     uint64_t failovers;       /* moves because the node fell silent */
     uint64_t malformed;       /* answer frames dropped as malformed */
     uint64_t timeouts;        /* requests completed with QKV_ETIMEOUT */
+    uint64_t retried;         /* writes sent again, same pair, after
+                                 no_leader, leader_changed or
+                                 quorum_not_reached */
     uint64_t peak_in_flight;  /* most requests sent and unanswered at once */
 } qkv_client_stats_t;
 

@@ -55,7 +55,7 @@ static const char *s_main_usage =
     "  health             print the node's health\n"
     "  check ENDPOINT...  compare every follower's entries with the "
     "leader's\n"
-    "                     (leader first)\n"
+    "                     (the node whose health says it leads)\n"
     "\n"
     "Options (before or after the command):\n"
     "  -e, --endpoint E   node to talk to, tcp://HOST:PORT; a "
@@ -112,10 +112,12 @@ static const s_help_t s_helps[] = {
      "does not say) and, on the leader, its followers; --json prints the\n"
      "same as one object.\n"},
     {"check",
-     "Usage: qkv [OPTIONS] check [--wait-ms MS] LEADER FOLLOWER...\n"
+     "Usage: qkv [OPTIONS] check [--wait-ms MS] ENDPOINT ENDPOINT...\n"
      "\n"
-     "Dumps the leader and every follower (tcp://HOST:PORT each) and\n"
-     "compares each follower's entries (value and seq) with the leader's.\n"
+     "Finds the leader among the endpoints (tcp://HOST:PORT each: the\n"
+     "first whose health says it leads; none does: the first), dumps it\n"
+     "and every other node, and compares each one's entries (value and\n"
+     "seq) with the leader's.\n"
      "Each follower is first given up to --wait-ms (default 5000) to apply\n"
      "the leader's commit index; one that does not is compared as it is.\n"
      "Prints per follower:\n"
@@ -698,12 +700,37 @@ static void s_check_one(const s_opts_t *opts, const s_snapshot_t *leader,
     qkv_client_destroy(&client);
 }
 
+/* The first of the endpoints whose health says it leads (with elections
+   it may be any of them), or 0 when none does. */
+static int s_find_leader(const s_opts_t *opts) {
+    for (int i = 0; i < opts->argc; i++) {
+        qkv_client_options_t o = {.timeout_ms = opts->timeout_ms,
+                                  .retry_ms = -1};
+        char err[256];
+        qkv_client_t *c = qkv_client_new(opts->args[i], &o, err, sizeof err);
+        qkv_health_t h;
+        bool leads = c && qkv_health(c, &h) == 0 && !strcmp(h.role, "leader");
+        if (c && leads)
+            qkv_health_clear(&h);
+        qkv_client_destroy(&c);
+        if (leads)
+            return i;
+    }
+    return 0;
+}
+
 static int s_cmd_check(const s_opts_t *opts) {
     if (opts->argc < 2)
         return s_usage_error("check",
                              "check takes the leader's endpoint and at least "
                              "one follower's%s",
                              "");
+    int first = s_find_leader(opts);
+    if (first) { /* the leader first, the others after it */
+        char *leader_arg = opts->args[first];
+        memmove(opts->args + 1, opts->args, (size_t)first * sizeof(char *));
+        opts->args[0] = leader_arg;
+    }
     const char *leader_ep = opts->args[0];
     qkv_client_t *client = s_connect(opts, leader_ep, opts->timeout_ms);
     if (!client)

@@ -23,9 +23,15 @@
     retry_ms more pass without any answer the node is taken for gone, the
     handle connects to the next endpoint and every outstanding request is
     queued again there. Writes carry client_id and client_seq, so sending
-    one twice never applies it twice. A dump chunk that continues from a
-    cursor is the exception: the cursor means something only on the node
-    that handed it out, so a switch to another endpoint fails it with
+    one twice never applies it twice. That is also how a write answered
+    no_leader (an election is under way), leader_changed or
+    quorum_not_reached (outcome unknown) is retried: the same request,
+    after a pause of 50 ms doubling to 800 ms, while its deadline allows;
+    the node it goes to redirects it to the new leader, where the pair
+    tells whether it was written. At the deadline such a write completes
+    with the last of those answers rather than QKV_ETIMEOUT. A dump chunk that
+   continues from a cursor is the exception: the cursor means something only on
+   the node that handed it out, so a switch to another endpoint fails it with
     QKV_EBADREQ instead of sending it there.
 */
 #include "qkv_client.h"
@@ -114,6 +120,9 @@ typedef struct {
     uint64_t sent_gen;   /* connection it was last sent on */
     int64_t sent_us;     /* when it was last sent */
     int64_t deadline_us; /* completes with QKV_ETIMEOUT then */
+    int64_t retry_at_us; /* write waiting to be sent again; 0 none */
+    int retries;         /* ... times so far */
+    int retry_status;    /* the answer that made it wait; 0 none */
     uint64_t client_seq; /* writes */
     uint64_t min_index;  /* get, dump */
     uint64_t cursor;     /* dump */
@@ -298,6 +307,7 @@ struct qkv_client_t {
     size_t queue_bytes;       /* wire bytes (estimated) in queue */
     s_list_t done;            /* completed pipelined requests */
     size_t inflight;          /* pipelined requests not completed */
+    size_t backing_off;       /* writes waiting to be sent again */
     int64_t silent_since_us;  /* last answer, or start of being busy */
     uint64_t probe_id;        /* outstanding probe, 0 = none */
     int64_t probe_sent_us;    /* when it went */
@@ -440,6 +450,10 @@ static void s_complete(qkv_client_t *self, s_req_t *req, int status) {
         self->next_seq--;
     s_map_del(&self->map, req->id);
     s_list_remove(&self->outstanding, &req->by_deadline);
+    if (req->retry_at_us) {
+        req->retry_at_us = 0;
+        self->backing_off--;
+    }
     if (req->queued)
         s_queue_remove(self, req);
     req->status = status;
@@ -467,6 +481,10 @@ static int s_requeue_all(qkv_client_t *self) {
     while (l != &self->outstanding.head) {
         s_req_t *req = S_REQ_OF(l, by_deadline);
         l = l->next;
+        if (req->retry_at_us) {
+            req->retry_at_us = 0; /* a new connection: at once */
+            self->backing_off--;
+        }
         if (req->op == QKV_COP_DUMP && req->cursor &&
             strcmp(req->origin, self->current) != 0) {
             s_set_error(self,
@@ -821,6 +839,28 @@ static int s_status_error(qkv_cstatus_t status) {
     }
 }
 
+/* A write answered no_leader, leader_changed or quorum_not_reached waits
+   and goes again (same client_seq) when its deadline allows: true then. */
+static bool s_retry_later(qkv_client_t *self, s_req_t *req, int status,
+                          uint64_t gen) {
+    if (!s_is_write(req->op) || self->retry_ms < 0 || !req->sent ||
+        req->sent_gen != gen ||
+        (status != QKV_ENO_LEADER && status != QKV_ELEADER_CHANGED &&
+         status != QKV_EQUORUM))
+        return false;
+    int64_t now = qkv_now_us();
+    int64_t wait = (int64_t)50000 << (req->retries < 4 ? req->retries : 4);
+    if (now + wait >= req->deadline_us)
+        return false;
+    req->retries++;
+    req->retry_status = status;
+    req->sent = false;
+    req->retry_at_us = now + wait;
+    self->backing_off++;
+    self->stats.retried++;
+    return true;
+}
+
 static void s_on_result(qkv_client_t *self, const qkv_cres_t *res,
                         uint64_t gen) {
     if (res->id == 0) {
@@ -852,6 +892,8 @@ static void s_on_result(qkv_client_t *self, const qkv_cres_t *res,
     int status = s_status_error(res->status);
     if (res->has_index)
         req->index = res->index;
+    if (s_retry_later(self, req, status, gen))
+        return;
     if (res->message_len)
         s_set_error(self, "%.*s", (int)res->message_len, res->message);
     else
@@ -918,9 +960,26 @@ static int s_timers(qkv_client_t *self, int64_t now) {
     s_link_t *l;
     while ((l = s_list_first(&self->outstanding)) &&
            S_REQ_OF(l, by_deadline)->deadline_us <= now) {
+        s_req_t *req = S_REQ_OF(l, by_deadline);
+        if (req->retry_status) {
+            s_set_error(self, "%s (retried %d times within %d ms)",
+                        qkv_strerror(req->retry_status), req->retries,
+                        self->timeout_ms);
+            s_complete(self, req, req->retry_status);
+            continue;
+        }
         s_set_error(self, "no answer from %s within %d ms", self->current,
                     self->timeout_ms);
-        s_complete(self, S_REQ_OF(l, by_deadline), QKV_ETIMEOUT);
+        s_complete(self, req, QKV_ETIMEOUT);
+    }
+    for (l = self->outstanding.head.next;
+         self->backing_off && l != &self->outstanding.head; l = l->next) {
+        s_req_t *req = S_REQ_OF(l, by_deadline);
+        if (req->retry_at_us && req->retry_at_us <= now) {
+            req->retry_at_us = 0;
+            self->backing_off--;
+            s_queue_push(self, req);
+        }
     }
     if (self->retry_ms < 0)
         return 0;
@@ -961,6 +1020,12 @@ static int64_t s_next_timer(const qkv_client_t *self) {
     if (w && w->sent && self->silent_since_us > w->sent_us &&
         w->sent_us + s_resend_us(self, w) < next)
         next = w->sent_us + s_resend_us(self, w);
+    for (s_link_t *l = self->outstanding.head.next;
+         self->backing_off && l != &self->outstanding.head; l = l->next) {
+        const s_req_t *req = S_REQ_OF(l, by_deadline);
+        if (req->retry_at_us && req->retry_at_us < next)
+            next = req->retry_at_us;
+    }
     return next;
 }
 

@@ -1023,6 +1023,9 @@ typedef struct {
     bool silent_cursors;    /* never answer a dump with a cursor */
     bool silent_health;     /* never answer health */
     atomic_bool silent_all; /* answer nothing */
+    atomic_int refusals;    /* puts of keys n, l, q: answered no_leader,
+                               leader_changed, quorum_not_reached this
+                               many times first (N: always no_leader) */
     const char *item;       /* the one key (= value) of its dump */
     uint64_t next;          /* the cursor its first chunk hands out */
     qkv_citem_t answer;     /* the fake's thread only: the dump's item */
@@ -1049,6 +1052,17 @@ static bool s_fake_answer(const qkv_creq_t *req, qkv_cres_t *res, void *arg) {
     switch (req->op) {
     case QKV_COP_PUT:
         atomic_fetch_add(&st->puts, 1);
+        if (req->key[0] == 'N' || (strchr("nlq", req->key[0]) &&
+                                   atomic_fetch_sub(&st->refusals, 1) > 0)) {
+            res->status = req->key[0] == 'l'   ? QKV_CS_LEADER_CHANGED
+                          : req->key[0] == 'q' ? QKV_CS_QUORUM_NOT_REACHED
+                                               : QKV_CS_NO_LEADER;
+            res->message = "fake refusal";
+            res->message_len = strlen(res->message);
+            res->has_index = res->status != QKV_CS_NO_LEADER;
+            res->index = 7;
+            return true;
+        }
         if (req->key[0] == 'c' || req->key[0] == 's') {
             bool c = req->key[0] == 'c';
             res->status = c ? QKV_CS_CONFLICT : QKV_CS_SESSION_EXPIRED;
@@ -1094,6 +1108,46 @@ static bool s_fake_answer(const qkv_creq_t *req, qkv_cres_t *res, void *arg) {
         res->message_len = 9;
         return true;
     }
+}
+
+/* no_leader, leader_changed and quorum_not_reached: the write goes again
+   with the same client_seq until an answer settles it or its deadline
+   passes; then the caller hears the last of them, not a timeout. */
+static void test_fake_retries(void) {
+    s_fake_state_t st = {.item = "x"};
+    ckit_fake_t *fake = ckit_fake_new(s_fake_answer, &st);
+    CU_ASSERT_FATAL(fake != NULL);
+    qkv_client_options_t options = {.timeout_ms = 3000, .retry_ms = 100};
+    qkv_client_t *c = ckit_client(ckit_fake_endpoint(fake), &options);
+    CU_ASSERT_FATAL(c != NULL);
+    const char *keys[] = {"n1", "l1", "q1"};
+    uint64_t retried = 0;
+    for (size_t k = 0; k < 3; k++) {
+        atomic_store(&st.refusals, 2);
+        int puts = atomic_load(&st.puts);
+        qkv_result_t r;
+        CU_ASSERT_EQUAL(qkv_put(c, keys[k], 2, "v", 1, &r), 0);
+        CU_ASSERT_EQUAL(atomic_load(&st.puts) - puts, 3);
+        qkv_client_stats_t stats;
+        qkv_client_stats(c, &stats);
+        CU_ASSERT_EQUAL(stats.retried - retried, 2);
+        retried = stats.retried;
+        /* the same pair every time: r.index is the fake's client_seq */
+        CU_ASSERT_EQUAL(r.index, k + 1);
+    }
+    /* never a leader: no_leader once the deadline is near, not a timeout */
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(qkv_put(c, "N1", 2, "v", 1, NULL), QKV_ENO_LEADER);
+    CU_ASSERT(kit_now_ms() - t0 < 4000);
+    CU_ASSERT(strstr(qkv_client_errmsg(c), "fake refusal") != NULL);
+    /* pipelined too */
+    atomic_store(&st.refusals, 1);
+    CU_ASSERT_EQUAL(qkv_submit_put(c, "l2", 2, "v", 1, NULL, NULL), 0);
+    qkv_completion_t done;
+    CU_ASSERT_EQUAL(qkv_poll(c, &done, 1, 3000), 1);
+    CU_ASSERT_EQUAL(done.status, 0);
+    qkv_client_destroy(&c);
+    ckit_fake_destroy(&fake);
 }
 
 static void test_fake_conflict_and_expired(void) {
@@ -1345,6 +1399,7 @@ static int s_add_suites(void) {
                                        KIT_TEST(test_oversize_frame_counted),
                                        KIT_TEST(test_fallback_endpoint),
                                        KIT_TEST(test_fake_conflict_and_expired),
+                                       KIT_TEST(test_fake_retries),
                                        KIT_TEST(test_fake_health_limits),
                                        KIT_TEST(test_dump_cursor_failover),
                                        KIT_TEST(test_client_id_range),
