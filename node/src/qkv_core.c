@@ -945,8 +945,9 @@ static void s_elections_tick(qkv_core_t *self, int64_t now) {
         if (self->cfg.campaign_at_start)
             self->elect_due_us = now;
         else if (self->empty)
-            self->elect_due_us += t; /* a new cluster: let the node asked
-                                        to lead (ROLE=leader) win */
+            self->elect_due_us += 3 * t; /* a new cluster: the node asked to
+                                            lead (ROLE=leader) may start a
+                                            little later and still win */
     }
     if (now < self->elect_due_us)
         return;

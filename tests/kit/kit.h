@@ -206,8 +206,10 @@ typedef struct {
     bool external;                   /* from QKV_TEST_NODES: not ours */
 } kit_cluster_t;
 
-/* When env QKV_TEST_NODES lists base URLs (comma-separated, leader first),
-   fills cluster with them (external, nothing started) and returns 1; 0
+/* When env QKV_TEST_NODES lists base URLs (comma-separated, leader first;
+   with elections, the one whose /health says it leads is put first
+   wherever it is listed), fills cluster with them (external, nothing
+   started) and returns 1; 0
    when unset; -1 when it does not list exactly `expected` URLs (when
    expected > 0). */
 int kit_cluster_from_env(kit_cluster_t *cluster, size_t expected);

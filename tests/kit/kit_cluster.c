@@ -37,6 +37,22 @@ int kit_cluster_from_env(kit_cluster_t *cluster, size_t expected) {
     }
     free(copy);
     cluster->external = true;
+    /* with elections any node may lead: the one whose /health says so
+       goes first, as the suites expect */
+    for (size_t i = 1; i < cluster->count; i++) {
+        long status = 0;
+        json_t *h = kit_qkv_health(cluster->nodes[i].url, &status);
+        bool leads = !strcmp(
+            kit_json_str(h, "role") ? kit_json_str(h, "role") : "", "leader");
+        json_decref(h);
+        if (!leads)
+            continue;
+        char url[sizeof cluster->nodes[0].url];
+        memcpy(url, cluster->nodes[0].url, sizeof url);
+        memcpy(cluster->nodes[0].url, cluster->nodes[i].url, sizeof url);
+        memcpy(cluster->nodes[i].url, url, sizeof url);
+        break;
+    }
     if (expected && cluster->count != expected) {
         fprintf(stderr, "kit: QKV_TEST_NODES lists %zu URLs, expected %zu\n",
                 cluster->count, expected);
