@@ -56,6 +56,7 @@ int main(int argc, char *argv[]) {
     int sig = 0;
     sigwait(&signals, &sig);
     qkv_info("signal %d: stopping", sig);
+    qkv_node_hand_over(node); /* a leader with PEERS hands over first */
     qkv_node_stop(node);
     qkv_gateway_destroy(&gateway);
     qkv_node_destroy(&node);

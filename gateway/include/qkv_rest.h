@@ -68,6 +68,13 @@ int qkv_rest_parse_write(const char *body, size_t len, qkv_op_t op,
 /* Frees the parse tree and zeroes self; safe on NULL and twice. */
 void qkv_rest_write_free(qkv_rest_write_t *self);
 
+/* Parses the body of POST /admin/transfer-leader: {"to": string}, a
+   NODE_ID of 1 to to_size - 1 bytes without NUL (other members ignored,
+   a member given twice refused). Returns 0 with to filled, or -1 with
+   err filled (400 bad_request). */
+int qkv_rest_parse_transfer(const char *body, size_t len, char *to,
+                            size_t to_size, qkv_rest_error_t *err);
+
 /* A parsed query string. */
 typedef struct {
     size_t key_len;     /* decoded key bytes in the caller's key_buf */

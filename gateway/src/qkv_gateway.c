@@ -113,6 +113,7 @@ static int s_handle_get(s_req_t *req);
 static int s_handle_dump(s_req_t *req);
 static int s_handle_health(s_req_t *req);
 static int s_handle_metrics(s_req_t *req);
+static int s_handle_transfer(s_req_t *req);
 
 static const s_route_t s_routes[] = {
     {"/put", "POST", s_handle_write, true, true},
@@ -124,6 +125,7 @@ static const s_route_t s_routes[] = {
     {"/dump", "GET", s_handle_dump, false, false},
     {"/health", "GET", s_handle_health, false, false},
     {"/metrics", "GET", s_handle_metrics, false, false},
+    {"/admin/transfer-leader", "POST", s_handle_transfer, true, true},
 };
 #define S_ROUTE_COUNT (sizeof s_routes / sizeof s_routes[0])
 
@@ -664,6 +666,55 @@ static int s_write(s_req_t *req, qkv_op_t op) {
 
 static int s_handle_write(s_req_t *req) {
     return s_write(req, QKV_OP_PUT);
+}
+
+//  ---------------------------------------------------------------------
+//  POST /admin/transfer-leader {"to": ID}: 200 once ID leads, 404 for an
+//  unknown ID, 409 when it is not up to date or did not take over in
+//  time (two election timeouts).
+
+static int s_handle_transfer(s_req_t *req) {
+    const qkv_config_t *cfg = req->gw->cfg;
+    char to[sizeof cfg->node_id];
+    qkv_rest_error_t err;
+    int rc = s_read_body(req, false);
+    if (rc != 0)
+        return rc;
+    if (qkv_rest_parse_transfer(req->w->body.data, req->w->body.size, to,
+                                sizeof to, &err) != 0)
+        return s_refuse_rest(req, &err);
+    if (!cfg->peers)
+        return s_error(req, 409, "conflict",
+                       "this node runs without PEERS (a fixed leader): "
+                       "there is nothing to hand over to");
+    qkv_transfer_t t = qkv_node_transfer_leader(req->gw->node, to,
+                                                cfg->election_timeout_ms * 2);
+    switch (t) {
+    case QKV_TRANSFER_DONE:
+        s_json_begin(req);
+        qkv_json_member_bool(req->out, "ok", true);
+        qkv_json_member_cstr(req->out, "status", "success");
+        qkv_json_member_cstr(req->out, "leader", to);
+        return s_json_end(req, 200);
+    case QKV_TRANSFER_UNKNOWN:
+        s_error_begin(req, "not_found", "no node of that NODE_ID in PEERS");
+        qkv_json_member_cstr(req->out, "to", to);
+        return s_json_end(req, 404);
+    case QKV_TRANSFER_NOT_LEADER:
+        return s_not_leader(req); /* it stopped leading meanwhile */
+    case QKV_TRANSFER_BEHIND:
+        s_error_begin(req, "conflict",
+                      "that node is not up to date (behind the commit "
+                      "index, or silent): not handed over");
+        qkv_json_member_cstr(req->out, "to", to);
+        return s_json_end(req, 409);
+    default:
+        s_error_begin(req, "conflict",
+                      "that node did not take over within two election "
+                      "timeouts; this node leads on");
+        qkv_json_member_cstr(req->out, "to", to);
+        return s_json_end(req, 409);
+    }
 }
 
 static int s_handle_delete(s_req_t *req) {

@@ -171,6 +171,31 @@ int qkv_rest_parse_write(const char *body, size_t len, qkv_op_t op,
     return 0;
 }
 
+int qkv_rest_parse_transfer(const char *body, size_t len, char *to,
+                            size_t to_size, qkv_rest_error_t *err) {
+    if (len == 0)
+        return S_BAD(err, "empty body; expected {\"to\": NODE_ID}");
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL)
+        return s_json_failed(err, &jerr);
+    json_t *v = json_is_object(root) ? json_object_get(root, "to") : NULL;
+    size_t n = json_is_string(v) ? json_string_length(v) : 0;
+    int rc = 0;
+    if (!json_is_object(root))
+        rc = S_BAD(err, "the body must be a JSON object {\"to\": NODE_ID}");
+    else if (!json_is_string(v))
+        rc = S_BAD(err, "\"to\" must be a string: a NODE_ID in PEERS");
+    else if (n == 0 || n >= to_size ||
+             memchr(json_string_value(v), 0, n) != NULL)
+        rc = S_BAD(err, "\"to\" must be a NODE_ID of 1 to %zu bytes",
+                   to_size - 1);
+    else
+        memcpy(to, json_string_value(v), n + 1);
+    json_decref(root);
+    return rc;
+}
+
 void qkv_rest_write_free(qkv_rest_write_t *self) {
     if (self == NULL)
         return;

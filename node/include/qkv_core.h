@@ -147,8 +147,9 @@ typedef struct {
     uint64_t hint_term;
     int64_t echo_us; /* the newest sent_us the follower received */
     /* VOTE (last_index, last_term: the candidate's log) and VOTE_ACK */
-    bool pre;     /* a pre-vote: would the peer vote in term? */
-    bool granted; /* VOTE_ACK: yes */
+    bool pre;      /* a pre-vote: would the peer vote in term? */
+    bool transfer; /* VOTE: on the leader's TIMEOUT_NOW (a handover) */
+    bool granted;  /* VOTE_ACK: yes */
     uint64_t last_index, last_term;
 } qkv_core_msg_t;
 
@@ -214,11 +215,23 @@ void qkv_core_send_failed(qkv_core_t *self, size_t peer, int64_t now);
 int qkv_core_step_append(qkv_core_t *self, size_t peer, const qkv_msg_t *append,
                          int64_t now);
 
-/* Elections: a VOTE request or a VOTE_ACK from peer. Returns 0, or
-   QKV_MALFORMED for a message elections do not expect (they are off, or
-   peer is unknown). */
+/* Elections: a VOTE request, a VOTE_ACK or a TIMEOUT_NOW from peer.
+   Returns 0, or QKV_MALFORMED for a message elections do not expect
+   (they are off, or peer is unknown). */
 int qkv_core_step_vote(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
                        int64_t now);
+
+/* Elections, leader: hands leadership to peer. The peer must be a voter
+   whose log reaches the commit index (else QKV_CORE_BEHIND); proposals
+   are refused while it catches up to the last entry, then it gets
+   TIMEOUT_NOW and asks for votes at once, which no node's lease holds
+   back. Given up after an election timeout (qkv_core_transferring turns
+   false). Returns 0, QKV_CORE_NOT_LEADER or QKV_CORE_BEHIND. */
+#define QKV_CORE_NOT_LEADER (-1)
+#define QKV_CORE_BEHIND (-2)
+int qkv_core_transfer(qkv_core_t *self, size_t peer, int64_t now);
+/* A handover is under way: proposals are refused. */
+bool qkv_core_transferring(const qkv_core_t *self);
 
 /* Elections: a message of the current leader that the core does not step
    (a SNAPSHOT chunk) came from peer at term: a follower learns of the

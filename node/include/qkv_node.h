@@ -143,6 +143,28 @@ const char *qkv_node_read_refusal(qkv_node_t *self);
    fresh clock reading: another node may lead by now). */
 const char *qkv_node_read_confirm(qkv_node_t *self);
 
+/* A planned handover of leadership (PEERS), as POST
+   /admin/transfer-leader and SIGTERM on a leader ask for it. */
+typedef enum {
+    QKV_TRANSFER_DONE = 0,   /* the named node leads */
+    QKV_TRANSFER_UNKNOWN,    /* no such NODE_ID in PEERS */
+    QKV_TRANSFER_NOT_LEADER, /* this node does not lead (or no PEERS) */
+    QKV_TRANSFER_BEHIND,     /* the node is not up to date: refused */
+    QKV_TRANSFER_GAVE_UP,    /* it did not lead within the time given */
+    QKV_TRANSFER_RUNNING     /* (internal) under way */
+} qkv_transfer_t;
+
+/* Hands leadership to the node named to (its NODE_ID) and waits up to
+   timeout_ms until it leads. New writes are answered no_leader while the
+   node catches up to the last entry; then it asks for votes at once. */
+qkv_transfer_t qkv_node_transfer_leader(qkv_node_t *self, const char *to,
+                                        int timeout_ms);
+
+/* SIGTERM: a leader (PEERS) hands over to its most up-to-date voter
+   first, waiting at most an election timeout; then stops. Returns
+   whether a handover completed. */
+bool qkv_node_hand_over(qkv_node_t *self);
+
 /* This node leads now (with PEERS, until an election says otherwise). */
 bool qkv_node_is_leader(qkv_node_t *self);
 

@@ -616,13 +616,19 @@ static void s_send(s_actor_t *self, const qkv_core_ready_t *rd, int64_t now) {
             entries = m->last >= m->first ? m->last - m->first + 1 : 0;
             data = s_append_frame(self, m, &size);
         } else if (m->type == QKV_MSG_VOTE || m->type == QKV_MSG_VOTE_ACK) {
-            qkv_vote_t v = {m->type,    m->cluster_id,          m->term,
-                            m->pre,     m->last_index,          m->last_term,
-                            m->granted, self->cfg->cluster_hash};
+            qkv_vote_t v = {m->type,    m->cluster_id,           m->term,
+                            m->pre,     m->last_index,           m->last_term,
+                            m->granted, self->cfg->cluster_hash, m->transfer};
             qkv_encoder_vote(self->encoder, &v);
             data = qkv_encoder_data(self->encoder, &size);
             if (m->type == QKV_MSG_VOTE_ACK && m->granted && !m->pre)
                 s_count(&self->node->votes_granted, 1);
+        } else if (m->type == QKV_MSG_TIMEOUT_NOW) {
+            qkv_encoder_timeout_now(self->encoder, m->cluster_id, m->term,
+                                    self->cfg->cluster_hash);
+            data = qkv_encoder_data(self->encoder, &size);
+            qkv_info("handing over to %s",
+                     qkv_config_peer(self->cfg, m->peer)->id);
         } else {
             qkv_ack_t ack = {m->cluster_id, m->term,      m->ok,     m->index,
                              m->hint_index, m->hint_term, m->echo_us};
@@ -850,7 +856,33 @@ static void s_role_changed(s_actor_t *self, int64_t now) {
     self->leader = leader;
 }
 
+/* PEERS: a handover another thread asked for (qkv_node_transfer_leader),
+   and how the last one ends. */
+static void s_transfers(s_actor_t *self, int64_t now) {
+    qkv_node_t *node = self->node;
+    int index = atomic_exchange(&node->transfer_to, -1);
+    if (index >= 0) {
+        size_t me = self->cfg->self, p = (size_t)index;
+        int rc = p == me
+                     ? QKV_CORE_NOT_LEADER
+                     : qkv_core_transfer(self->core, p < me ? p : p - 1, now);
+        atomic_store(&node->transfer_state, rc == 0 ? QKV_TRANSFER_RUNNING
+                                            : rc == QKV_CORE_BEHIND
+                                                ? QKV_TRANSFER_BEHIND
+                                                : QKV_TRANSFER_NOT_LEADER);
+        if (rc == QKV_CORE_BEHIND)
+            qkv_warn("handover to %s refused: it is not up to date",
+                     self->cfg->peers[index].id);
+    } else if (atomic_load(&node->transfer_state) == QKV_TRANSFER_RUNNING &&
+               qkv_core_is_leader(self->core) &&
+               !qkv_core_transferring(self->core)) {
+        atomic_store(&node->transfer_state, QKV_TRANSFER_GAVE_UP);
+    }
+}
+
 static void s_end_turn(s_actor_t *self, int64_t now) {
+    if (self->elections)
+        s_transfers(self, now);
     s_persist(self, now);
     qkv_core_ready_t rd;
     qkv_core_ready(self->core, now, &rd);

@@ -147,6 +147,10 @@ struct qkv_core_t {
     uint64_t rejoin_term;   /* rejoining: votes only above this term ... */
     uint64_t rejoin_commit; /* ... once applied up to here */
     int64_t echo_us;        /* follower: the leader's newest sent_us */
+    bool transferring;      /* leader: handing over to transfer_peer */
+    size_t transfer_peer;
+    int64_t transfer_until_us; /* ... given up then */
+    bool timeout_sent;         /* ... its TIMEOUT_NOW went */
     /* leader */
     s_progress_t peers[QKV_CORE_MAX_PEERS];
     qkv_ring_t cum;      /* uint64: wire bytes of entries 1 .. i at i */
@@ -255,7 +259,7 @@ static uint64_t s_cum(const qkv_core_t *self, uint64_t index) {
 }
 
 uint64_t qkv_core_propose(qkv_core_t *self, qkv_entry_t **entry_p) {
-    if (self->role != QKV_CORE_LEADER)
+    if (self->role != QKV_CORE_LEADER || self->transferring)
         return 0;
     uint64_t index = qkv_log_last_index(self->log) + 1;
     uint64_t *cum = qkv_ring_push(&self->cum);
@@ -742,6 +746,7 @@ static void s_become_follower(qkv_core_t *self, uint64_t term, int leader,
     self->role = QKV_CORE_FOLLOWER;
     self->leader = leader;
     self->echo_us = 0;
+    self->transferring = false;
 }
 
 static uint64_t s_last_term(const qkv_core_t *self) {
@@ -781,7 +786,7 @@ static void s_become_leader(qkv_core_t *self, int64_t now) {
     }
 }
 
-static void s_campaign(qkv_core_t *self, bool pre, int64_t now);
+static void s_campaign(qkv_core_t *self, bool pre, bool transfer, int64_t now);
 
 /* Counts the answers of a campaign: won, lost, or not yet. */
 static void s_tally(qkv_core_t *self, int64_t now) {
@@ -790,7 +795,7 @@ static void s_tally(qkv_core_t *self, int64_t now) {
     size_t e = qkv_core_election_quorum(self);
     if (yes >= e) {
         if (self->role == QKV_CORE_PRE_CANDIDATE)
-            s_campaign(self, false, now);
+            s_campaign(self, false, false, now);
         else
             s_become_leader(self, now);
     } else if (no > s_nodes(self) - e) {
@@ -798,7 +803,7 @@ static void s_tally(qkv_core_t *self, int64_t now) {
     }
 }
 
-static void s_campaign(qkv_core_t *self, bool pre, int64_t now) {
+static void s_campaign(qkv_core_t *self, bool pre, bool transfer, int64_t now) {
     self->role = pre ? QKV_CORE_PRE_CANDIDATE : QKV_CORE_CANDIDATE;
     self->leader = QKV_CORE_NOBODY;
     if (!pre) {
@@ -816,6 +821,7 @@ static void s_campaign(qkv_core_t *self, bool pre, int64_t now) {
             break;
         m->term = pre ? self->term + 1 : self->term;
         m->pre = pre;
+        m->transfer = transfer;
         m->last_index = qkv_log_last_index(self->log);
         m->last_term = s_last_term(self);
     }
@@ -840,7 +846,7 @@ static void s_on_vote(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
     bool in_lease =
         self->role == QKV_CORE_LEADER ||
         (self->leader != QKV_CORE_NOBODY && now - self->heard_us < t);
-    if (in_lease && m->term > self->term)
+    if (in_lease && m->term > self->term && !m->transfer)
         return; /* a live leader: not disturbed (etcd ignores it too) */
     if (self->empty && m->cluster_id)
         self->cluster_seen = true; /* a cluster exists: no new one */
@@ -906,9 +912,47 @@ int qkv_core_step_vote(qkv_core_t *self, size_t peer, const qkv_msg_t *m,
         s_on_vote(self, peer, m, now);
     else if (m->type == QKV_MSG_VOTE_ACK)
         s_on_vote_ack(self, peer, m, now);
-    else
+    else if (m->type != QKV_MSG_TIMEOUT_NOW)
         return QKV_MALFORMED;
+    else if (self->role == QKV_CORE_FOLLOWER && m->term == self->term &&
+             self->leader == QKV_CORE_PEER + (int)peer && qkv_core_voter(self))
+        s_campaign(self, false, true, now); /* the leader hands over */
     return 0;
+}
+
+int qkv_core_transfer(qkv_core_t *self, size_t peer, int64_t now) {
+    if (!self->cfg.elections || self->role != QKV_CORE_LEADER ||
+        peer >= self->cfg.peer_count)
+        return QKV_CORE_NOT_LEADER;
+    if (self->peers[peer].match < self->commit ||
+        now - self->peers[peer].last_ack_us > self->cfg.election_us)
+        return QKV_CORE_BEHIND;
+    self->transferring = true;
+    self->transfer_peer = peer;
+    self->transfer_until_us = now + self->cfg.election_us;
+    self->timeout_sent = false;
+    return 0;
+}
+
+bool qkv_core_transferring(const qkv_core_t *self) {
+    return self->transferring;
+}
+
+/* Leader: a handover waits for its peer to hold the last entry, then
+   sends TIMEOUT_NOW; given up after an election timeout. */
+static void s_leader_transfer(qkv_core_t *self, int64_t now) {
+    if (!self->transferring)
+        return;
+    if (now >= self->transfer_until_us) {
+        self->transferring = false;
+        return;
+    }
+    size_t p = self->transfer_peer;
+    if (self->timeout_sent ||
+        self->peers[p].match < qkv_log_last_index(self->log))
+        return;
+    qkv_core_msg_t *m = s_emit(self, QKV_MSG_TIMEOUT_NOW, p);
+    self->timeout_sent = m != NULL;
 }
 
 bool qkv_core_heard(qkv_core_t *self, size_t peer, uint64_t term, int64_t now) {
@@ -955,7 +999,7 @@ static void s_elections_tick(qkv_core_t *self, int64_t now) {
         s_reset_timer(self, now); /* may not lead yet: waits for a leader */
         return;
     }
-    s_campaign(self, true, now);
+    s_campaign(self, true, false, now);
 }
 
 /* The read lease: the (N - E)-th newest time peers echoed, plus T less a
@@ -1106,8 +1150,10 @@ void qkv_core_ready(qkv_core_t *self, int64_t now, qkv_core_ready_t *rd) {
         s_leader_commit(self);
         for (size_t i = 0; i < self->cfg.peer_count; i++)
             s_leader_peer(self, i, now);
-        if (self->cfg.elections)
+        if (self->cfg.elections) {
             s_leader_lease(self);
+            s_leader_transfer(self, now);
+        }
     } else if (!self->stopped) {
         s_follower_acks(self, now);
     }
@@ -1134,6 +1180,8 @@ int64_t qkv_core_next_due(const qkv_core_t *self) {
     if (self->role != QKV_CORE_LEADER)
         return 0;
     int64_t due = self->cfg.elections ? self->check_due_us : 0;
+    if (self->transferring)
+        due = s_min_due(due, self->transfer_until_us);
     int64_t resend = self->cfg.resend_us;
     for (size_t i = 0; i < self->cfg.peer_count; i++) {
         const s_progress_t *p = &self->peers[i];

@@ -304,14 +304,15 @@ void qkv_door_write(qkv_door_t *self, qkv_entry_t **entry_p,
                     const qkv_origin_t *origin, int64_t now) {
     qkv_entry_t *e = *entry_p;
     *entry_p = NULL;
-    if (!qkv_core_is_leader(self->core)) {
+    if (!qkv_core_is_leader(self->core) || qkv_core_transferring(self->core)) {
         free(e);
+        /* no leader known, or this one hands over: no_leader (retry
+           shortly); a leader known elsewhere: not_leader */
+        bool none = qkv_core_transferring(self->core) ||
+                    (qkv_core_leader(self->core) == QKV_CORE_NOBODY &&
+                     qkv_node_config(self->node)->peers);
         s_answer(self, origin,
-                 qkv_core_leader(self->core) == QKV_CORE_NOBODY &&
-                         qkv_node_config(self->node)->peers
-                     ? QKV_WRITE_NO_LEADER
-                     : QKV_WRITE_NOT_LEADER,
-                 0, 0, now);
+                 none ? QKV_WRITE_NO_LEADER : QKV_WRITE_NOT_LEADER, 0, 0, now);
         return;
     }
     if (self->no_space) {

@@ -356,6 +356,75 @@ const char *qkv_node_read_confirm(qkv_node_t *self) {
            "nodes lately; another may lead by now): try again";
 }
 
+static void s_wake(qkv_node_t *self) {
+    uint64_t one = 1;
+    ssize_t rc = write(self->wake_fd, &one, sizeof(one));
+    (void)rc; /* fails only at overflow: already woken */
+}
+
+static qkv_transfer_t s_transfer_to(qkv_node_t *self, int index,
+                                    int timeout_ms) {
+    if (atomic_load(&self->role) != QKV_ROLE_LEADER)
+        return QKV_TRANSFER_NOT_LEADER;
+    if (index == (int)self->config.self)
+        return QKV_TRANSFER_DONE;
+    atomic_store(&self->transfer_state, QKV_TRANSFER_RUNNING);
+    atomic_store(&self->transfer_to, index);
+    s_wake(self);
+    int64_t deadline = qkv_now_us() + (int64_t)timeout_ms * 1000;
+    for (;;) {
+        if (atomic_load(&self->leader_peer) == index &&
+            atomic_load(&self->role) != QKV_ROLE_LEADER)
+            return QKV_TRANSFER_DONE;
+        int st = atomic_load(&self->transfer_state);
+        if (st != QKV_TRANSFER_RUNNING)
+            return (qkv_transfer_t)st;
+        if (qkv_now_us() >= deadline)
+            return QKV_TRANSFER_GAVE_UP;
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+qkv_transfer_t qkv_node_transfer_leader(qkv_node_t *self, const char *to,
+                                        int timeout_ms) {
+    const qkv_config_t *cfg = &self->config;
+    if (!cfg->peers)
+        return QKV_TRANSFER_NOT_LEADER;
+    for (size_t i = 0; i < cfg->peer_count; i++)
+        if (!strcmp(cfg->peers[i].id, to))
+            return s_transfer_to(self, (int)i, timeout_ms);
+    return QKV_TRANSFER_UNKNOWN;
+}
+
+bool qkv_node_hand_over(qkv_node_t *self) {
+    const qkv_config_t *cfg = &self->config;
+    if (!cfg->peers || atomic_load(&self->role) != QKV_ROLE_LEADER)
+        return false;
+    /* the follower that acknowledged the most */
+    int best = -1;
+    uint64_t most = 0;
+    for (size_t i = 0; i < cfg->follower_count; i++) {
+        uint64_t acked = atomic_load(&self->followers[i].acked_index);
+        if (best < 0 || acked > most) {
+            best = (int)i;
+            most = acked;
+        }
+    }
+    if (best < 0)
+        return false;
+    size_t index = (size_t)best < cfg->self ? (size_t)best : (size_t)best + 1;
+    qkv_info("handing leadership over to %s before stopping",
+             cfg->peers[index].id);
+    qkv_transfer_t rc =
+        s_transfer_to(self, (int)index, cfg->election_timeout_ms * 2);
+    if (rc != QKV_TRANSFER_DONE)
+        qkv_warn("handover to %s did not complete; stopping anyway (the "
+                 "others elect a leader after an election timeout)",
+                 cfg->peers[index].id);
+    return rc == QKV_TRANSFER_DONE;
+}
+
 bool qkv_node_is_leader(qkv_node_t *self) {
     return atomic_load(&self->role) == QKV_ROLE_LEADER;
 }
@@ -450,6 +519,7 @@ qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
     }
     atomic_store(&self->role, cfg->role);
     atomic_store(&self->leader_peer, -1);
+    atomic_store(&self->transfer_to, -1);
     pthread_mutex_init(&self->inbox_mutex, NULL);
     pthread_mutex_init(&self->pool_mutex, NULL);
     pthread_mutex_init(&self->error_mutex, NULL);

@@ -84,6 +84,9 @@ struct qkv_node_t {
     atomic_int leader_peer;         /* PEERS index of the leader; -1 unknown */
     _Atomic int64_t lease_until_us; /* PEERS leader: reads until then */
     atomic_bool voter;              /* PEERS: may vote */
+    atomic_int transfer_to;         /* PEERS: a handover asked for (PEERS
+                                       index), taken by the actor; -1 none */
+    atomic_int transfer_state;      /* qkv_transfer_t of the last one */
     _Atomic uint64_t elections_won, step_downs, votes_granted;
     _Atomic int64_t last_election_ms; /* wall clock it last became leader
                                          or follower of a new leader */

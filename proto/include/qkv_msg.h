@@ -21,6 +21,10 @@
               (pre: would the peer vote, without either raising its term)
       VOTE_ACK [5, version, cluster_id, term, pre, granted, cluster_hash,
                ...]
+      TIMEOUT_NOW [6, version, cluster_id, term, cluster_hash, ...]: the
+              leader hands over: the peer campaigns at once
+      (VOTE has one more optional element after cluster_hash: transfer,
+      a bool: the candidate campaigns on the leader's TIMEOUT_NOW)
 
 
     Growing without a flag day: a message or entry may carry more elements
@@ -59,7 +63,8 @@ enum {
     QKV_MSG_ACK = 2,
     QKV_MSG_SNAPSHOT = 3,
     QKV_MSG_VOTE = 4,
-    QKV_MSG_VOTE_ACK = 5
+    QKV_MSG_VOTE_ACK = 5,
+    QKV_MSG_TIMEOUT_NOW = 6
 };
 
 /* An entry inside a decoded frame. */
@@ -105,6 +110,8 @@ typedef struct {
     /* VOTE and VOTE_ACK */
     bool pre;            /* a pre-vote: would the peer vote in term? */
     bool granted;        /* VOTE_ACK: yes */
+    bool transfer;       /* VOTE: the leader handed over to the candidate
+                            (TIMEOUT_NOW): a live leader does not stop it */
     uint64_t last_index; /* VOTE: the candidate's last index */
     uint64_t last_term;  /* ... and its term */
     /* SNAPSHOT: one chunk of a snapshot image (qkv_snap.h) */
@@ -171,7 +178,13 @@ typedef struct {
     uint64_t last_term;
     bool granted;          /* VOTE_ACK */
     uint64_t cluster_hash; /* of PEERS, WRITE_QUORUM and FSYNC */
+    bool transfer;         /* VOTE: a handover (TIMEOUT_NOW) */
 } qkv_vote_t;
+
+/* Encodes a TIMEOUT_NOW (the leader hands over to the peer: campaign at
+   once), discarding whatever the encoder held. */
+void qkv_encoder_timeout_now(qkv_encoder_t *self, uint64_t cluster_id,
+                             uint64_t term, uint64_t cluster_hash);
 
 /* Encodes a VOTE or VOTE_ACK, discarding whatever the encoder held. */
 void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *vote);

@@ -140,7 +140,7 @@ void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *v) {
     msgpack_packer *pk = &self->packer;
     qkv_encoder_reset(self);
     bool ack = v->type == QKV_MSG_VOTE_ACK;
-    qkv_encoder_check(self, msgpack_pack_array(pk, ack ? 7 : 8));
+    qkv_encoder_check(self, msgpack_pack_array(pk, ack ? 7 : 9));
     qkv_encoder_check(
         self, msgpack_pack_uint8(pk, ack ? QKV_MSG_VOTE_ACK : QKV_MSG_VOTE));
     qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
@@ -156,6 +156,21 @@ void qkv_encoder_vote(qkv_encoder_t *self, const qkv_vote_t *v) {
         qkv_encoder_check(self, msgpack_pack_uint64(pk, v->last_term));
     }
     qkv_encoder_check(self, msgpack_pack_uint64(pk, v->cluster_hash));
+    if (!ack)
+        qkv_encoder_check(self, v->transfer ? msgpack_pack_true(pk)
+                                            : msgpack_pack_false(pk));
+}
+
+void qkv_encoder_timeout_now(qkv_encoder_t *self, uint64_t cluster_id,
+                             uint64_t term, uint64_t cluster_hash) {
+    msgpack_packer *pk = &self->packer;
+    qkv_encoder_reset(self);
+    qkv_encoder_check(self, msgpack_pack_array(pk, 5));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_MSG_TIMEOUT_NOW));
+    qkv_encoder_check(self, msgpack_pack_uint8(pk, QKV_REPL_VERSION));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, cluster_id));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, term));
+    qkv_encoder_check(self, msgpack_pack_uint64(pk, cluster_hash));
 }
 
 const void *qkv_encoder_data(const qkv_encoder_t *self, size_t *size) {
@@ -472,6 +487,11 @@ static int s_vote(qkv_decoder_t *self, const msgpack_object *f, size_t count) {
     }
     if (count > hash_at && !s_uint(&f[hash_at], &msg->cluster_hash))
         return QKV_MALFORMED;
+    if (msg->type == QKV_MSG_VOTE && count > hash_at + 1) {
+        if (f[hash_at + 1].type != MSGPACK_OBJECT_BOOLEAN)
+            return QKV_MALFORMED;
+        msg->transfer = f[hash_at + 1].via.boolean;
+    }
     return 0;
 }
 
@@ -524,7 +544,8 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     size_t count = root.via.array.size;
     uint64_t type;
     if (!s_uint(&f[0], &type) || !s_uint(&f[1], &msg->version) ||
-        msg->version == 0 || type < QKV_MSG_APPEND || type > QKV_MSG_VOTE_ACK)
+        msg->version == 0 || type < QKV_MSG_APPEND ||
+        type > QKV_MSG_TIMEOUT_NOW)
         return QKV_MALFORMED;
     msg->type = (int)type;
     if (msg->version > QKV_REPL_VERSION) {
@@ -542,6 +563,10 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
             rc = s_vote(self, f, count);
         else if (type == QKV_MSG_VOTE_ACK && count >= 6)
             rc = s_vote(self, f, count);
+        else if (type == QKV_MSG_TIMEOUT_NOW)
+            rc = count >= 5 && s_uint(&f[4], &msg->cluster_hash)
+                     ? 0
+                     : QKV_MALFORMED;
         else if (type == QKV_MSG_SNAPSHOT && count >= 9)
             rc = s_snapshot(self, f);
     }

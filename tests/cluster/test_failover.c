@@ -287,11 +287,115 @@ static void test_mismatched_settings_refused(void) {
     CU_ASSERT_EQUAL(kit_cluster_stop(&c), 0);
 }
 
+/* POST /admin/transfer-leader {"to": ID} on the leader. */
+static long s_transfer(const char *base, const char *to, char **location) {
+    char url[512], body[256];
+    snprintf(url, sizeof url, "%s/admin/transfer-leader", base);
+    snprintf(body, sizeof body, "{\"to\":\"%s\"}", to);
+    kit_resp_t r;
+    if (kit_http("POST", url, body, strlen(body), &r) != 0)
+        return 0;
+    long status = r.status;
+    if (location)
+        *location = r.location ? strdup(r.location) : NULL;
+    kit_resp_free(&r);
+    return status;
+}
+
+static void test_transfer_leader(void) {
+    kit_cluster_t c;
+    kit_cluster_opts_t opts = {
+        .followers = 2, .write_quorum = 1, .peers = true};
+    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
+    int l = kit_cluster_leader(&c, NEW_LEADER_MS);
+    CU_ASSERT_FATAL(l >= 0);
+    size_t to = ((size_t)l + 1) % c.count, other = ((size_t)l + 2) % c.count;
+    /* asked of a follower: 307 to the leader */
+    char *location = NULL;
+    CU_ASSERT_EQUAL(s_transfer(c.nodes[other].url, c.nodes[to].name, &location),
+                    307);
+    CU_ASSERT(location && strstr(location, c.nodes[l].url) == location);
+    free(location);
+    CU_ASSERT_EQUAL(s_transfer(c.nodes[l].url, "nobody", NULL), 404);
+    /* to a node: 200 once it leads, well within an election timeout */
+    int64_t t0 = kit_now_ms();
+    CU_ASSERT_EQUAL(s_transfer(c.nodes[l].url, c.nodes[to].name, NULL), 200);
+    printf("\n  handover took %lld ms", (long long)(kit_now_ms() - t0));
+    CU_ASSERT_EQUAL(kit_cluster_leader(&c, NEW_LEADER_MS), (int)to);
+    long status = 0;
+    json_t *r = kit_qkv_write(c.nodes[to].url, "/put", "after", "handover",
+                              &status, NULL);
+    CU_ASSERT_EQUAL(status, 200);
+    json_decref(r);
+    /* to itself: nothing to do */
+    CU_ASSERT_EQUAL(s_transfer(c.nodes[to].url, c.nodes[to].name, NULL), 200);
+    /* a stopped node is not up to date: 409 */
+    kit_node_kill(&c.nodes[other]);
+    s_sleep_ms(1200);
+    CU_ASSERT_EQUAL(s_transfer(c.nodes[to].url, c.nodes[other].name, NULL),
+                    409);
+    CU_ASSERT_EQUAL(kit_cluster_leader(&c, NEW_LEADER_MS), (int)to);
+    CU_ASSERT_FATAL(kit_cluster_restart(&c, other, 30000) == 0);
+    /* SIGTERM on the leader hands over before it stops: another node
+       leads at once, not an election timeout later */
+    CU_ASSERT_EQUAL(kit_node_stop(&c.nodes[to], 10000), 0);
+    int next = kit_cluster_leader(&c, 200);
+    CU_ASSERT(next >= 0 && next != (int)to);
+    CU_ASSERT_EQUAL(kit_cluster_stop(&c), 0);
+}
+
+typedef struct {
+    const char *base, *to;
+    long status;
+} s_transfer_arg_t;
+
+static void *s_transfer_thread(void *arg) {
+    s_transfer_arg_t *t = arg;
+    t->status = s_transfer(t->base, t->to, NULL);
+    return NULL;
+}
+
+static void test_two_transfers_at_once(void) {
+    /* two handovers asked at the same time: one node leads after them,
+       every node agrees, and writes commit */
+    kit_cluster_t c;
+    kit_cluster_opts_t opts = {
+        .followers = 2, .write_quorum = 1, .peers = true};
+    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
+    int l = kit_cluster_leader(&c, NEW_LEADER_MS);
+    CU_ASSERT_FATAL(l >= 0);
+    s_transfer_arg_t a = {c.nodes[l].url, c.nodes[(l + 1) % 3].name, 0};
+    s_transfer_arg_t b = {c.nodes[l].url, c.nodes[(l + 2) % 3].name, 0};
+    pthread_t ta, tb;
+    CU_ASSERT_FATAL(pthread_create(&ta, NULL, s_transfer_thread, &a) == 0);
+    CU_ASSERT_FATAL(pthread_create(&tb, NULL, s_transfer_thread, &b) == 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    printf("\n  two handovers: %ld and %ld", a.status, b.status);
+    CU_ASSERT(a.status == 200 || a.status == 409 || a.status == 307);
+    CU_ASSERT(b.status == 200 || b.status == 409 || b.status == 307);
+    CU_ASSERT(a.status == 200 || b.status == 200);
+    int now = kit_cluster_leader(&c, NEW_LEADER_MS);
+    CU_ASSERT(now >= 0);
+    if (now >= 0) {
+        long status = 0;
+        json_t *r =
+            kit_qkv_write(c.nodes[now].url, "/put", "k", "v", &status, NULL);
+        CU_ASSERT_EQUAL(status, 200);
+        json_decref(r);
+    }
+    CU_ASSERT_EQUAL(kit_cluster_stop(&c), 0);
+}
+
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {
-        KIT_TEST(test_kill_leader_under_load), KIT_TEST(test_paused_leader),
+        KIT_TEST(test_kill_leader_under_load),
+        KIT_TEST(test_paused_leader),
         KIT_TEST(test_no_election_without_quorum),
-        KIT_TEST(test_mismatched_settings_refused), KIT_TESTS_END};
+        KIT_TEST(test_mismatched_settings_refused),
+        KIT_TEST(test_transfer_leader),
+        KIT_TEST(test_two_transfers_at_once),
+        KIT_TESTS_END};
     return kit_add_suite("failover", NULL, NULL, tests) ? 0 : -1;
 }
 

@@ -169,6 +169,7 @@ static void s_post(s_sim_t *s, size_t i, const qkv_core_msg_t *m) {
     d->echo_us = m->echo_us;
     d->pre = m->pre;
     d->granted = m->granted;
+    d->transfer = m->transfer;
     d->last_index = m->last_index;
     d->last_term = m->last_term;
     if (m->type == QKV_MSG_APPEND && m->last >= m->first) {
@@ -646,6 +647,51 @@ static void test_lease_follows_echoes(void) {
     s_sim_free(&s);
 }
 
+static void test_transfer(void) {
+    s_sim_t s;
+    s_running(&s, 3, 1, 14);
+    uint64_t term = qkv_core_term(s.core[0]);
+    /* a peer that is down is not up to date: refused */
+    s.down[1] = true;
+    for (int k = 0; k < T / 1000 + 10; k++)
+        s_step(&s, 1000);
+    CU_ASSERT_EQUAL(qkv_core_transfer(s.core[0], s_slot(0, 1), s.now),
+                    QKV_CORE_BEHIND);
+    CU_ASSERT(!qkv_core_transferring(s.core[0]));
+    s_restart(&s, 1, false);
+    s.down[1] = false;
+    /* to node 2: writes are refused meanwhile, and node 2 leads the next
+       term well before an election timeout (no lease holds it back) */
+    CU_ASSERT_EQUAL(qkv_core_transfer(s.core[0], s_slot(0, 2), s.now), 0);
+    CU_ASSERT(qkv_core_transferring(s.core[0]));
+    CU_ASSERT_EQUAL(s_propose(&s, 0), 0);
+    CU_ASSERT_EQUAL(qkv_core_transfer(s.core[1], 0, s.now),
+                    QKV_CORE_NOT_LEADER);
+    int64_t t0 = s.now;
+    while (s.now - t0 < T &&
+           !(qkv_core_is_leader(s.core[2]) && qkv_core_serving(s.core[2])))
+        s_step(&s, 1000);
+    CU_ASSERT_EQUAL(s_leader(&s), 2);
+    CU_ASSERT(s.now - t0 < T / 2);
+    CU_ASSERT_EQUAL(qkv_core_term(s.core[2]), term + 1);
+    CU_ASSERT(!qkv_core_is_leader(s.core[0]));
+    CU_ASSERT(!qkv_core_transferring(s.core[0]));
+    CU_ASSERT(s_propose(&s, 2) > 0);
+    /* a transfer that cannot finish (its peer cut off) is given up after
+       an election timeout, and the leader takes writes again */
+    for (int k = 0; k < 20; k++)
+        s_step(&s, 1000);
+    CU_ASSERT_EQUAL(qkv_core_transfer(s.core[2], s_slot(2, 0), s.now), 0);
+    s_cut(&s, 0, true);
+    for (int k = 0; k < T / 1000 + 10; k++)
+        s_step(&s, 1000);
+    CU_ASSERT(!qkv_core_transferring(s.core[2]));
+    CU_ASSERT(qkv_core_is_leader(s.core[2]));
+    CU_ASSERT(s_propose(&s, 2) > 0);
+    CU_ASSERT_EQUAL(s.violations, 0);
+    s_sim_free(&s);
+}
+
 static void test_empty_node_rule(void) {
     s_sim_t s;
     s_running(&s, 3, 1, 10);
@@ -909,6 +955,7 @@ static int s_add_suites(void) {
                                        KIT_TEST(test_step_down_on_higher_term),
                                        KIT_TEST(test_lease_follows_echoes),
                                        KIT_TEST(test_empty_node_rule),
+                                       KIT_TEST(test_transfer),
                                        KIT_TESTS_END};
     static const kit_test_t sim[] = {KIT_TEST(test_split_votes),
                                      KIT_TEST(test_no_election_without_quorum),

@@ -326,8 +326,8 @@ static void test_roundtrip_ack(void) {
 static void test_roundtrip_vote(void) {
     for (int type = QKV_MSG_VOTE; type <= QKV_MSG_VOTE_ACK; type++)
         for (int pre = 0; pre < 2; pre++) {
-            qkv_vote_t v = {type,      UINT64_MAX, 7,    pre,
-                            123456789, 6,          !pre, 0xabcdef0123ULL};
+            qkv_vote_t v = {type, UINT64_MAX,      7,   pre, 123456789, 6,
+                            !pre, 0xabcdef0123ULL, !pre};
             qkv_encoder_vote(s_enc, &v);
             size_t size;
             uint8_t *frame = s_copy_frame(&size);
@@ -340,6 +340,7 @@ static void test_roundtrip_vote(void) {
             CU_ASSERT(d.msg->pre == (bool)pre);
             CU_ASSERT(d.msg->cluster_hash == 0xabcdef0123ULL);
             if (type == QKV_MSG_VOTE) {
+                CU_ASSERT(d.msg->transfer == !pre);
                 CU_ASSERT(d.msg->last_index == 123456789);
                 CU_ASSERT(d.msg->last_term == 6);
                 CU_ASSERT(!d.msg->granted);
@@ -350,6 +351,20 @@ static void test_roundtrip_vote(void) {
             dec_free(&d);
             free(frame);
         }
+}
+
+static void test_roundtrip_timeout_now(void) {
+    qkv_encoder_timeout_now(s_enc, UINT64_MAX, 12, 0x55);
+    size_t size;
+    uint8_t *frame = s_copy_frame(&size);
+    dec_t d;
+    dec_run(&d, s_dec, frame, size);
+    CU_ASSERT_EQUAL_FATAL(d.rc, 0);
+    CU_ASSERT_EQUAL(d.msg->type, QKV_MSG_TIMEOUT_NOW);
+    CU_ASSERT(d.msg->cluster_id == UINT64_MAX && d.msg->term == 12);
+    CU_ASSERT(d.msg->cluster_hash == 0x55);
+    dec_free(&d);
+    free(frame);
 }
 
 /* The leader's clock in an APPEND and its echo in an ACK go through;
@@ -766,13 +781,14 @@ static void parts_set(parts_t *p, size_t i, const void *bytes, size_t n) {
    [5, 1, "kk", "vv", 0, 0, 0], and a refusing ACK of cluster 1 (index 9,
    hint 4). */
 typedef struct {
-    parts_t append;    /* top-level elements of the APPEND */
-    size_t entries_at; /* index of the entries element */
-    size_t leader_at;  /* index of the leader element, or 0 if none */
-    parts_t entry;     /* elements of its one entry */
-    parts_t ack;       /* top-level elements of the ACK */
-    parts_t vote;      /* a VOTE: cluster 1, term 3, pre, last (9, 2) */
-    parts_t vote_ack;  /* a VOTE_ACK: cluster 1, term 3, pre, granted */
+    parts_t append;      /* top-level elements of the APPEND */
+    size_t entries_at;   /* index of the entries element */
+    size_t leader_at;    /* index of the leader element, or 0 if none */
+    parts_t entry;       /* elements of its one entry */
+    parts_t ack;         /* top-level elements of the ACK */
+    parts_t vote;        /* a VOTE: cluster 1, term 3, pre, last (9, 2) */
+    parts_t vote_ack;    /* a VOTE_ACK: cluster 1, term 3, pre, granted */
+    parts_t timeout_now; /* a TIMEOUT_NOW: cluster 1, term 3, hash 9 */
 } refs_t;
 
 static void refs_make(refs_t *r) {
@@ -805,6 +821,10 @@ static void refs_make(refs_t *r) {
     qkv_encoder_vote(s_enc, &v);
     frame = s_copy_frame(&size);
     parts_of(&r->vote_ack, frame, size, 0);
+    free(frame);
+    qkv_encoder_timeout_now(s_enc, 1, 3, 9);
+    frame = s_copy_frame(&size);
+    parts_of(&r->timeout_now, frame, size, 0);
     free(frame);
 }
 
@@ -852,6 +872,9 @@ static void test_reference_frames_valid(void) {
     CU_ASSERT_EQUAL(decode_mp(&m), 0);
     m.size = 0;
     parts_join(&r.vote_ack, &m);
+    CU_ASSERT_EQUAL(decode_mp(&m), 0);
+    m.size = 0;
+    parts_join(&r.timeout_now, &m);
     CU_ASSERT_EQUAL(decode_mp(&m), 0);
 }
 
@@ -981,9 +1004,9 @@ static void test_trailing_bytes(void) {
 static void test_wrong_message_types(void) {
     refs_t r;
     refs_make(&r);
-    /* fixints 0, 3 (SNAPSHOT's shape differs), 6, 127; uint8 255; negative
+    /* fixints 0, 3 (SNAPSHOT's shape differs), 7, 127; uint8 255; negative
        fixints -1 and -32 */
-    static const uint8_t bad[][9] = {{1, 0x00}, {1, 0x03},       {1, 0x06},
+    static const uint8_t bad[][9] = {{1, 0x00}, {1, 0x03},       {1, 0x07},
                                      {1, 0x7f}, {2, 0xcc, 0xff}, {1, 0xff},
                                      {1, 0xe0}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -1074,6 +1097,8 @@ static void test_wrong_field_types(void) {
     check_wrong_types(&r, &r.ack, false, "ACK field of a wrong type");
     check_wrong_types(&r, &r.vote, false, "VOTE field of a wrong type");
     check_wrong_types(&r, &r.vote_ack, false, "VOTE_ACK field of a wrong type");
+    check_wrong_types(&r, &r.timeout_now, false,
+                      "TIMEOUT_NOW field of a wrong type");
     check_wrong_types(&r, &r.entry, true, "entry field of a wrong type");
     /* The entry itself as something else than an array. */
     for (size_t w = 0; s_not_array[w].bytes; w++) {
@@ -1109,8 +1134,14 @@ static void check_lengths(const refs_t *r, const parts_t *p, bool entry,
     parts_t shorter = *p, longer = *p, empty = *p;
     /* one element short of what is required (an APPEND's FSYNC, clock and
        hash are optional: the entries are its last required element; so
-       are an ACK's echoed clock and a VOTE's or VOTE_ACK's hash) */
-    shorter.count = p == &r->append ? r->entries_at : p->count - 2;
+       are an ACK's echoed clock, a VOTE's hash and transfer flag and a
+       VOTE_ACK's hash) */
+    shorter.count = p == &r->append        ? r->entries_at
+                    : p == &r->ack         ? 7
+                    : p == &r->vote        ? 6
+                    : p == &r->vote_ack    ? 5
+                    : p == &r->timeout_now ? 4
+                                           : p->count - 1;
     parts_set(&longer, longer.count++, "\x00", 1);
     parts_set(&longer, longer.count++, "\xa5later", 6);
     empty.count = 0;
@@ -1170,6 +1201,7 @@ static void test_wrong_array_lengths(void) {
     check_lengths(&r, &r.ack, false, "ACK of a wrong length");
     check_lengths(&r, &r.vote, false, "VOTE of a wrong length");
     check_lengths(&r, &r.vote_ack, false, "VOTE_ACK of a wrong length");
+    check_lengths(&r, &r.timeout_now, false, "TIMEOUT_NOW of a wrong length");
     check_lengths(&r, &r.entry, true, "entry of a wrong length");
     /* entries declaring 3 and holding 2 */
     parts_t top = r.append;
@@ -1470,6 +1502,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_roundtrip_ack),
         KIT_TEST(test_roundtrip_heartbeat),
         KIT_TEST(test_roundtrip_vote),
+        KIT_TEST(test_roundtrip_timeout_now),
         KIT_TEST(test_roundtrip_clocks),
         KIT_TEST(test_roundtrip_one_entry),
         KIT_TEST(test_roundtrip_binary),

@@ -734,6 +734,33 @@ static void check_query(size_t i, const query_row_t *row, size_t key_cap) {
         CU_ASSERT(key[b] == '#');
 }
 
+static void test_transfer_bodies(void) {
+    char to[8];
+    qkv_rest_error_t err;
+    const char *ok = "{\"to\":\"node3\",\"why\":1}";
+    CU_ASSERT_EQUAL(
+        qkv_rest_parse_transfer(ok, strlen(ok), to, sizeof to, &err), 0);
+    KIT_ASSERT_STR(to, "node3");
+    static const char *bad[] = {"",
+                                "{}",
+                                "[]",
+                                "{\"to\":3}",
+                                "{\"to\":\"\"}",
+                                "{\"to\":\"12345678\"}",
+                                "{\"to\":\"a\\u0000b\"}",
+                                "{\"to\":\"a\",\"to\":\"b\"}",
+                                "{\"to\":\"a\"",
+                                "\"a\""};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = qkv_rest_parse_transfer(bad[i], strlen(bad[i]), to, sizeof to,
+                                         &err);
+        if (rc != -1)
+            fprintf(stderr, "\n  transfer body %s: %d\n", bad[i], rc);
+        CU_ASSERT_EQUAL(rc, -1);
+        CU_ASSERT_EQUAL(err.http, 400);
+    }
+}
+
 static void test_queries(void) {
     size_t n = sizeof s_queries / sizeof s_queries[0];
     for (size_t i = 0; i < n; i++)
@@ -857,17 +884,13 @@ static void test_random_queries(void) {
     Runner */
 
 static int s_add_suites(void) {
-    static const kit_test_t writes[] = {KIT_TEST(test_good_writes),
-                                        KIT_TEST(test_null_body),
-                                        KIT_TEST(test_write_free),
-                                        KIT_TEST(test_write_reads_len_only),
-                                        KIT_TEST(test_bad_writes),
-                                        KIT_TEST(test_write_messages),
-                                        KIT_TEST(test_deep_nesting),
-                                        KIT_TEST(test_huge_members),
-                                        KIT_TEST(test_default_limits),
-                                        KIT_TEST(test_random_writes),
-                                        KIT_TESTS_END};
+    static const kit_test_t writes[] = {
+        KIT_TEST(test_good_writes),     KIT_TEST(test_null_body),
+        KIT_TEST(test_write_free),      KIT_TEST(test_write_reads_len_only),
+        KIT_TEST(test_bad_writes),      KIT_TEST(test_write_messages),
+        KIT_TEST(test_deep_nesting),    KIT_TEST(test_huge_members),
+        KIT_TEST(test_default_limits),  KIT_TEST(test_random_writes),
+        KIT_TEST(test_transfer_bodies), KIT_TESTS_END};
     static const kit_test_t queries[] = {
         KIT_TEST(test_queries), KIT_TEST(test_query_key_cap),
         KIT_TEST(test_huge_queries), KIT_TEST(test_random_queries),
