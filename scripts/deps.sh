@@ -8,7 +8,7 @@ set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libczmq-dev
 libmsgpack-dev libcivetweb-dev libjansson-dev"
-TEST_PKGS="libcunit1-dev libcurl4-openssl-dev curl"
+TEST_PKGS="libcunit1-dev libcurl4-openssl-dev curl iproute2"
 PERF_PKGS="curl gnuplot-nox redis-server redis-tools"
 
 pkgs=$BUILD_PKGS
