@@ -243,6 +243,30 @@ bool kit_cluster_alive(kit_cluster_t *cluster);
 int kit_cluster_stop(kit_cluster_t *cluster);
 
 /*  ---------------------------------------------------------------------
+    Histories: is what clients saw linearizable? (kit_linear.c, after
+    Wing & Gong, Lowe, and the porcupine checker) */
+
+/* One operation on one key, as a client saw it. Times on one clock. */
+typedef struct {
+    const char *key;
+    bool write;        /* a write of value, else a read */
+    const char *value; /* write: what it wrote (unique per key); read: what
+                          it returned, when found */
+    bool found;        /* read: the key existed */
+    int64_t call_us;   /* sent */
+    int64_t return_us; /* answered; INT64_MAX for a write whose outcome is
+                          unknown (no answer, or an answer that does not
+                          say): it may take effect any time after its call,
+                          or not at all */
+} kit_op_t;
+
+/* 1 when the history is linearizable, key by key (each key a register);
+   0 when not, with *bad_key (may be NULL) set to a key whose history is
+   not; -1 when out of memory. Leave out operations known not to have
+   happened (a write refused before it was logged). */
+int kit_linearizable(const kit_op_t *ops, size_t count, const char **bad_key);
+
+/*  ---------------------------------------------------------------------
     HTTP over libcurl: one easy handle per thread (keep-alive), never
     following redirects, no proxy, "Expect:" disabled. */
 
