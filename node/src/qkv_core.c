@@ -150,7 +150,7 @@ struct qkv_core_t {
     bool transferring;      /* leader: handing over to transfer_peer */
     size_t transfer_peer;
     int64_t transfer_until_us; /* ... given up then */
-    bool timeout_sent;         /* ... its TIMEOUT_NOW went */
+    int64_t timeout_sent_us;   /* ... its TIMEOUT_NOW went then; 0 not */
     /* leader */
     s_progress_t peers[QKV_CORE_MAX_PEERS];
     qkv_ring_t cum;      /* uint64: wire bytes of entries 1 .. i at i */
@@ -930,7 +930,7 @@ int qkv_core_transfer(qkv_core_t *self, size_t peer, int64_t now) {
     self->transferring = true;
     self->transfer_peer = peer;
     self->transfer_until_us = now + self->cfg.election_us;
-    self->timeout_sent = false;
+    self->timeout_sent_us = 0;
     return 0;
 }
 
@@ -939,7 +939,9 @@ bool qkv_core_transferring(const qkv_core_t *self) {
 }
 
 /* Leader: a handover waits for its peer to hold the last entry, then
-   sends TIMEOUT_NOW; given up after an election timeout. */
+   sends TIMEOUT_NOW, again every heartbeat (one may be lost: a link just
+   reconnecting; a second one of the same term is ignored); given up after
+   an election timeout. */
 static void s_leader_transfer(qkv_core_t *self, int64_t now) {
     if (!self->transferring)
         return;
@@ -948,11 +950,12 @@ static void s_leader_transfer(qkv_core_t *self, int64_t now) {
         return;
     }
     size_t p = self->transfer_peer;
-    if (self->timeout_sent ||
+    if ((self->timeout_sent_us &&
+         now - self->timeout_sent_us < self->cfg.heartbeat_us) ||
         self->peers[p].match < qkv_log_last_index(self->log))
         return;
-    qkv_core_msg_t *m = s_emit(self, QKV_MSG_TIMEOUT_NOW, p);
-    self->timeout_sent = m != NULL;
+    if (s_emit(self, QKV_MSG_TIMEOUT_NOW, p))
+        self->timeout_sent_us = now;
 }
 
 bool qkv_core_heard(qkv_core_t *self, size_t peer, uint64_t term, int64_t now) {
@@ -1181,7 +1184,9 @@ int64_t qkv_core_next_due(const qkv_core_t *self) {
         return 0;
     int64_t due = self->cfg.elections ? self->check_due_us : 0;
     if (self->transferring)
-        due = s_min_due(due, self->transfer_until_us);
+        due = s_min_due(due, self->timeout_sent_us ? self->timeout_sent_us +
+                                                         self->cfg.heartbeat_us
+                                                   : self->transfer_until_us);
     int64_t resend = self->cfg.resend_us;
     for (size_t i = 0; i < self->cfg.peer_count; i++) {
         const s_progress_t *p = &self->peers[i];

@@ -3,11 +3,12 @@
     The rules are tested without processes in tests/unit/test_election.c;
     this suite proves the wiring: a six-node cluster (q = 3) whose leader
     is killed with SIGKILL ten times under two writers elects a new leader
-    every time, and every write that was acknowledged - each under a key
-    of its own - is on every node afterwards; a leader paused past the
-    election timeout (SIGSTOP) and resumed serves no read as leader from
-    its old state and acknowledges nothing the new leader lacks; with q = 1
-    (E = 5 of 6) two nodes down leave no leader and writes are answered
+    every time, every write that was acknowledged - each under a key of
+    its own - is on every node afterwards, and a history of registers
+    (writes and leader reads) recorded meanwhile is linearizable; a leader
+   paused past the election timeout (SIGSTOP) and resumed serves no read as
+   leader from its old state and acknowledges nothing the new leader lacks; with
+   q = 1 (E = 5 of 6) two nodes down leave no leader and writes are answered
     no_leader, and one node back brings a leader.
 */
 #include "kit.h"
@@ -119,6 +120,9 @@ static void test_kill_leader_under_load(void) {
         CU_ASSERT_FATAL(pthread_create(&threads[i], NULL, s_writer, &w[i]) ==
                         0);
     }
+    /* and a history of registers, checked for linearizability */
+    kit_history_t *history = kit_history_start(&c, 3000);
+    CU_ASSERT_FATAL(history != NULL);
     int failovers = 0, slowest_ms = 0;
     for (int kill = 0; kill < KILLS; kill++) {
         int leader = kit_cluster_leader(&c, NEW_LEADER_MS);
@@ -139,6 +143,7 @@ static void test_kill_leader_under_load(void) {
         CU_ASSERT_FATAL(kit_cluster_restart(&c, (size_t)leader, 30000) == 0);
     }
     atomic_store(&stop, true);
+    CU_ASSERT_EQUAL(kit_history_check(&history), 1);
     size_t acked = 0, refused = 0;
     for (int i = 0; i < WRITERS; i++) {
         pthread_join(threads[i], NULL);
@@ -336,10 +341,12 @@ static void test_transfer_leader(void) {
                     409);
     CU_ASSERT_EQUAL(kit_cluster_leader(&c, NEW_LEADER_MS), (int)to);
     CU_ASSERT_FATAL(kit_cluster_restart(&c, other, 30000) == 0);
+    uint64_t index = 0;
+    CU_ASSERT(kit_qkv_settled(c.nodes[to].url, NEW_LEADER_MS, &index));
     /* SIGTERM on the leader hands over before it stops: another node
        leads at once, not an election timeout later */
     CU_ASSERT_EQUAL(kit_node_stop(&c.nodes[to], 10000), 0);
-    int next = kit_cluster_leader(&c, 200);
+    int next = kit_cluster_leader(&c, 450); /* an election: >= 500 ms */
     CU_ASSERT(next >= 0 && next != (int)to);
     CU_ASSERT_EQUAL(kit_cluster_stop(&c), 0);
 }

@@ -403,156 +403,6 @@ static void s_writer_stop(s_writer_t *w, pthread_t t) {
     pthread_join(t, NULL);
 }
 
-/*  ---------------------------------------------------------------------
-    A history of registers: writers and readers on a few keys, every
-    write and every leader read recorded with its call and return time,
-    checked for linearizability at the end (kit_linearizable). Follower
-    reads may be stale by design and are not recorded. */
-
-#define REGISTERS 3
-#define MAX_OPS 200000
-
-typedef struct {
-    pthread_mutex_t mutex;
-    kit_op_t *ops;
-    size_t count;
-    atomic_bool stop;
-    atomic_uint seq; /* unique written values */
-} s_history_t;
-
-static int64_t s_now_us(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static void s_record(s_history_t *h, const kit_op_t *op) {
-    pthread_mutex_lock(&h->mutex);
-    if (h->count < MAX_OPS)
-        h->ops[h->count++] = *op;
-    pthread_mutex_unlock(&h->mutex);
-}
-
-static const char *s_register(unsigned i) {
-    static const char *names[REGISTERS] = {"reg0", "reg1", "reg2"};
-    return names[i % REGISTERS];
-}
-
-/* Writes a new value to a register on node `at` (following a 307): a 200
-   is a write that happened; 503 quorum_not_reached or leader_changed, or
-   no answer, one whose outcome is unknown; anything else did not happen
-   (a redirect, no_leader). Returns the node to write to next. */
-static int s_history_write(s_history_t *h, int at) {
-    unsigned n = atomic_fetch_add(&h->seq, 1);
-    char value[24];
-    snprintf(value, sizeof value, "v%u", n);
-    kit_op_t op = {s_register(n), true, strdup(value), false, s_now_us(), 0};
-    long status = 0;
-    char *location = NULL;
-    json_t *r = kit_qkv_write(s_c.nodes[at].url, "/put", op.key, value, &status,
-                              &location);
-    const char *word = kit_json_str(r, "status");
-    if (status == 200)
-        op.return_us = s_now_us();
-    else if (status == 0 || (status == 503 && word &&
-                             (!strcmp(word, "quorum_not_reached") ||
-                              !strcmp(word, "leader_changed"))))
-        op.return_us = INT64_MAX;
-    json_decref(r);
-    if (op.return_us)
-        s_record(h, &op);
-    else
-        free((char *)op.value);
-    int next = at;
-    if (status == 307 && location) {
-        for (int i = 0; i < NODES; i++)
-            if (!strncmp(location, s_c.nodes[i].url, strlen(s_c.nodes[i].url)))
-                next = i;
-    } else if (status != 200) {
-        next = (at + 1) % NODES;
-        s_sleep_ms(10);
-    }
-    free(location);
-    return next;
-}
-
-static void *s_history_writer(void *arg) {
-    s_history_t *h = arg;
-    kit_http_set_timeout_ms(S_HTTP_TIMEOUT_MS);
-    int at = 0;
-    while (!atomic_load(&h->stop))
-        at = s_history_write(h, at);
-    return NULL;
-}
-
-static void *s_history_reader(void *arg) {
-    s_history_t *h = arg;
-    kit_http_set_timeout_ms(S_HTTP_TIMEOUT_MS);
-    for (unsigned n = 0; !atomic_load(&h->stop); n++) {
-        kit_op_t op = {s_register(n / NODES), false, NULL, true, s_now_us(), 0};
-        long status = 0;
-        json_t *r =
-            kit_qkv_read(s_c.nodes[n % NODES].url, "/get", op.key, &status);
-        op.return_us = s_now_us();
-        const char *value = kit_json_str(r, "value");
-        /* a leader's answer (a follower's carries follower_id) */
-        if (status == 200 && value && !json_object_get(r, "follower_id")) {
-            op.value = strdup(value);
-            s_record(h, &op);
-        }
-        json_decref(r);
-    }
-    return NULL;
-}
-
-typedef struct {
-    s_history_t h;
-    pthread_t writer, reader;
-} s_histories_t;
-
-static void s_history_start(s_histories_t *x) {
-    memset(x, 0, sizeof *x);
-    pthread_mutex_init(&x->h.mutex, NULL);
-    x->h.ops = calloc(MAX_OPS, sizeof *x->h.ops);
-    CU_ASSERT_FATAL(x->h.ops != NULL);
-    /* every register written once first, so that reads find them */
-    int at = kit_cluster_leader(&s_c, WAIT_MS);
-    CU_ASSERT_FATAL(at >= 0);
-    while (atomic_load(&x->h.seq) < REGISTERS)
-        at = s_history_write(&x->h, at);
-    CU_ASSERT_FATAL(pthread_create(&x->writer, NULL, s_history_writer, &x->h) ==
-                    0);
-    CU_ASSERT_FATAL(pthread_create(&x->reader, NULL, s_history_reader, &x->h) ==
-                    0);
-}
-
-/* Stops the threads and checks what they saw. */
-static void s_history_check(s_histories_t *x) {
-    atomic_store(&x->h.stop, true);
-    pthread_join(x->writer, NULL);
-    pthread_join(x->reader, NULL);
-    size_t writes = 0, unknown = 0, reads = 0;
-    for (size_t i = 0; i < x->h.count; i++) {
-        writes += x->h.ops[i].write;
-        unknown += x->h.ops[i].return_us == INT64_MAX;
-        reads += !x->h.ops[i].write;
-    }
-    const char *bad = NULL;
-    int rc = kit_linearizable(x->h.ops, x->h.count, &bad);
-    printf("\n  history: %zu writes (%zu of unknown outcome), %zu leader "
-           "reads: %s",
-           writes, unknown, reads,
-           rc == 1 ? "linearizable" : "NOT linearizable");
-    if (rc != 1)
-        fprintf(stderr, "\n  key %s: not linearizable\n", bad ? bad : "?");
-    CU_ASSERT_EQUAL(rc, 1);
-    CU_ASSERT(writes > 10 && reads > 10);
-    for (size_t i = 0; i < x->h.count; i++)
-        free((char *)x->h.ops[i].value);
-    free(x->h.ops);
-    pthread_mutex_destroy(&x->h.mutex);
-}
-
 static void s_stop_all(void) {
     CU_ASSERT_EQUAL(kit_cluster_stop(&s_c), 0);
 }
@@ -570,8 +420,8 @@ static void test_split_quorum_3(void) {
     s_writer_t w;
     pthread_t t;
     s_writer_start(&w, &t);
-    s_histories_t x;
-    s_history_start(&x);
+    kit_history_t *x = kit_history_start(&s_c, S_HTTP_TIMEOUT_MS);
+    CU_ASSERT_FATAL(x != NULL);
     s_sleep_ms(500);
     s_split(small, true);
     int64_t cut = kit_now_ms();
@@ -596,7 +446,7 @@ static void test_split_quorum_3(void) {
     s_split(small, false);
     s_sleep_ms(500);
     s_writer_stop(&w, t);
-    s_history_check(&x);
+    CU_ASSERT_EQUAL(kit_history_check(&x), 1);
     s_check_converged(&w);
     for (int i = 0; i < NODES; i++)
         CU_ASSERT(!kit_qkv_holds(s_c.nodes[i].url, "orphan", "x", 0));
@@ -670,8 +520,8 @@ static void test_flapping_link(void) {
     s_writer_t w;
     pthread_t t;
     s_writer_start(&w, &t);
-    s_histories_t x;
-    s_history_start(&x);
+    kit_history_t *x = kit_history_start(&s_c, S_HTTP_TIMEOUT_MS);
+    CU_ASSERT_FATAL(x != NULL);
     /* the leader's link, then a follower's, on and off */
     int victims[2] = {leader, (leader + 2) % NODES};
     for (int round = 0; round < 12; round++) {
@@ -687,7 +537,7 @@ static void test_flapping_link(void) {
     s_deaf(victims[1], false);
     s_sleep_ms(500);
     s_writer_stop(&w, t);
-    s_history_check(&x);
+    CU_ASSERT_EQUAL(kit_history_check(&x), 1);
     s_check_converged(&w);
     free(w.acked);
     s_stop_all();

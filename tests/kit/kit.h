@@ -262,9 +262,24 @@ typedef struct {
 
 /* 1 when the history is linearizable, key by key (each key a register);
    0 when not, with *bad_key (may be NULL) set to a key whose history is
-   not; -1 when out of memory. Leave out operations known not to have
-   happened (a write refused before it was logged). */
+   not; -1 when out of memory; -2 when the search for one key passed
+   KIT_LINEAR_BUDGET steps (undecided: many overlapping writes of unknown
+   outcome make the search exponential). Leave out operations known not
+   to have happened (a write refused before it was logged). */
+#define KIT_LINEAR_BUDGET 50000000ull
 int kit_linearizable(const kit_op_t *ops, size_t count, const char **bad_key);
+
+/* A history of six registers recorded against cluster by two threads
+   (a writer following the leader, a reader of every node) while a suite
+   does harm to it (kit_history.c): HTTP requests give up after
+   timeout_ms. NULL when it cannot start. */
+typedef struct kit_history_t kit_history_t;
+kit_history_t *kit_history_start(kit_cluster_t *cluster, long timeout_ms);
+
+/* Stops the threads, prints what was recorded and checks it: 1
+   linearizable, 0 not (or too short to tell), -1 out of memory. Frees the
+   history and nulls *history_p. */
+int kit_history_check(kit_history_t **history_p);
 
 /*  ---------------------------------------------------------------------
     HTTP over libcurl: one easy handle per thread (keep-alive), never
@@ -300,6 +315,17 @@ void kit_http_set_timeout_ms(long timeout_ms);
 
 /* Per-thread: when quiet, transport failures are not printed. */
 void kit_http_set_quiet(bool quiet);
+
+/* After a request on this thread got no answer: true when it cannot have
+   reached the server (no connection was made), false when it may have
+   (it timed out, the connection broke). Only with fresh connections (see
+   below): on a reused one that broke, libcurl sends the request again on
+   a new connection, and a failure of that says nothing of the first. */
+bool kit_http_not_sent(void);
+
+/* This thread's requests each on a new connection (no keep-alive), or
+   not (the default). */
+void kit_http_set_fresh(bool fresh);
 
 /* Frees the calling thread's handle (closing its connections); threads
    that end free theirs on their own, and the main thread's is freed at

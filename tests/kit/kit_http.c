@@ -15,6 +15,8 @@ static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static pthread_key_t s_key;
 static _Thread_local long s_timeout_ms = 30000;
 static _Thread_local bool s_quiet = false;
+static _Thread_local bool s_not_sent = false; /* the last failure */
+static _Thread_local bool s_fresh = false;    /* a connection per request */
 
 static void s_handle_free(void *handle) {
     if (handle)
@@ -47,6 +49,14 @@ void kit_http_thread_done(void) {
     CURL *handle = pthread_getspecific(s_key);
     pthread_setspecific(s_key, NULL);
     s_handle_free(handle);
+}
+
+void kit_http_set_fresh(bool fresh) {
+    s_fresh = fresh;
+}
+
+bool kit_http_not_sent(void) {
+    return s_not_sent;
 }
 
 void kit_http_set_quiet(bool quiet) {
@@ -153,6 +163,8 @@ int kit_http(const char *method, const char *url, const char *body,
     curl_easy_setopt(h, CURLOPT_MAXCONNECTS, 16L);
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, s_timeout_ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, s_fresh ? 1L : 0L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, s_fresh ? 1L : 0L);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s_on_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &buf);
@@ -161,6 +173,8 @@ int kit_http(const char *method, const char *url, const char *body,
     s_set_method(h, method, body, body_len);
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
+    s_not_sent =
+        rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST;
     if (rc == CURLE_OK && !buf.failed) {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
         curl_off_t length = -1;

@@ -193,7 +193,12 @@ static int s_check_key(const kit_op_t *ops, const size_t *idx, size_t n) {
     size_t depth = 0;
     s_event_t *e = head;
     result = 1;
+    uint64_t steps = 0;
     while (head) {
+        if (++steps > KIT_LINEAR_BUDGET) {
+            result = -2; /* undecided: too many choices to try */
+            break;
+        }
         if (e->call) {
             int next;
             bool ok = s_step(mine, e->op, state, &next);
@@ -247,7 +252,7 @@ int kit_linearizable(const kit_op_t *ops, size_t count, const char **bad_key) {
                 idx[n++] = j;
             }
         result = s_check_key(ops, idx, n);
-        if (result == 0 && bad_key)
+        if (result != 1 && bad_key)
             *bad_key = ops[i].key;
     }
     free(done);
