@@ -979,6 +979,13 @@ static int s_handle_health(s_req_t *req) {
                             (uint64_t)st->last_election_ms);
         qkv_json_member_u64(out, "election_timeout_ms",
                             (uint64_t)cfg->election_timeout_ms);
+        /* the arithmetic of elections (README "Failover"): a leader is
+           elected with this many votes of the nodes in PEERS */
+        size_t n = cfg->peer_count, q = (size_t)cfg->write_quorum;
+        size_t majority = n / 2 + 1;
+        qkv_json_member_u64(out, "votes_needed",
+                            n - q > majority ? n - q : majority);
+        qkv_json_member_u64(out, "nodes", n);
     }
     size_t cluster_len = strnlen(st->cluster_id, sizeof st->cluster_id);
     qkv_json_member_str(out, "cluster_id", st->cluster_id, cluster_len);
