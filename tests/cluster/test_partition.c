@@ -33,10 +33,8 @@
 */
 #include "kit.h"
 
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,7 +45,9 @@
 #define NODES 6
 #define NET "10.213.0"
 #define WAIT_MS 15000
-#define MAX_KEYS 100000
+/* A request cut off by a partition waits this long, not kit's 30 s: its
+   outcome is unknown either way. */
+#define S_HTTP_TIMEOUT_MS 3000
 
 static bool s_iptables; /* FORWARD accept rules were added */
 
@@ -316,91 +316,27 @@ static bool s_role_is(int i, const char *role) {
     return is;
 }
 
-/*  ---------------------------------------------------------------------
-    A writer that records what was acknowledged, each write a key of its
-    own, sent to whichever node it finds leading. */
-
-typedef struct {
-    atomic_bool stop;
-    char (*acked)[24];
-    size_t count;
-    int at; /* the node it writes to now */
-} s_writer_t;
-
-/* A request cut off by a partition waits this long, not kit's 30 s: its
-   outcome is unknown either way. */
-#define S_HTTP_TIMEOUT_MS 3000
-
-static void *s_writer(void *arg) {
-    s_writer_t *w = arg;
-    kit_http_set_timeout_ms(S_HTTP_TIMEOUT_MS);
-    for (unsigned n = 0; !atomic_load(&w->stop) && w->count < MAX_KEYS; n++) {
-        char key[24];
-        snprintf(key, sizeof key, "p%u", n);
-        for (int tries = 0; tries < 20 && !atomic_load(&w->stop); tries++) {
-            long status = 0;
-            char *location = NULL;
-            json_t *r = kit_qkv_write(s_c.nodes[w->at].url, "/put", key, key,
-                                      &status, &location);
-            json_decref(r);
-            if (status == 200) {
-                memcpy(w->acked[w->count++], key, sizeof key);
-                free(location);
-                break;
-            }
-            if (status == 307 && location) {
-                for (int i = 0; i < NODES; i++)
-                    if (!strncmp(location, s_c.nodes[i].url,
-                                 strlen(s_c.nodes[i].url)))
-                        w->at = i;
-            } else {
-                w->at = (w->at + 1) % NODES;
-                s_sleep_ms(20);
-            }
-            free(location);
-        }
-    }
-    return NULL;
+/* A writer following the leader: the keys it got acknowledged, on
+   every node at the end (and the six dumps equal). */
+static kit_writer_t *s_writer_start(void) {
+    kit_writer_t *w = kit_writer_start(&s_c, "p", S_HTTP_TIMEOUT_MS);
+    CU_ASSERT_FATAL(w != NULL);
+    return w;
 }
 
-/* Every acknowledged key on every node, and the six dumps equal. */
-static void s_check_converged(const s_writer_t *w) {
+static void s_check_converged(kit_writer_t **w_p) {
+    kit_writer_t *w = *w_p;
+    size_t count = kit_writer_stop(w);
     int leader = s_leader_among((1u << NODES) - 1, WAIT_MS);
     CU_ASSERT_FATAL(leader >= 0);
-    size_t missing = 0;
     for (int i = 0; i < NODES; i++) {
         if (i != leader)
             CU_ASSERT(kit_qkv_wait_same_dump(s_c.nodes[leader].url,
                                              s_c.nodes[i].url, WAIT_MS));
-        long status = 0;
-        json_t *dump = kit_qkv_dump(s_c.nodes[i].url, &status);
-        json_t *entries = json_object_get(dump, "entries");
-        CU_ASSERT(status == 200 && entries != NULL);
-        for (size_t k = 0; k < w->count; k++) {
-            json_t *e = json_object_get(entries, w->acked[k]);
-            const char *v = kit_json_str(e, "value");
-            if ((!v || strcmp(v, w->acked[k]) != 0) && missing++ < 5)
-                fprintf(stderr, "\n  n%d lacks acknowledged %s", i,
-                        w->acked[k]);
-        }
-        json_decref(dump);
+        CU_ASSERT_EQUAL(kit_writer_missing(w, &s_c.nodes[i]), 0);
     }
-    CU_ASSERT_EQUAL(missing, 0);
-    printf("\n  %zu acknowledged writes on all six", w->count);
-}
-
-static void s_writer_start(s_writer_t *w, pthread_t *t) {
-    memset(w, 0, sizeof *w);
-    w->acked = calloc(MAX_KEYS, sizeof *w->acked);
-    CU_ASSERT_FATAL(w->acked != NULL);
-    w->at = kit_cluster_leader(&s_c, WAIT_MS);
-    CU_ASSERT_FATAL(w->at >= 0);
-    CU_ASSERT_FATAL(pthread_create(t, NULL, s_writer, w) == 0);
-}
-
-static void s_writer_stop(s_writer_t *w, pthread_t t) {
-    atomic_store(&w->stop, true);
-    pthread_join(t, NULL);
+    printf("\n  %zu acknowledged writes on all six", count);
+    kit_writer_free(w_p);
 }
 
 static void s_stop_all(void) {
@@ -417,9 +353,7 @@ static void test_split_quorum_3(void) {
     int mate = (old + 1) % NODES;
     unsigned small = (1u << old) | (1u << mate);
     unsigned big = ((1u << NODES) - 1) & ~small;
-    s_writer_t w;
-    pthread_t t;
-    s_writer_start(&w, &t);
+    kit_writer_t *w = s_writer_start();
     kit_history_t *x = kit_history_start(&s_c, S_HTTP_TIMEOUT_MS);
     CU_ASSERT_FATAL(x != NULL);
     s_sleep_ms(500);
@@ -445,12 +379,11 @@ static void test_split_quorum_3(void) {
     s_sleep_ms(500); /* writes on the new side */
     s_split(small, false);
     s_sleep_ms(500);
-    s_writer_stop(&w, t);
+    kit_writer_stop(w);
     CU_ASSERT_EQUAL(kit_history_check(&x), 1);
     s_check_converged(&w);
     for (int i = 0; i < NODES; i++)
         CU_ASSERT(!kit_qkv_holds(s_c.nodes[i].url, "orphan", "x", 0));
-    free(w.acked);
     s_stop_all();
 }
 
@@ -463,15 +396,13 @@ static void test_split_quorum_1(void) {
     int mate = (old + 1) % NODES;
     unsigned small = (1u << old) | (1u << mate);
     unsigned big = ((1u << NODES) - 1) & ~small;
-    s_writer_t w;
-    pthread_t t;
-    s_writer_start(&w, &t);
+    kit_writer_t *w = s_writer_start();
     s_sleep_ms(300);
     s_split(small, true);
     s_sleep_ms(2000);
-    size_t before = w.count;
+    size_t before = kit_writer_count(w);
     s_sleep_ms(1000);
-    CU_ASSERT(w.count > before); /* still committing */
+    CU_ASSERT(kit_writer_count(w) > before); /* still committing */
     CU_ASSERT(s_role_is(old, "leader"));
     CU_ASSERT_EQUAL(s_leader_among(big, 1000), -1);
     for (int i = 0; i < NODES; i++)
@@ -479,9 +410,7 @@ static void test_split_quorum_1(void) {
             CU_ASSERT(!s_role_is(i, "leader"));
     s_split(small, false);
     s_sleep_ms(500);
-    s_writer_stop(&w, t);
     s_check_converged(&w);
-    free(w.acked);
     s_stop_all();
 }
 
@@ -489,15 +418,12 @@ static void test_leader_hears_nothing(void) {
     CU_ASSERT_FATAL(s_start(3) == 0);
     int old = kit_cluster_leader(&s_c, WAIT_MS);
     CU_ASSERT_FATAL(old >= 0);
-    s_writer_t w;
-    pthread_t t;
-    s_writer_start(&w, &t);
+    kit_writer_t *w = s_writer_start();
     s_sleep_ms(300);
     if (!s_deaf(old, true)) { /* its heartbeats go out, no answer comes in */
         printf("\n  skipped: bridged traffic does not go through iptables "
                "here, and a one-way cut needs it");
-        s_writer_stop(&w, t);
-        free(w.acked);
+        kit_writer_free(&w);
         s_stop_all();
         return;
     }
@@ -507,9 +433,7 @@ static void test_leader_hears_nothing(void) {
     s_sleep_ms(300);
     s_deaf(old, false);
     s_sleep_ms(300);
-    s_writer_stop(&w, t);
     s_check_converged(&w);
-    free(w.acked);
     s_stop_all();
 }
 
@@ -517,9 +441,7 @@ static void test_flapping_link(void) {
     CU_ASSERT_FATAL(s_start(3) == 0);
     int leader = kit_cluster_leader(&s_c, WAIT_MS);
     CU_ASSERT_FATAL(leader >= 0);
-    s_writer_t w;
-    pthread_t t;
-    s_writer_start(&w, &t);
+    kit_writer_t *w = s_writer_start();
     kit_history_t *x = kit_history_start(&s_c, S_HTTP_TIMEOUT_MS);
     CU_ASSERT_FATAL(x != NULL);
     /* the leader's link, then a follower's, on and off */
@@ -536,10 +458,9 @@ static void test_flapping_link(void) {
     s_deaf(victims[0], false);
     s_deaf(victims[1], false);
     s_sleep_ms(500);
-    s_writer_stop(&w, t);
+    kit_writer_stop(w);
     CU_ASSERT_EQUAL(kit_history_check(&x), 1);
     s_check_converged(&w);
-    free(w.acked);
     s_stop_all();
 }
 

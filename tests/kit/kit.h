@@ -243,6 +243,34 @@ bool kit_cluster_alive(kit_cluster_t *cluster);
 int kit_cluster_stop(kit_cluster_t *cluster);
 
 /*  ---------------------------------------------------------------------
+    Writers that follow the leader (kit_writer.c) */
+
+/* Where to send a write next after node at answered status (and
+   Location): the leader a 307 names; at again after a 200; the next node
+   (after a pause of 10 ms) after anything else. */
+size_t kit_cluster_follow(const kit_cluster_t *cluster, size_t at, long status,
+                          const char *location);
+
+/* A thread that writes key=key, each key new (prefix and a number), to
+   whichever node leads, following 307s, and keeps the keys answered 200
+   (at most 100 000). HTTP requests give up after timeout_ms. NULL when it
+   cannot start. */
+typedef struct kit_writer_t kit_writer_t;
+kit_writer_t *kit_writer_start(kit_cluster_t *cluster, const char *prefix,
+                               long timeout_ms);
+/* Keys acknowledged so far. */
+size_t kit_writer_count(const kit_writer_t *writer);
+/* Stops the thread (once); returns the keys acknowledged. */
+size_t kit_writer_stop(kit_writer_t *writer);
+/* Answers other than 200 and 307 it got (and requests with none). */
+size_t kit_writer_refused(const kit_writer_t *writer);
+/* How many acknowledged keys node's /dump lacks (the first few are
+   printed); every key when the dump fails. */
+size_t kit_writer_missing(const kit_writer_t *writer, const kit_node_t *node);
+/* Stops it and frees it; nulls *writer_p; NULL-safe. */
+void kit_writer_free(kit_writer_t **writer_p);
+
+/*  ---------------------------------------------------------------------
     Histories: is what clients saw linearizable? (kit_linear.c, after
     Wing & Gong, Lowe, and the porcupine checker) */
 

@@ -80,16 +80,7 @@ static size_t s_write(kit_history_t *h, size_t at) {
         s_record(h, &op);
     else
         free((char *)op.value);
-    size_t next = at;
-    if (status == 307 && location) {
-        for (size_t i = 0; i < c->count; i++)
-            if (!strncmp(location, c->nodes[i].url, strlen(c->nodes[i].url)))
-                next = i;
-    } else if (status != 200) {
-        next = (at + 1) % c->count;
-        struct timespec ts = {0, 10 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
+    size_t next = kit_cluster_follow(c, at, status, location);
     free(location);
     return next;
 }
