@@ -63,6 +63,28 @@ static qkv_peers_t *s_new(void) {
     return self;
 }
 
+/* One DEALER per endpoint (routing id self_id, or the leader's when
+   NULL), taking frames of at most max_in bytes; what names the setting in
+   an error. Returns 0, or -1 with err filled. */
+static int s_connect_links(qkv_peers_t *self, char *const *endpoints,
+                           size_t count, const char *self_id, size_t max_in,
+                           const char *what, char *err, size_t err_size) {
+    for (size_t i = 0; i < count; i++) {
+        s_link_t *link = &self->links[i];
+        link->sock = self_id
+                         ? qkv_sockopt_peer_link(endpoints[i], self_id, max_in)
+                         : qkv_sockopt_leader_link(endpoints[i], max_in);
+        if (!link->sock) {
+            snprintf(err, err_size, "%s: cannot connect to %s: %s", what,
+                     endpoints[i], zmq_strerror(zmq_errno()));
+            return -1;
+        }
+        link->handle = zsock_resolve(link->sock);
+        self->count++;
+    }
+    return 0;
+}
+
 qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
                                   size_t max_in, int64_t min_delay_us,
                                   int64_t max_delay_us, char *err,
@@ -75,18 +97,9 @@ qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
     self->leader = true;
     self->min_delay_us = min_delay_us;
     self->max_delay_us = max_delay_us;
-    for (size_t i = 0; i < count; i++) {
-        s_link_t *link = &self->links[i];
-        link->sock = qkv_sockopt_leader_link(endpoints[i], max_in);
-        if (!link->sock) {
-            snprintf(err, err_size, "FOLLOWERS: cannot connect to %s: %s",
-                     endpoints[i], zmq_strerror(zmq_errno()));
-            qkv_peers_destroy(&self);
-            return NULL;
-        }
-        link->handle = zsock_resolve(link->sock);
-        self->count++;
-    }
+    if (s_connect_links(self, endpoints, count, NULL, max_in, "FOLLOWERS", err,
+                        err_size) != 0)
+        qkv_peers_destroy(&self);
     return self;
 }
 
@@ -111,20 +124,12 @@ qkv_peers_t *qkv_peers_new_mesh(const char *self_id, char *const *endpoints,
         return NULL;
     }
     self->router_handle = zsock_resolve(self->router);
-    for (size_t i = 0; i < count; i++) {
-        s_link_t *link = &self->links[i];
+    for (size_t i = 0; i < count; i++)
         snprintf(self->ids[i], sizeof(self->ids[i]), "%s", ids[i]);
-        /* answers never come back on a DEALER: 256 bytes is plenty */
-        link->sock = qkv_sockopt_peer_link(endpoints[i], self_id, 256);
-        if (!link->sock) {
-            snprintf(err, err_size, "PEERS: cannot connect to %s: %s",
-                     endpoints[i], zmq_strerror(zmq_errno()));
-            qkv_peers_destroy(&self);
-            return NULL;
-        }
-        link->handle = zsock_resolve(link->sock);
-        self->count++;
-    }
+    /* answers never come back on these DEALERs: 256 bytes is plenty */
+    if (s_connect_links(self, endpoints, count, self_id, 256, "PEERS", err,
+                        err_size) != 0)
+        qkv_peers_destroy(&self);
     return self;
 }
 

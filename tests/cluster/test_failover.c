@@ -29,6 +29,17 @@ static void s_sleep_ms(int ms) {
     nanosleep(&ts, NULL);
 }
 
+/* Starts followers + 1 nodes with PEERS at write_quorum q and returns the
+   node that leads them. */
+static int s_start(kit_cluster_t *c, size_t followers, int q) {
+    kit_cluster_opts_t opts = {
+        .followers = followers, .write_quorum = q, .peers = true};
+    CU_ASSERT_FATAL(kit_cluster_start(c, &opts) == 0);
+    int leader = kit_cluster_leader(c, NEW_LEADER_MS);
+    CU_ASSERT_FATAL(leader >= 0);
+    return leader;
+}
+
 /*  ---------------------------------------------------------------------
     Tests */
 
@@ -97,11 +108,7 @@ static void test_kill_leader_under_load(void) {
 
 static void test_paused_leader(void) {
     kit_cluster_t c;
-    kit_cluster_opts_t opts = {
-        .followers = 2, .write_quorum = 1, .peers = true};
-    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
-    int old = kit_cluster_leader(&c, NEW_LEADER_MS);
-    CU_ASSERT_FATAL(old >= 0);
+    int old = s_start(&c, 2, 1);
     /* a new cluster: node0, started with --role leader, leads it */
     CU_ASSERT_EQUAL(old, 0);
     long status = 0;
@@ -146,11 +153,7 @@ static void test_paused_leader(void) {
 static void test_no_election_without_quorum(void) {
     /* N = 6, q = 1: a write commits on 2 nodes, so an election needs 5 */
     kit_cluster_t c;
-    kit_cluster_opts_t opts = {
-        .followers = 5, .write_quorum = 1, .peers = true};
-    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
-    int leader = kit_cluster_leader(&c, NEW_LEADER_MS);
-    CU_ASSERT_FATAL(leader >= 0);
+    int leader = s_start(&c, 5, 1);
     size_t other = ((size_t)leader + 1) % c.count;
     kit_node_kill(&c.nodes[leader]);
     kit_node_kill(&c.nodes[other]);
@@ -196,11 +199,7 @@ static void test_mismatched_settings_refused(void) {
     /* a node started with another WRITE_QUORUM than the others refuses
        their messages and says why; the others go on without it */
     kit_cluster_t c;
-    kit_cluster_opts_t opts = {
-        .followers = 2, .write_quorum = 1, .peers = true};
-    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
-    int leader = kit_cluster_leader(&c, NEW_LEADER_MS);
-    CU_ASSERT_FATAL(leader >= 0);
+    int leader = s_start(&c, 2, 1);
     size_t odd = ((size_t)leader + 1) % c.count;
     CU_ASSERT_EQUAL(kit_node_stop(&c.nodes[odd], 5000), 0);
     CU_ASSERT_FATAL(kit_node_args(&c.nodes[odd], "--write-quorum", "2", NULL) ==
@@ -234,11 +233,7 @@ static long s_transfer(const char *base, const char *to, char **location) {
 
 static void test_transfer_leader(void) {
     kit_cluster_t c;
-    kit_cluster_opts_t opts = {
-        .followers = 2, .write_quorum = 1, .peers = true};
-    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
-    int l = kit_cluster_leader(&c, NEW_LEADER_MS);
-    CU_ASSERT_FATAL(l >= 0);
+    int l = s_start(&c, 2, 1);
     size_t to = ((size_t)l + 1) % c.count, other = ((size_t)l + 2) % c.count;
     /* asked of a follower: 307 to the leader */
     char *location = NULL;
@@ -304,11 +299,7 @@ static void test_two_transfers_at_once(void) {
     /* two handovers asked at the same time: one node leads after them,
        every node agrees, and writes commit */
     kit_cluster_t c;
-    kit_cluster_opts_t opts = {
-        .followers = 2, .write_quorum = 1, .peers = true};
-    CU_ASSERT_FATAL(kit_cluster_start(&c, &opts) == 0);
-    int l = kit_cluster_leader(&c, NEW_LEADER_MS);
-    CU_ASSERT_FATAL(l >= 0);
+    int l = s_start(&c, 2, 1);
     s_transfer_arg_t a = {c.nodes[l].url, c.nodes[(l + 1) % 3].name, 0};
     s_transfer_arg_t b = {c.nodes[l].url, c.nodes[(l + 2) % 3].name, 0};
     pthread_t ta, tb;

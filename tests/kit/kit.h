@@ -305,8 +305,11 @@ typedef struct kit_history_t kit_history_t;
 kit_history_t *kit_history_start(kit_cluster_t *cluster, long timeout_ms);
 
 /* Stops the threads, prints what was recorded and checks it: 1
-   linearizable, 0 not (or too short to tell), -1 out of memory. Frees the
-   history and nulls *history_p. */
+   linearizable, 0 not (or too short to tell), -2 undecided, -1 out of
+   memory. When it is not 1 and QKV_HISTORY_DUMP names a file, the
+   register at fault is written there, one operation per line ("W value
+   call_us return_us", "R value ..."; return_us -1: unknown), to study.
+   Frees the history and nulls *history_p. */
 int kit_history_check(kit_history_t **history_p);
 
 /*  ---------------------------------------------------------------------
