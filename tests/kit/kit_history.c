@@ -9,8 +9,10 @@
     connection), or 503 quorum_not_reached or leader_changed, has an
     unknown outcome; anything else (no connection at all, a redirect,
     no_leader) did not happen and is left out. A read is recorded when a
-    leader answered it (a follower's answer carries follower_id: follower
-    reads may be stale by design).
+    leader answered it (a follower's answer carries follower_id). Follower
+    reads may be stale by design: each is only checked to show a value
+    some recorded write wrote, sent before the read returned - never one
+    of a write that did not happen, nor one from the future.
 */
 #include "kit.h"
 
@@ -30,6 +32,8 @@ struct kit_history_t {
     pthread_mutex_t mutex;
     kit_op_t *ops;
     size_t count;
+    kit_op_t *follower; /* follower reads */
+    size_t follower_count;
     atomic_bool stop;
     atomic_uint seq; /* written values: unique */
     pthread_t writer, reader;
@@ -112,6 +116,9 @@ static void *s_reader(void *arg) {
         if (status == 200 && value && !json_object_get(r, "follower_id")) {
             op.value = strdup(value);
             s_record(h, &op);
+        } else if (status == 200 && value && h->follower_count < S_MAX_OPS) {
+            op.value = strdup(value);
+            h->follower[h->follower_count++] = op; /* this thread's alone */
         }
         json_decref(r);
     }
@@ -126,7 +133,10 @@ kit_history_t *kit_history_start(kit_cluster_t *cluster, long timeout_ms) {
     h->timeout_ms = timeout_ms;
     pthread_mutex_init(&h->mutex, NULL);
     h->ops = calloc(S_MAX_OPS, sizeof(*h->ops));
-    if (!h->ops) {
+    h->follower = calloc(S_MAX_OPS, sizeof(*h->follower));
+    if (!h->ops || !h->follower) {
+        free(h->ops);
+        free(h->follower);
         free(h);
         return NULL;
     }
@@ -150,6 +160,40 @@ kit_history_t *kit_history_start(kit_cluster_t *cluster, long timeout_ms) {
         return NULL;
     }
     return h;
+}
+
+/* Every follower read shows a value a recorded write wrote (values are
+   "v" and the write's number), sent before the read returned. Returns the
+   reads that do not. */
+static size_t s_check_follower_reads(const kit_history_t *h) {
+    unsigned seq = atomic_load(&h->seq);
+    int64_t *sent = calloc(seq ? seq : 1, sizeof(*sent)); /* 0: no write */
+    size_t bad = 0;
+    for (size_t i = 0; sent && i < h->count; i++)
+        if (h->ops[i].write) {
+            unsigned n = (unsigned)strtoul(h->ops[i].value + 1, NULL, 10);
+            if (n < seq)
+                sent[n] = h->ops[i].call_us;
+        }
+    for (size_t i = 0; sent && i < h->follower_count; i++) {
+        const kit_op_t *r = &h->follower[i];
+        char *end = NULL;
+        unsigned long n = strtoul(r->value + 1, &end, 10);
+        bool ok = r->value[0] == 'v' && end && !*end && n < seq && sent[n] &&
+                  sent[n] < r->return_us;
+        if (!ok && bad++ < 5)
+            fprintf(stderr,
+                    "\n  a follower read of %s showed %s, which no "
+                    "recorded write sent before it\n",
+                    r->key, r->value);
+    }
+    printf("; %zu follower reads, %s", h->follower_count,
+           !sent ? "not checked (out of memory)"
+           : bad ? "some of values never written"
+                 : "each of a value written before it");
+    bool checked = sent != NULL;
+    free(sent);
+    return checked ? bad : 0;
 }
 
 int kit_history_check(kit_history_t **h_p) {
@@ -191,8 +235,13 @@ int kit_history_check(kit_history_t **h_p) {
         fprintf(stderr, "\n  too short a history to tell\n");
         rc = 0;
     }
+    if (s_check_follower_reads(h) != 0 && rc == 1)
+        rc = 0;
     for (size_t i = 0; i < h->count; i++)
         free((char *)h->ops[i].value);
+    for (size_t i = 0; i < h->follower_count; i++)
+        free((char *)h->follower[i].value);
+    free(h->follower);
     free(h->ops);
     pthread_mutex_destroy(&h->mutex);
     free(h);
