@@ -140,6 +140,15 @@ static qkv_wal_t *s_open_new(const qkv_wal_options_t *opt, uint64_t after,
     return s_open(opt, after, *log_p, replay);
 }
 
+/* Closes *wal_p and *log_p and opens the log again, as a restart does. */
+static void s_reopen(const qkv_wal_options_t *opt, uint64_t after,
+                     qkv_wal_t **wal_p, qkv_log_t **log_p,
+                     qkv_wal_replay_t *replay) {
+    qkv_wal_close(wal_p);
+    qkv_log_destroy(log_p);
+    *wal_p = s_open_new(opt, after, log_p, replay);
+}
+
 /* Polls qkv_wal_durable until it reaches target (up to 5 s). */
 static bool s_wait_durable(qkv_wal_t *wal, const qkv_log_t *log,
                            uint64_t target) {
@@ -316,9 +325,7 @@ static void test_round_trip(void) {
     qkv_wal_close(&wal); /* safe on NULL */
     qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    wal = s_open_new(&opt, 0, &log, &replay);
     CU_ASSERT_EQUAL(replay.cluster_id, CLUSTER);
     CU_ASSERT_EQUAL(replay.term, 3);
     CU_ASSERT_EQUAL(replay.records, N);
@@ -336,12 +343,8 @@ static void test_round_trip(void) {
     /* writing goes on after what was replayed */
     s_append(log, N + 1, 4);
     s_write(wal, log, CLUSTER, 4);
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.term, 4);
     CU_ASSERT_EQUAL(replay.segments, 2);
     CU_ASSERT_EQUAL(qkv_log_last_index(log), N + 1);
@@ -365,12 +368,8 @@ static void test_state_change(void) {
     /* a new term with an entry of it */
     s_append(log, 4, 2);
     s_write(wal, log, CLUSTER, 2);
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.cluster_id, CLUSTER);
     CU_ASSERT_EQUAL(replay.term, 2);
     CU_ASSERT_EQUAL(qkv_log_last_index(log), 4);
@@ -379,24 +378,16 @@ static void test_state_change(void) {
     /* a new term alone (a vote, no entry): a STATE record by itself */
     CU_ASSERT_EQUAL(qkv_wal_write(wal, log, CLUSTER, 5, qkv_now_us()), 0);
     CU_ASSERT(s_wait_durable(wal, log, 4));
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.cluster_id, CLUSTER);
     CU_ASSERT_EQUAL(replay.term, 5);
     CU_ASSERT_EQUAL(qkv_log_last_index(log), 4);
     /* another cluster id is replayed too */
     CU_ASSERT_EQUAL(qkv_wal_write(wal, log, CLUSTER + 1, 5, qkv_now_us()), 0);
     CU_ASSERT(s_wait_durable(wal, log, 4));
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.cluster_id, CLUSTER + 1);
     CU_ASSERT_EQUAL(replay.term, 5);
     CU_ASSERT_EQUAL(replay.vote.vote, 0);
@@ -406,12 +397,8 @@ static void test_state_change(void) {
     char err[256];
     CU_ASSERT_EQUAL(
         qkv_wal_persist_state(wal, log, CLUSTER + 1, 5, err, sizeof(err)), 0);
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.term, 5);
     CU_ASSERT_EQUAL(replay.vote.vote, 3);
     CU_ASSERT_EQUAL(replay.vote.rejoin_term, 4);
@@ -421,11 +408,7 @@ static void test_state_change(void) {
     qkv_wal_set_vote(wal, &vote);
     CU_ASSERT_EQUAL(qkv_wal_write(wal, log, CLUSTER + 1, 6, qkv_now_us()), 0);
     CU_ASSERT(s_wait_durable(wal, log, 4));
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.term, 6);
     CU_ASSERT_EQUAL(replay.vote.vote, 0);
     CU_ASSERT_EQUAL(replay.vote.rejoin_term, 0);
@@ -612,12 +595,8 @@ static void test_replace_suffix(void) {
     s_append(log, 4, 2);
     s_write(wal, log, CLUSTER, 2);
     CU_ASSERT_EQUAL(qkv_wal_written(wal), 4);
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.term, 2);
     CU_ASSERT_EQUAL(replay.records, 7);
     CU_ASSERT_EQUAL(qkv_log_last_index(log), 4);
@@ -631,12 +610,8 @@ static void test_replace_suffix(void) {
     qkv_wal_truncated(wal, 2);
     s_append(log, 2, 3);
     s_write(wal, log, CLUSTER, 3);
-    qkv_wal_close(&wal);
-    qkv_log_destroy(&log);
 
-    log = qkv_log_new();
-    CU_ASSERT_FATAL(log != NULL);
-    wal = s_open(&opt, 0, log, &replay);
+    s_reopen(&opt, 0, &wal, &log, &replay);
     CU_ASSERT_EQUAL(replay.term, 3);
     CU_ASSERT_EQUAL(qkv_log_last_index(log), 2);
     CU_ASSERT(s_entry_ok(log, 1, 1));
