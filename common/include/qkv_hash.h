@@ -26,6 +26,10 @@ uint32_t qkv_crc32c(uint32_t crc, const void *data, size_t len);
 /* Mixes a 64-bit value (splitmix64 finaliser). */
 uint64_t qkv_hash_mix(uint64_t x);
 
+/* The next value of a xorshift64 generator (fast, not for secrets) whose
+   state *state is non-zero; the state moves on. Seeded runs repeat. */
+uint64_t qkv_xorshift64(uint64_t *state);
+
 /* 64 random bits from the kernel (getrandom), for seeds, secrets and
    ids; retries until it has them (it may wait for entropy at boot). */
 uint64_t qkv_random64(void);

@@ -35,6 +35,14 @@ uint64_t qkv_hash_mix(uint64_t x) {
     return x ^ (x >> 31);
 }
 
+uint64_t qkv_xorshift64(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
 uint64_t qkv_random64(void) {
     uint64_t x;
     while (getrandom(&x, sizeof(x), 0) != (ssize_t)sizeof(x))

@@ -80,6 +80,7 @@
     learns nothing from it.
 */
 #include "qkv_core.h"
+#include "qkv_hash.h"
 #include "qkv_quorum.h"
 #include "qkv_ring.h"
 
@@ -720,11 +721,7 @@ static size_t s_hold_quorum(const qkv_core_t *self) {
 }
 
 static uint64_t s_rand(qkv_core_t *self) {
-    uint64_t x = self->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return self->rng = x;
+    return qkv_xorshift64(&self->rng);
 }
 
 static void s_reset_timer(qkv_core_t *self, int64_t now) {

@@ -44,11 +44,7 @@ struct qkv_peers_t {
 };
 
 static uint64_t s_random(qkv_peers_t *self) {
-    uint64_t x = self->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return self->rng = x;
+    return qkv_xorshift64(&self->rng);
 }
 
 static qkv_peers_t *s_new(void) {

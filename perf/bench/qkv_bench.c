@@ -9,6 +9,7 @@
 */
 #include "qkv_clock.h"
 #include "qkv_cmsg.h"
+#include "qkv_hash.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -77,11 +78,7 @@ static double s_now_ms(void) {
 }
 
 static uint64_t s_rand(s_client_t *c) {
-    uint64_t x = c->rng;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return c->rng = x;
+    return qkv_xorshift64(&c->rng);
 }
 
 static bool s_is_read(s_client_t *c) {

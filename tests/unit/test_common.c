@@ -182,6 +182,15 @@ static void test_buf_bounds(void) {
     qkv_buf_free(&buf);
 }
 
+static void test_xorshift(void) {
+    uint64_t a = 1, b = 1;
+    CU_ASSERT(qkv_xorshift64(&a) == 1082269761ull); /* by hand */
+    CU_ASSERT(a == 1082269761ull);
+    qkv_xorshift64(&b);
+    for (int i = 0; i < 1000; i++) /* the same seed, the same run */
+        CU_ASSERT(qkv_xorshift64(&a) == qkv_xorshift64(&b) && a != 0);
+}
+
 static void test_hash_stable(void) {
     /* sessions compare these across nodes: the values are part of the
        replicated state and must never change */
@@ -207,12 +216,17 @@ static void test_hash_stable(void) {
 }
 
 static int s_add_suites(void) {
-    static const kit_test_t tests[] = {
-        KIT_TEST(test_ring_fifo_and_growth), KIT_TEST(test_ring_reserve),
-        KIT_TEST(test_ring_shrink),          KIT_TEST(test_ring_as_array),
-        KIT_TEST(test_json_escaping),        KIT_TEST(test_crc32c),
-        KIT_TEST(test_json_members),         KIT_TEST(test_buf_bounds),
-        KIT_TEST(test_hash_stable),          KIT_TESTS_END};
+    static const kit_test_t tests[] = {KIT_TEST(test_ring_fifo_and_growth),
+                                       KIT_TEST(test_ring_reserve),
+                                       KIT_TEST(test_ring_shrink),
+                                       KIT_TEST(test_ring_as_array),
+                                       KIT_TEST(test_json_escaping),
+                                       KIT_TEST(test_crc32c),
+                                       KIT_TEST(test_json_members),
+                                       KIT_TEST(test_buf_bounds),
+                                       KIT_TEST(test_hash_stable),
+                                       KIT_TEST(test_xorshift),
+                                       KIT_TESTS_END};
     return kit_add_suite("common", NULL, NULL, tests) ? 0 : -1;
 }
 
