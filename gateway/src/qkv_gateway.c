@@ -1078,6 +1078,9 @@ static void s_metric_durability(qkv_buf_t *out, const qkv_metrics_t *m,
     s_metric(out, "qkv_snapshots_installed_total", "counter",
              "Follower: snapshots received from the leader and installed.",
              m->snapshots_installed);
+}
+
+static void s_metric_elections(qkv_buf_t *out, const qkv_metrics_t *m) {
     s_metric(out, "qkv_term", "gauge",
              "The highest term this node has seen (leaderships).", m->term);
     s_metric(out, "qkv_elections_won_total", "counter",
@@ -1235,6 +1238,7 @@ static int s_handle_metrics(s_req_t *req) {
              "or ZeroMQ dropping a frame over max_frame_bytes.",
              m.client_disconnects);
     s_metric_durability(out, &m, st);
+    s_metric_elections(out, &m);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",
