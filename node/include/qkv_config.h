@@ -24,8 +24,8 @@ typedef struct {
     char repl[257];    /* tcp://HOST:PORT: its replication ROUTER */
     char client[257];  /* tcp://HOST:PORT: its zmq-native client ROUTER */
     char http[1024];   /* http(s)://HOST:PORT: its REST gateway */
-    char options[512]; /* KEY=VALUE|... after those, kept as given (room
-                          for public keys); "" none */
+    char options[512]; /* KEY=VALUE|... after those, kept as given */
+    char key[41];      /* option key=: its CURVE public key (Z85); "" */
 } qkv_peer_t;
 
 typedef struct {
@@ -72,7 +72,21 @@ typedef struct {
     int election_timeout_ms; /* ELECTION_TIMEOUT_MS */
     uint64_t cluster_hash;   /* of PEERS, WRITE_QUORUM and FSYNC: nodes
                                 that differ refuse each other */
+    /* Security and limits. */
+    bool curve;                  /* CURVE: on needs PEERS with keys */
+    char curve_key_dir[4096];    /* CURVE_KEY_DIR: holds NODE_ID.key */
+    char client_keys[4096];      /* CLIENT_KEYS file; "" = any key */
+    char http_tokens_file[4096]; /* HTTP_TOKENS_FILE; "" = no tokens */
+    char tls_cert_file[4096];    /* TLS_CERT_FILE; "" = plain HTTP */
+    char tls_key_file[4096];     /* TLS_KEY_FILE; "" with TLS: the cert's */
+    uint64_t max_memory;         /* MAX_MEMORY bytes; 0 = no limit */
+    size_t max_body_bytes;       /* MAX_BODY_BYTES, largest REST body */
+    int max_pending_writes;      /* MAX_PENDING_WRITES, writes in flight */
+    int request_timeout_ms;      /* REQUEST_TIMEOUT_MS, slow REST clients */
 } qkv_config_t;
+
+/* True when s is a CURVE key as text: 40 characters of Z85. */
+bool qkv_config_z85_key(const char *s);
 
 /* The PEERS entry of peer slot p (0 .. follower_count - 1). */
 const qkv_peer_t *qkv_config_peer(const qkv_config_t *cfg, size_t slot);

@@ -50,6 +50,16 @@ typedef enum {
     S_DROP_FOREIGN_DATA,
     S_PEERS,
     S_ELECTION_TIMEOUT_MS,
+    S_CURVE,
+    S_CURVE_KEY_DIR,
+    S_CLIENT_KEYS,
+    S_HTTP_TOKENS_FILE,
+    S_TLS_CERT_FILE,
+    S_TLS_KEY_FILE,
+    S_MAX_MEMORY,
+    S_MAX_BODY_BYTES,
+    S_MAX_PENDING_WRITES,
+    S_REQUEST_TIMEOUT_MS,
     S_COUNT
 } s_setting_t;
 
@@ -110,6 +120,26 @@ static const s_spec_t s_specs[S_COUNT] = {
      "every node: ID=tcp://REPL|tcp://CLIENT|http://HTTP[|K=V...],..."},
     {"ELECTION_TIMEOUT_MS", "election-timeout-ms", "500",
      "with PEERS: no leader heard for [T, 2T): an election"},
+    {"CURVE", "curve", "off",
+     "on: CURVE on every ZeroMQ link (needs PEERS with |key=)"},
+    {"CURVE_KEY_DIR", "curve-key-dir", "./qkv-keys",
+     "CURVE: where NODE_ID.key (this node's secret key) lives"},
+    {"CLIENT_KEYS", "client-keys", "any",
+     "CURVE: any client key, or a file of 'read|write KEY' lines"},
+    {"HTTP_TOKENS_FILE", "http-tokens-file", "(none: REST open)",
+     "file of 'read|write TOKEN' lines: REST needs a bearer token"},
+    {"TLS_CERT_FILE", "tls-cert-file", "(none: plain HTTP)",
+     "PEM certificate chain: REST over TLS (https)"},
+    {"TLS_KEY_FILE", "tls-key-file", "TLS_CERT_FILE",
+     "PEM private key of the certificate"},
+    {"MAX_MEMORY", "max-memory", "0 (no limit)",
+     "bytes (K, M, G suffixes) for keys, values, sessions, log tail: 507"},
+    {"MAX_BODY_BYTES", "max-body-bytes",
+     "6 x (MAX_KEY_BYTES + MAX_VALUE_BYTES) + 4096", "larger REST body: 413"},
+    {"MAX_PENDING_WRITES", "max-pending-writes", "10000",
+     "writes in flight on the leader; more: overloaded (503)"},
+    {"REQUEST_TIMEOUT_MS", "request-timeout-ms", "10000",
+     "REST: headers and body must arrive within this; idle keep-alive too"},
 };
 
 #define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
@@ -294,6 +324,40 @@ static bool s_field(const char *item, int k, char *out, size_t size) {
     return true;
 }
 
+bool qkv_config_z85_key(const char *s) {
+    static const char z85[] =
+        "0123456789abcdefghijklmnopqrstuvwxyz"
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    if (strlen(s) != 40)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (!strchr(z85, *p))
+            return false;
+    return true;
+}
+
+/* The key= option of a PEERS entry, if any: a CURVE public key. */
+static int s_peer_key(qkv_peer_t *peer, char *err, size_t es) {
+    for (const char *o = peer->options; *o;) {
+        size_t n = strcspn(o, "|");
+        if (n > 4 && !strncmp(o, "key=", 4)) {
+            char key[64];
+            snprintf(key, sizeof(key), "%.*s", (int)(n - 4 < 63 ? n - 4 : 63),
+                     o + 4);
+            if (!qkv_config_z85_key(key))
+                return s_fail(err, es,
+                              "PEERS: node %s: key= must be a CURVE public "
+                              "key, 40 Z85 characters (qkv keygen makes one)",
+                              peer->id);
+            strcpy(peer->key, key);
+        }
+        o += n;
+        if (*o == '|')
+            o++;
+    }
+    return 0;
+}
+
 /* PEERS: ID=REPL|CLIENT|HTTP[|KEY=VALUE...], comma-separated. */
 static int s_peers(qkv_config_t *cfg, const char *raw, char *err, size_t es) {
     cfg->peers = calloc(QKV_MAX_NODES, sizeof(*cfg->peers));
@@ -363,6 +427,8 @@ static int s_peers(qkv_config_t *cfg, const char *raw, char *err, size_t es) {
                     o++;
             }
             strcpy(peer->options, opts);
+            if (s_peer_key(peer, err, es))
+                return -1;
         }
         for (size_t i = 0; i < cfg->peer_count; i++) {
             const qkv_peer_t *q = &cfg->peers[i];
@@ -574,6 +640,110 @@ static int s_durability(qkv_config_t *cfg, const s_raw_t *raw, char *err,
                : 0;
 }
 
+/* A path setting: "" when unset (or "none" where none_ok). */
+static int s_path_setting(const s_raw_t *raw, s_setting_t s, char *out,
+                          size_t size, char *err, size_t es) {
+    const char *v = s_value(raw, s);
+    out[0] = '\0';
+    if (!v)
+        return 0;
+    char name[96];
+    snprintf(name, sizeof(name), "%s (--%s)", s_specs[s].var, s_specs[s].flag);
+    return s_text(v, name, out, size, err, es);
+}
+
+/* A byte count: digits with an optional K, M or G (powers of 1024). */
+static bool s_bytes(const char *v, uint64_t *out) {
+    size_t n = strlen(v);
+    if (n == 0 || n > 24)
+        return false;
+    char digits[32];
+    memcpy(digits, v, n + 1);
+    uint64_t unit = 1;
+    char last = (char)toupper((unsigned char)digits[n - 1]);
+    if (last == 'K' || last == 'M' || last == 'G') {
+        unit = last == 'K' ? 1ULL << 10 : last == 'M' ? 1ULL << 20 : 1ULL << 30;
+        digits[n - 1] = '\0';
+    }
+    long long x;
+    if (!s_int(digits, 0, (1LL << 50) / (long long)unit, &x))
+        return false;
+    *out = (uint64_t)x * unit;
+    return true;
+}
+
+/* CURVE and the client keys, REST tokens and TLS, and the limits. */
+static int s_security(qkv_config_t *cfg, const s_raw_t *raw, bool peers,
+                      char *err, size_t es) {
+    const char *v = s_value(raw, S_CURVE);
+    if (v && !strcmp(v, "on"))
+        cfg->curve = true;
+    else if (v && strcmp(v, "off") != 0)
+        return s_fail(err, es, "CURVE (--curve): '%s' is not on or off", v);
+    if (cfg->curve && !peers)
+        return s_fail(err, es,
+                      "CURVE=on needs PEERS: every node's public key is "
+                      "given there (|key=...)");
+    for (size_t i = 0; cfg->curve && i < cfg->peer_count; i++)
+        if (!cfg->peers[i].key[0])
+            return s_fail(err, es,
+                          "CURVE=on: PEERS entry %s has no |key=PUBLIC_KEY",
+                          cfg->peers[i].id);
+    v = s_value(raw, S_CURVE_KEY_DIR);
+    if (s_path_setting(raw, S_CURVE_KEY_DIR, cfg->curve_key_dir,
+                       sizeof(cfg->curve_key_dir), err, es))
+        return -1;
+    if (!v)
+        strcpy(cfg->curve_key_dir, "./qkv-keys");
+    v = s_value(raw, S_CLIENT_KEYS);
+    if (v && !strcmp(v, "any"))
+        v = NULL;
+    if (v && s_path_setting(raw, S_CLIENT_KEYS, cfg->client_keys,
+                            sizeof(cfg->client_keys), err, es))
+        return -1;
+    if (v && !cfg->curve)
+        return s_fail(err, es,
+                      "CLIENT_KEYS (--client-keys) lists CURVE keys: it "
+                      "needs CURVE=on");
+    if (s_path_setting(raw, S_HTTP_TOKENS_FILE, cfg->http_tokens_file,
+                       sizeof(cfg->http_tokens_file), err, es) ||
+        s_path_setting(raw, S_TLS_CERT_FILE, cfg->tls_cert_file,
+                       sizeof(cfg->tls_cert_file), err, es) ||
+        s_path_setting(raw, S_TLS_KEY_FILE, cfg->tls_key_file,
+                       sizeof(cfg->tls_key_file), err, es))
+        return -1;
+    if (cfg->tls_key_file[0] && !cfg->tls_cert_file[0])
+        return s_fail(err, es,
+                      "TLS_KEY_FILE (--tls-key-file) without TLS_CERT_FILE "
+                      "(--tls-cert-file)");
+    v = s_value(raw, S_MAX_MEMORY);
+    if (v && !s_bytes(v, &cfg->max_memory))
+        return s_fail(err, es,
+                      "MAX_MEMORY (--max-memory): '%s' is not a number of "
+                      "bytes (K, M or G may follow; 0 = no limit)",
+                      v);
+    if (cfg->max_memory && cfg->max_memory < (16ULL << 20))
+        return s_fail(err, es,
+                      "MAX_MEMORY (--max-memory): %llu bytes is below the "
+                      "16M a node needs to start",
+                      (unsigned long long)cfg->max_memory);
+    long long n;
+    size_t pair = cfg->max_key_bytes + cfg->max_value_bytes;
+    if (s_int_setting(raw, S_MAX_BODY_BYTES, 64, 1LL << 30,
+                      6LL * (long long)pair + 4096, &n, err, es))
+        return -1;
+    cfg->max_body_bytes = (size_t)n;
+    if (s_int_setting(raw, S_MAX_PENDING_WRITES, 1, 10000000, 10000, &n, err,
+                      es))
+        return -1;
+    cfg->max_pending_writes = (int)n;
+    if (s_int_setting(raw, S_REQUEST_TIMEOUT_MS, 100, 3600 * 1000, 10000, &n,
+                      err, es))
+        return -1;
+    cfg->request_timeout_ms = (int)n;
+    return 0;
+}
+
 /* PEERS and what comes with it: this node's entry (NODE_ID, which must
    be given), no setting that PEERS replaces, ROLE as a bootstrap wish. */
 static int s_elections(qkv_config_t *cfg, const s_raw_t *raw,
@@ -765,7 +935,8 @@ static int s_convert(qkv_config_t *cfg, const s_raw_t *raw, char *err,
         snprintf(cfg->node_id, sizeof(cfg->node_id), "%s-%d",
                  cfg->role == QKV_ROLE_LEADER ? "leader" : "follower",
                  cfg->port);
-    if (s_durability(cfg, raw, err, es))
+    if (s_durability(cfg, raw, err, es) ||
+        s_security(cfg, raw, me != NULL, err, es))
         return -1;
     if (me)
         cfg->cluster_hash = s_cluster_hash(cfg);

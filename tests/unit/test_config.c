@@ -158,7 +158,7 @@ static void test_durability_settings(void) {
 #define PEERS3                                                                 \
     "a=tcp://127.0.0.1:9001|tcp://127.0.0.1:7001|http://127.0.0.1:8001,"       \
     "b=tcp://127.0.0.1:9002|tcp://127.0.0.1:7002|http://127.0.0.1:8002/|"      \
-    "key=abc,"                                                                 \
+    "key=Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID,"                            \
     "c=tcp://h3:9003|tcp://h3:7003|https://h3"
 
 static void test_peers(void) {
@@ -167,7 +167,11 @@ static void test_peers(void) {
     CU_ASSERT_EQUAL_FATAL(cfg.peer_count, 3);
     CU_ASSERT_EQUAL(cfg.self, 1);
     CU_ASSERT_STRING_EQUAL(cfg.peers[1].http, "http://127.0.0.1:8002");
-    CU_ASSERT_STRING_EQUAL(cfg.peers[1].options, "key=abc");
+    CU_ASSERT_STRING_EQUAL(cfg.peers[1].options,
+                           "key=Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID");
+    CU_ASSERT_STRING_EQUAL(cfg.peers[1].key,
+                           "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID");
+    CU_ASSERT_STRING_EQUAL(cfg.peers[0].key, "");
     CU_ASSERT_STRING_EQUAL(cfg.peers[2].http, "https://h3");
     /* ports, the advertised client endpoint and the peer slots come from
        this node's entry and the others' */
@@ -274,6 +278,81 @@ static void test_bad_durability_settings(void) {
     expect_bad_both("SYNCING_READS", "--syncing-reads", "maybe");
     expect_bad_both("REPAIR_LOG", "--repair-log", "2");
     expect_bad_both("DROP_FOREIGN_DATA", "--drop-foreign-data", "y");
+}
+
+#define KEY_A "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+#define KEY_B "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+#define PEERS2_KEYS                                                            \
+    "a=tcp://h:9001|tcp://h:7001|http://h:8001|key=" KEY_A ","                 \
+    "b=tcp://h:9002|tcp://h:7002|http://h:8002|x=1|key=" KEY_B
+
+static void test_security_settings(void) {
+    qkv_config_t cfg;
+    expect_ok(&cfg, NOENV, NOARGS);
+    CU_ASSERT(!cfg.curve);
+    CU_ASSERT_STRING_EQUAL(cfg.curve_key_dir, "./qkv-keys");
+    CU_ASSERT_STRING_EQUAL(cfg.client_keys, "");
+    CU_ASSERT_STRING_EQUAL(cfg.http_tokens_file, "");
+    CU_ASSERT_STRING_EQUAL(cfg.tls_cert_file, "");
+    CU_ASSERT(cfg.max_memory == 0);
+    CU_ASSERT(cfg.max_body_bytes == 6 * (4096 + 1048576) + 4096);
+    CU_ASSERT_EQUAL(cfg.max_pending_writes, 10000);
+    CU_ASSERT_EQUAL(cfg.request_timeout_ms, 10000);
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg,
+              ENV({"PEERS", PEERS2_KEYS}, {"NODE_ID", "b"}, {"CURVE", "on"},
+                  {"CLIENT_KEYS", "/etc/qkv/clients"}, {"MAX_MEMORY", "2G"}),
+              ARGS("--curve-key-dir", "/keys", "--http-tokens-file", "/t",
+                   "--tls-cert-file", "/c.pem", "--max-body-bytes", "1000",
+                   "--max-pending-writes", "5", "--request-timeout-ms",
+                   "2500"));
+    CU_ASSERT(cfg.curve);
+    CU_ASSERT_STRING_EQUAL(cfg.peers[0].key, KEY_A);
+    CU_ASSERT_STRING_EQUAL(cfg.peers[1].key, KEY_B);
+    CU_ASSERT_STRING_EQUAL(cfg.curve_key_dir, "/keys");
+    CU_ASSERT_STRING_EQUAL(cfg.client_keys, "/etc/qkv/clients");
+    CU_ASSERT_STRING_EQUAL(cfg.http_tokens_file, "/t");
+    CU_ASSERT_STRING_EQUAL(cfg.tls_cert_file, "/c.pem");
+    CU_ASSERT_STRING_EQUAL(cfg.tls_key_file, "");
+    CU_ASSERT(cfg.max_memory == 2ULL << 30);
+    CU_ASSERT(cfg.max_body_bytes == 1000);
+    CU_ASSERT_EQUAL(cfg.max_pending_writes, 5);
+    CU_ASSERT_EQUAL(cfg.request_timeout_ms, 2500);
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg, ENV({"CLIENT_KEYS", "any"}, {"MAX_MEMORY", "64m"}), NOARGS);
+    CU_ASSERT_STRING_EQUAL(cfg.client_keys, "");
+    CU_ASSERT(cfg.max_memory == 64ULL << 20);
+    qkv_config_clear(&cfg);
+}
+
+static void test_bad_security_settings(void) {
+    expect_bad_both("CURVE", "--curve", "yes");
+    /* CURVE needs PEERS, and a key for every node */
+    expect_bad(ENV({"CURVE", "on"}), NOARGS, "PEERS");
+    expect_bad(ENV({"PEERS", PEERS3}, {"NODE_ID", "a"}, {"CURVE", "on"}),
+               NOARGS, "key");
+    expect_bad(ENV({"PEERS", "a=tcp://h:1|tcp://h:2|http://h:3|key=short"},
+                   {"NODE_ID", "a"}),
+               NOARGS, "PEERS");
+    expect_bad(ENV({"PEERS", "a=tcp://h:1|tcp://h:2|http://h:3|key="
+                             "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{h~D"},
+                   {"NODE_ID", "a"}),
+               NOARGS, "PEERS");
+    expect_bad(ENV({"CLIENT_KEYS", "/f"}), NOARGS, "CLIENT_KEYS");
+    expect_bad_both("CURVE_KEY_DIR", "--curve-key-dir", "a b");
+    expect_bad_both("HTTP_TOKENS_FILE", "--http-tokens-file", "a\tb");
+    expect_bad(ENV({"TLS_KEY_FILE", "/k.pem"}), NOARGS, "TLS_CERT_FILE");
+    const char *mem[] = {"-1", "1T", "abc", "1K", "15M", "9999999999G", NULL};
+    for (size_t i = 0; mem[i]; i++)
+        expect_bad_both("MAX_MEMORY", "--max-memory", mem[i]);
+    const char *bad[] = {"0", "-1", "abc", "99999999999", NULL};
+    for (size_t i = 0; bad[i]; i++) {
+        expect_bad_both("MAX_BODY_BYTES", "--max-body-bytes", bad[i]);
+        expect_bad_both("MAX_PENDING_WRITES", "--max-pending-writes", bad[i]);
+        expect_bad_both("REQUEST_TIMEOUT_MS", "--request-timeout-ms", bad[i]);
+    }
+    expect_bad_both("REQUEST_TIMEOUT_MS", "--request-timeout-ms", "99");
+    expect_bad_both("MAX_BODY_BYTES", "--max-body-bytes", "63");
 }
 
 static void test_client_settings(void) {
@@ -666,6 +745,8 @@ static int s_add_suites(void) {
         KIT_TEST(test_client_settings),
         KIT_TEST(test_durability_settings),
         KIT_TEST(test_bad_durability_settings),
+        KIT_TEST(test_security_settings),
+        KIT_TEST(test_bad_security_settings),
         KIT_TEST(test_peers),
         KIT_TEST(test_bad_peers),
         KIT_TEST(test_every_flag),
