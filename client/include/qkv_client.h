@@ -96,7 +96,15 @@ typedef enum {
     QKV_ENO_LEADER = -17,
     /* the leader stepped down while the write waited: the outcome is
        unknown; retry with the same (client_id, client_seq) on any leader */
-    QKV_ELEADER_CHANGED = -18
+    QKV_ELEADER_CHANGED = -18,
+    /* too many writes are in flight on the leader: nothing written; the
+       handle waits and retries within the deadline before returning it */
+    QKV_EOVERLOADED = -19,
+    /* the node refused this client's CURVE key (no key, or one it does
+       not list): nothing done */
+    QKV_EUNAUTHORIZED = -20,
+    /* the client's key lacks the permission (a write with a read key) */
+    QKV_EFORBIDDEN = -21
 } qkv_err_t;
 
 /* Static text for an error code ("timeout", ...); never NULL. */

@@ -192,6 +192,12 @@ static const char *s_status_name(int code) {
         return "conflict";
     case QKV_ESESSION_EXPIRED:
         return "session_expired";
+    case QKV_EOVERLOADED:
+        return "overloaded";
+    case QKV_EUNAUTHORIZED:
+        return "unauthorized";
+    case QKV_EFORBIDDEN:
+        return "forbidden";
     default:
         return "error";
     }

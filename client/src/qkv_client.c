@@ -381,6 +381,12 @@ const char *qkv_strerror(int code) {
                "client_seq";
     case QKV_ESESSION_EXPIRED:
         return "session expired";
+    case QKV_EOVERLOADED:
+        return "overloaded: too many writes in flight on the leader";
+    case QKV_EUNAUTHORIZED:
+        return "unauthorized: the node refused this client's CURVE key";
+    case QKV_EFORBIDDEN:
+        return "forbidden: this client's key may not do that";
     default:
         return "unknown error";
     }
@@ -834,6 +840,10 @@ static int s_status_error(qkv_cstatus_t status) {
         return QKV_ENO_LEADER;
     case QKV_CS_LEADER_CHANGED:
         return QKV_ELEADER_CHANGED;
+    case QKV_CS_OVERLOADED:
+        return QKV_EOVERLOADED;
+    case QKV_CS_FORBIDDEN:
+        return QKV_EFORBIDDEN;
     default:
         return QKV_EPROTO;
     }
@@ -846,7 +856,7 @@ static bool s_retry_later(qkv_client_t *self, s_req_t *req, int status,
     if (!s_is_write(req->op) || self->retry_ms < 0 || !req->sent ||
         req->sent_gen != gen ||
         (status != QKV_ENO_LEADER && status != QKV_ELEADER_CHANGED &&
-         status != QKV_EQUORUM))
+         status != QKV_EQUORUM && status != QKV_EOVERLOADED))
         return false;
     int64_t now = qkv_now_us();
     int64_t wait = (int64_t)50000 << (req->retries < 4 ? req->retries : 4);

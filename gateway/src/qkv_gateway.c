@@ -619,6 +619,20 @@ static int s_write_answer(s_req_t *req, const qkv_write_t *w,
                       "full or an I/O error); try again later");
         status = 507;
         break;
+    case QKV_WRITE_MEMORY_FULL:
+        s_error_begin(req, "insufficient_storage",
+                      "not written: the node holds MAX_MEMORY bytes of keys, "
+                      "values, sessions and log; delete keys or raise "
+                      "MAX_MEMORY");
+        status = 507;
+        break;
+    case QKV_WRITE_OVERLOADED:
+        s_error_begin(req, "overloaded",
+                      "not written: MAX_PENDING_WRITES writes are in flight "
+                      "on the leader; try again after retry_after_ms");
+        qkv_json_member_u64(req->out, "retry_after_ms", 100);
+        qkv_buf_append(req->aux, "Retry-After: 1\r\n", 16);
+        break;
     case QKV_WRITE_LEADER_CHANGED:
         s_error_begin(req, "leader_changed",
                       "the leader stepped down while the write waited: the "

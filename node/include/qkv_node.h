@@ -71,10 +71,14 @@ typedef enum {
                                   written */
     QKV_WRITE_NO_LEADER,       /* no leader known (an election is under
                                   way): nothing written */
-    QKV_WRITE_LEADER_CHANGED   /* the leader stepped down while the write
+    QKV_WRITE_LEADER_CHANGED,  /* the leader stepped down while the write
                                   waited: in the log at index; outcome
                                   unknown (a new leader may keep or drop
                                   it: retry with the same pair) */
+    QKV_WRITE_OVERLOADED,      /* MAX_PENDING_WRITES writes already wait:
+                                  nothing written; retry later */
+    QKV_WRITE_MEMORY_FULL      /* insufficient_storage: MAX_MEMORY reached;
+                                  nothing written */
 } qkv_write_status_t;
 
 typedef struct {

@@ -288,6 +288,16 @@ void qkv_clients_answer(qkv_clients_t *self, const qkv_origin_t *origin,
                 "not written: the node cannot write its log (disk full or "
                 "an I/O error); try again later");
         break;
+    case QKV_WRITE_MEMORY_FULL:
+        s_error(&res, origin->id, QKV_CS_INSUFFICIENT_STORAGE,
+                "not written: the node holds MAX_MEMORY bytes; delete keys "
+                "or raise MAX_MEMORY");
+        break;
+    case QKV_WRITE_OVERLOADED:
+        s_error(&res, origin->id, QKV_CS_OVERLOADED,
+                "not written: MAX_PENDING_WRITES writes are in flight on "
+                "the leader; try again shortly");
+        break;
     default:
         s_error(&res, origin->id, QKV_CS_UNAVAILABLE,
                 "not written: the node is out of memory or stopping");

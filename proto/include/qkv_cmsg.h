@@ -72,6 +72,11 @@ typedef enum {
     QKV_CS_LEADER_CHANGED,       /* the leader stepped down while the write
                                     waited: outcome unknown, retry with the
                                     same pair */
+    QKV_CS_OVERLOADED,           /* too many writes in flight on the node
+                                    (MAX_PENDING_WRITES): nothing written;
+                                    retry shortly */
+    QKV_CS_FORBIDDEN,            /* the client's CURVE key lacks the
+                                    permission (write) */
     QKV_CS_COUNT
 } qkv_cstatus_t;
 

@@ -33,7 +33,9 @@ static const char *s_status_names[QKV_CS_COUNT] = {"ok",
                                                    "session_expired",
                                                    "insufficient_storage",
                                                    "no_leader",
-                                                   "leader_changed"};
+                                                   "leader_changed",
+                                                   "overloaded",
+                                                   "forbidden"};
 
 static const char *s_op_names[] = {NULL,    "put",  "get",   "delete",
                                    "reset", "dump", "health"};
