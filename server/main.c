@@ -7,12 +7,32 @@
 #include "qkv_say.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
 
 static const char *s_getenv(const char *name) {
     return getenv(name);
+}
+
+/* Raises the open-file limit to its hard limit: every client connection
+   (REST and zmq-native) and peer link is a descriptor, and a node that
+   runs out refuses connections (civetweb and ZeroMQ retry accept(2)). */
+static void s_raise_nofile(void) {
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) != 0)
+        return;
+    rlim_t soft = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    if (soft != lim.rlim_max && setrlimit(RLIMIT_NOFILE, &lim) != 0)
+        qkv_warn("cannot raise the open-file limit from %llu to %llu: %s",
+                 (unsigned long long)soft, (unsigned long long)lim.rlim_max,
+                 strerror(errno));
+    else
+        qkv_info("open files: up to %llu", (unsigned long long)lim.rlim_cur);
 }
 
 int main(int argc, char *argv[]) {
@@ -28,6 +48,7 @@ int main(int argc, char *argv[]) {
         return rc == 1 ? 0 : 2;
     }
     qkv_say_set_id(cfg.node_id);
+    s_raise_nofile();
 
     /* Signals are taken by sigwait below: block them before any thread
        starts, and keep czmq from installing its own handlers. */

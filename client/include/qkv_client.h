@@ -137,10 +137,25 @@ typedef struct {
                                1 to 2^53 - 1; default random */
     uint64_t first_seq;     /* client_seq of the first write, 1 to
                                2^53 - 1; default 1 */
+    /* CURVE (nodes with CURVE=on): this client's secret key, 40 Z85
+       characters (qkv_client_read_key reads one from a file); NULL: plain
+       text. */
+    const char *curve_secret_key;
+    /* The nodes' public key for endpoints that do not carry their own
+       (an endpoint may be written tcp://HOST:PORT|key=KEY); a not_leader
+       answer carries the leader's key, which the handle then uses. */
+    const char *curve_server_key;
 } qkv_client_options_t;
 
+/* Reads a key file as qkv keygen writes them (NAME.key: owner-only, or
+   NAME.pub) into key (41 bytes). Returns 0, or QKV_EINVAL with the
+   reason in errbuf. */
+int qkv_client_read_key(const char *path, bool secret, char *key, char *errbuf,
+                        size_t errlen);
+
 /* Creates a handle for endpoints, a comma-separated list of
-   tcp://HOST:PORT (the first is used first, the others are fallbacks).
+   tcp://HOST:PORT[|key=KEY] (the first is used first, the others are
+   fallbacks; KEY is the node's CURVE public key).
    options may be NULL for the defaults. Connecting is asynchronous:
    nothing waits for the node here. Returns the handle, or NULL with the
    reason in errbuf (errlen bytes; errbuf may be NULL) when an endpoint or

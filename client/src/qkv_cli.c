@@ -9,6 +9,7 @@
 */
 #include "qkv_client.h"
 #include "qkv_json.h"
+#include "qkv_key.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zmq.h>
 
 #define S_EXIT_OK 0
 #define S_EXIT_MISS 1 /* not found, or divergence */
@@ -34,7 +36,11 @@ typedef struct {
     bool has_min_index;
     int wait_ms; /* check: --wait-ms */
     bool has_wait_ms;
-    char **args; /* positional arguments after the command */
+    const char *key_file;   /* --key, QKV_KEY_FILE: CURVE secret key */
+    const char *server_key; /* --server-key, QKV_SERVER_KEY: KEY or FILE */
+    char secret[41];        /* read from key_file; "" plain text */
+    char server[41];        /* from server_key; "" none */
+    char **args;            /* positional arguments after the command */
     int argc;
 } s_opts_t;
 
@@ -56,6 +62,9 @@ static const char *s_main_usage =
     "  check ENDPOINT...  compare every follower's entries with the "
     "leader's\n"
     "                     (the node whose health says it leads)\n"
+    "  keygen PREFIX      write a CURVE key pair: PREFIX.key (secret, "
+    "mode\n"
+    "                     0600) and PREFIX.pub; print the public key\n"
     "\n"
     "Options (before or after the command):\n"
     "  -e, --endpoint E   node to talk to, tcp://HOST:PORT; a "
@@ -64,6 +73,11 @@ static const char *s_main_usage =
     "else\n"
     "                     " S_DEFAULT_ENDPOINT ")\n"
     "  -t, --timeout-ms MS  how long one request may take (default 5000)\n"
+    "  -k, --key FILE     CURVE: this client's secret key file (default:\n"
+    "                     $QKV_KEY_FILE; none: plain text)\n"
+    "  -s, --server-key K CURVE: the nodes' public key, or a .pub file\n"
+    "                     (default: $QKV_SERVER_KEY); an endpoint may carry\n"
+    "                     its own as tcp://HOST:PORT|key=KEY\n"
     "  -j, --json         print one JSON document\n"
     "  -h, --help         show help (qkv COMMAND --help for a command)\n"
     "\n"
@@ -126,6 +140,15 @@ static const s_help_t s_helps[] = {
      "where N counts the identical keys; --json prints one object.\n"
      "Exit 0 when every follower is identical, 1 on divergence, 2 on\n"
      "errors.\n"},
+    {"keygen",
+     "Usage: qkv keygen PREFIX\n"
+     "\n"
+     "Makes a CURVE key pair for a node (PREFIX = CURVE_KEY_DIR/NODE_ID) or\n"
+     "a client: PREFIX.key holds the secret key (mode 0600: a node refuses\n"
+     "a key others may read), PREFIX.pub the public key, which is also\n"
+     "printed (--json: {\"public_key\"}). Existing files are never\n"
+     "replaced. The public key goes into PEERS (|key=KEY) for a node, or\n"
+     "into CLIENT_KEYS (read KEY or write KEY) for a client.\n"},
 };
 
 static const char *s_command_usage(const char *command) {
@@ -232,6 +255,8 @@ static qkv_client_t *s_connect(const s_opts_t *opts, const char *endpoint,
     qkv_client_options_t options;
     memset(&options, 0, sizeof options);
     options.timeout_ms = timeout_ms;
+    options.curve_secret_key = opts->secret[0] ? opts->secret : NULL;
+    options.curve_server_key = opts->server[0] ? opts->server : NULL;
     char err[256] = "";
     qkv_client_t *client = qkv_client_new(endpoint, &options, err, sizeof err);
     if (!client) {
@@ -858,6 +883,59 @@ static bool s_parse_ms(const char *text, int *out, int min) {
     return true;
 }
 
+/* keygen PREFIX: PREFIX.key and PREFIX.pub. */
+static int s_cmd_keygen(const s_opts_t *opts) {
+    if (opts->argc != 1)
+        return s_usage_error("keygen", "keygen takes one PREFIX%s", "");
+    char public_key[41], secret_key[41], path[4200], err[4400];
+    if (zmq_curve_keypair(public_key, secret_key) != 0) {
+        fprintf(stderr, "qkv: keygen: %s\n", zmq_strerror(errno));
+        return S_EXIT_ERROR;
+    }
+    snprintf(path, sizeof path, "%s.key", opts->args[0]);
+    int rc =
+        qkv_key_write(path, secret_key, true,
+                      "qkv CURVE secret key: keep it private", err, sizeof err);
+    explicit_bzero(secret_key, sizeof secret_key);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s.pub", opts->args[0]);
+        rc = qkv_key_write(path, public_key, false, "qkv CURVE public key", err,
+                           sizeof err);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "qkv: keygen: %s\n", err);
+        return S_EXIT_ERROR;
+    }
+    if (opts->json)
+        printf("{\"public_key\":\"%s\"}\n", public_key);
+    else
+        printf("%s\n", public_key);
+    return S_EXIT_OK;
+}
+
+/* Reads --key and --server-key. Returns -1 to go on, else an exit
+   status. */
+static int s_load_keys(s_opts_t *opts) {
+    char err[512];
+    if (opts->key_file && *opts->key_file &&
+        qkv_client_read_key(opts->key_file, true, opts->secret, err,
+                            sizeof err) != QKV_OK) {
+        fprintf(stderr, "qkv: --key: %s\n", err);
+        return S_EXIT_ERROR;
+    }
+    const char *k = opts->server_key;
+    if (k && *k && !qkv_key_text(k) &&
+        qkv_client_read_key(k, false, opts->server, err, sizeof err) !=
+            QKV_OK) {
+        fprintf(stderr, "qkv: --server-key: neither a key nor a key file: %s\n",
+                err);
+        return S_EXIT_ERROR;
+    }
+    if (k && qkv_key_text(k))
+        memcpy(opts->server, k, sizeof opts->server);
+    return -1;
+}
+
 enum { S_OPT_MIN_INDEX = 256, S_OPT_WAIT_MS };
 
 /* Parses argv. Returns -1 to go on, else an exit status. */
@@ -869,11 +947,19 @@ static int s_parse(int argc, char **argv, s_opts_t *opts, const char **cmd) {
         {"help", no_argument, NULL, 'h'},
         {"min-index", required_argument, NULL, S_OPT_MIN_INDEX},
         {"wait-ms", required_argument, NULL, S_OPT_WAIT_MS},
+        {"key", required_argument, NULL, 'k'},
+        {"server-key", required_argument, NULL, 's'},
         {NULL, 0, NULL, 0}};
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":e:t:jh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":e:t:jhk:s:", longopts, NULL)) != -1) {
         switch (c) {
+        case 'k':
+            opts->key_file = optarg;
+            break;
+        case 's':
+            opts->server_key = optarg;
+            break;
         case 'e':
             opts->endpoint = optarg;
             break;
@@ -916,6 +1002,8 @@ int main(int argc, char **argv) {
     opts.wait_ms = S_DEFAULT_WAIT_MS;
     const char *env = getenv("QKV_ENDPOINT");
     opts.endpoint = env && *env ? env : S_DEFAULT_ENDPOINT;
+    opts.key_file = getenv("QKV_KEY_FILE");
+    opts.server_key = getenv("QKV_SERVER_KEY");
     const char *cmd = NULL;
     int status = s_parse(argc, argv, &opts, &cmd);
     if (status >= 0)
@@ -935,8 +1023,11 @@ int main(int argc, char **argv) {
         return s_usage_error(cmd, "--min-index is for get and dump%s", "");
     if (opts.has_wait_ms && strcmp(cmd, "check"))
         return s_usage_error(cmd, "--wait-ms is for check%s", "");
+    if (strcmp(cmd, "keygen") != 0 && (status = s_load_keys(&opts)) >= 0)
+        return status;
     int (*commands[])(const s_opts_t *) = {
-        s_cmd_put, s_cmd_get, s_cmd_del, s_cmd_dump, s_cmd_health, s_cmd_check};
+        s_cmd_put,    s_cmd_get,   s_cmd_del,   s_cmd_dump,
+        s_cmd_health, s_cmd_check, s_cmd_keygen};
     for (size_t i = 0; i < sizeof s_helps / sizeof s_helps[0]; i++)
         if (strcmp(s_helps[i].name, cmd) == 0) {
             status = commands[i](&opts);

@@ -38,6 +38,7 @@
 #include "qkv_client_sock.h"
 #include "qkv_clock.h"
 #include "qkv_cmsg.h"
+#include "qkv_key.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -285,11 +286,16 @@ static void s_map_del(s_map_t *map, uint64_t id) {
     The handle */
 
 struct qkv_client_t {
-    void *ctx;                /* this handle's ZeroMQ context */
-    void *sock;               /* DEALER to current */
-    char **endpoints;         /* the list given to _new */
-    size_t endpoint_count;    /* at least 1 */
-    char *current;            /* endpoint sock is connected to */
+    void *ctx;             /* this handle's ZeroMQ context */
+    void *sock;            /* DEALER to current */
+    char **endpoints;      /* the list given to _new */
+    char **endpoint_keys;  /* their |key=, NULL: none */
+    size_t endpoint_count; /* at least 1 */
+    char curve_secret[41]; /* CURVE: this client's key; "" plain */
+    char curve_server[41]; /* CURVE: nodes' key by default; "" none */
+    char learned_endpoint[S_MAX_ENDPOINT]; /* a not_leader's leader */
+    char learned_key[41];                  /* and its key */
+    char *current;                         /* endpoint sock is connected to */
     uint64_t gen;             /* connection generation, +1 per switch */
     int timeout_ms;           /* per-request deadline */
     int retry_ms;             /* silence before probe and resend; <0 never */
@@ -392,13 +398,37 @@ const char *qkv_strerror(int code) {
     }
 }
 
+int qkv_client_read_key(const char *path, bool secret, char *key, char *errbuf,
+                        size_t errlen) {
+    char err[512];
+    if (!path || !key || qkv_key_read(path, secret, key, err, sizeof err)) {
+        s_err(errbuf, errlen, "%s", path && key ? err : "invalid argument");
+        return QKV_EINVAL;
+    }
+    return QKV_OK;
+}
+
 /*  ---------------------------------------------------------------------
     Sockets (every option is set in qkv_client_sock.c) */
 
+/* The CURVE key of the node at endpoint: its own in the list, the one a
+   not_leader named, or the handle's default. */
+static const char *s_server_key(const qkv_client_t *self,
+                                const char *endpoint) {
+    for (size_t i = 0; i < self->endpoint_count; i++)
+        if (self->endpoint_keys[i] && !strcmp(self->endpoints[i], endpoint))
+            return self->endpoint_keys[i];
+    if (self->learned_key[0] && !strcmp(self->learned_endpoint, endpoint))
+        return self->learned_key;
+    return self->curve_server;
+}
+
 static void *s_socket_open(qkv_client_t *self, const char *endpoint) {
     char err[256];
-    void *sock = qkv_client_socket_open(self->ctx, endpoint,
-                                        self->max_frame_bytes, err, sizeof err);
+    void *sock = qkv_client_socket_open(
+        self->ctx, endpoint, self->max_frame_bytes,
+        self->curve_secret[0] ? self->curve_secret : NULL,
+        s_server_key(self, endpoint), err, sizeof err);
     if (!sock)
         s_set_error(self, "%s", err);
     return sock;
@@ -805,6 +835,11 @@ static void s_on_not_leader(qkv_client_t *self, s_req_t *req,
         char leader[S_MAX_ENDPOINT];
         memcpy(leader, res->leader, res->leader_len);
         leader[res->leader_len] = '\0';
+        if (res->leader_key_len == 40) { /* from a node we authenticated */
+            memcpy(self->learned_endpoint, leader, res->leader_len + 1);
+            memcpy(self->learned_key, res->leader_key, 40);
+            self->learned_key[40] = '\0';
+        }
         if (strcmp(leader, self->current) != 0) {
             req->redirects++;
             if (s_switch(self, leader) == 0) {
@@ -1118,7 +1153,8 @@ static int s_parse_endpoints(qkv_client_t *self, const char *list, char *errbuf,
     for (const char *p = list; *p; p++)
         max += *p == ',';
     self->endpoints = calloc(max, sizeof(char *));
-    if (!self->endpoints) {
+    self->endpoint_keys = calloc(max, sizeof(char *));
+    if (!self->endpoints || !self->endpoint_keys) {
         s_err(errbuf, errlen, "out of memory");
         return -1;
     }
@@ -1132,6 +1168,28 @@ static int s_parse_endpoints(qkv_client_t *self, const char *list, char *errbuf,
         size_t len = (size_t)(end - p);
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
+        const char *bar = memchr(p, '|', len);
+        if (bar) { /* tcp://HOST:PORT|key=KEY */
+            size_t klen = len - (size_t)(bar + 1 - p);
+            char key[41] = "";
+            if (klen == 44 && strncmp(bar + 1, "key=", 4) == 0) {
+                memcpy(key, bar + 5, 40);
+                key[40] = '\0';
+            }
+            if (!qkv_key_text(key)) {
+                s_err(errbuf, errlen,
+                      "bad endpoint '%.*s' (expected tcp://HOST:PORT or "
+                      "tcp://HOST:PORT|key=KEY, KEY 40 Z85 characters)",
+                      (int)len, p);
+                return -1;
+            }
+            self->endpoint_keys[self->endpoint_count] = s_memdup(key, 40);
+            if (!self->endpoint_keys[self->endpoint_count]) {
+                s_err(errbuf, errlen, "out of memory");
+                return -1;
+            }
+            len = (size_t)(bar - p);
+        }
         if (len) {
             const char *sep = memchr(p, ':', len);
             if (len >= S_MAX_ENDPOINT || !sep || len < (size_t)(sep - p) + 4 ||
@@ -1201,6 +1259,18 @@ qkv_client_t *qkv_client_new(const char *endpoints,
     self->next_id = 1;
     if (s_parse_endpoints(self, endpoints, errbuf, errlen) != 0)
         goto failed;
+    const char *keys[2] = {opts.curve_secret_key, opts.curve_server_key};
+    char *slots[2] = {self->curve_secret, self->curve_server};
+    for (int k = 0; k < 2; k++)
+        if (keys[k] && *keys[k]) {
+            if (!qkv_key_text(keys[k])) {
+                s_err(errbuf, errlen,
+                      "invalid options: %s is not 40 Z85 characters",
+                      k ? "curve_server_key" : "curve_secret_key");
+                goto failed;
+            }
+            memcpy(slots[k], keys[k], 41);
+        }
     qkv_decoder_limits_t limits = {self->max_frame_bytes, QKV_CMSG_MAX_KEY,
                                    QKV_CMSG_MAX_VALUE};
     self->enc = qkv_encoder_new();
@@ -1244,9 +1314,13 @@ void qkv_client_destroy(qkv_client_t **self_p) {
         zmq_close(self->sock);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
-    for (size_t i = 0; i < self->endpoint_count; i++)
+    for (size_t i = 0; i < self->endpoint_count; i++) {
         free(self->endpoints[i]);
+        free(self->endpoint_keys[i]);
+    }
     free(self->endpoints);
+    free(self->endpoint_keys);
+    explicit_bzero(self->curve_secret, sizeof(self->curve_secret));
     free(self->current);
     qkv_encoder_destroy(&self->enc);
     qkv_decoder_destroy(&self->dec);

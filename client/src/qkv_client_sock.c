@@ -8,8 +8,32 @@
 #include <stdio.h>
 #include <zmq.h>
 
+/* CURVE: the key pair and the server's key, before connecting. */
+static int s_curve(void *sock, const char *secret_key, const char *server_key,
+                   char *err, size_t err_size) {
+    char public_key[41];
+    if (zmq_curve_public(public_key, secret_key) != 0) {
+        snprintf(err, err_size, "the CURVE secret key is not valid Z85");
+        return -1;
+    }
+    if (!server_key || !*server_key) {
+        snprintf(err, err_size,
+                 "CURVE: no server key for this endpoint (give one, or "
+                 "ENDPOINT|key=KEY)");
+        return -1;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server_key, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, public_key, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, secret_key, 40) != 0) {
+        snprintf(err, err_size, "CURVE keys: %s", zmq_strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 void *qkv_client_socket_open(void *ctx, const char *endpoint,
-                             size_t max_frame_bytes, char *err,
+                             size_t max_frame_bytes, const char *secret_key,
+                             const char *server_key, char *err,
                              size_t err_size) {
     void *sock = zmq_socket(ctx, ZMQ_DEALER);
     if (!sock) {
@@ -59,6 +83,10 @@ void *qkv_client_socket_open(void *ctx, const char *endpoint,
             zmq_close(sock);
             return NULL;
         }
+    }
+    if (secret_key && s_curve(sock, secret_key, server_key, err, err_size)) {
+        zmq_close(sock);
+        return NULL;
     }
     if (zmq_connect(sock, endpoint) != 0) {
         snprintf(err, err_size, "cannot connect to '%s': %s", endpoint,

@@ -85,9 +85,6 @@ typedef struct {
     int request_timeout_ms;      /* REQUEST_TIMEOUT_MS, slow REST clients */
 } qkv_config_t;
 
-/* True when s is a CURVE key as text: 40 characters of Z85. */
-bool qkv_config_z85_key(const char *s);
-
 /* The PEERS entry of peer slot p (0 .. follower_count - 1). */
 const qkv_peer_t *qkv_config_peer(const qkv_config_t *cfg, size_t slot);
 

@@ -38,6 +38,10 @@ uint64_t qkv_log_last_index(const qkv_log_t *self);
 /* Index of the first entry held (1 unless a prefix was dropped). */
 uint64_t qkv_log_first_index(const qkv_log_t *self);
 
+/* Bytes the held entries take (headers, keys, values, the ring's
+   pointers), for MAX_MEMORY. */
+size_t qkv_log_bytes(const qkv_log_t *self);
+
 /* Entry at index, or NULL when not held. The log keeps ownership. */
 const qkv_entry_t *qkv_log_get(const qkv_log_t *self, uint64_t index);
 

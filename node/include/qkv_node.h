@@ -230,6 +230,16 @@ typedef struct {
     uint64_t client_disconnects;  /* zmq-native client connections that
                                      ended (a client leaving, or ZeroMQ
                                      dropping a frame over the limit) */
+    /* security (CURVE=on) */
+    uint64_t curve_denied_repl;   /* replication connections whose key is
+                                     not a member's */
+    uint64_t curve_denied_client; /* client connections whose key is not
+                                     in CLIENT_KEYS */
+    uint64_t repl_forged;         /* messages whose routing id named
+                                     another member than their key */
+    uint64_t client_forbidden;    /* requests a read key may not make */
+    uint64_t overloaded;          /* writes refused: MAX_PENDING_WRITES */
+    uint64_t memory_full;         /* writes refused: MAX_MEMORY */
 } qkv_metrics_t;
 
 /* Snapshot of the counters. */

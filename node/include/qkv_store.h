@@ -99,4 +99,8 @@ size_t qkv_store_scan(qkv_store_t *self, uint64_t *cursor, size_t max_keys,
    own overhead, estimated); for the memory benchmark and /metrics. */
 size_t qkv_store_overhead_bytes(qkv_store_t *self);
 
+/* Every byte the store holds: keys, values and the overhead above; for
+   MAX_MEMORY. */
+size_t qkv_store_bytes(qkv_store_t *self);
+
 #endif

@@ -553,13 +553,15 @@ static void s_read_peers(s_actor_t *self, size_t item, int64_t now) {
         zmq_msg_t frame;
         int rc = qkv_peers_recv(self->peers, item, &peer, &frame);
         if (rc < 0)
-            return;
+            break;
         if (rc == 1)
             s_on_frame(self, peer, &frame, now);
-        else
+        else if (rc == 0)
             s_count(&self->node->malformed, 1);
         zmq_msg_close(&frame);
     }
+    atomic_store_explicit(&self->node->repl_forged,
+                          qkv_peers_forged(self->peers), memory_order_relaxed);
 }
 
 /*  =====================================================================
@@ -1175,13 +1177,23 @@ static int s_start(s_actor_t *self) {
     if (!self->clients)
         return -1;
     if (self->elections) {
-        const char *ids[QKV_MAX_FOLLOWERS];
-        for (size_t i = 0; i < cfg->follower_count; i++)
+        const char *ids[QKV_MAX_FOLLOWERS], *keys[QKV_MAX_FOLLOWERS];
+        for (size_t i = 0; i < cfg->follower_count; i++) {
             ids[i] = qkv_config_peer(cfg, i)->id;
-        self->peers = qkv_peers_new_mesh(
-            cfg->node_id, cfg->followers, ids, cfg->follower_count, cfg->bind,
-            cfg->repl_port, S_FRAME_MAX, cfg->min_delay_us, cfg->max_delay_us,
-            err, es);
+            keys[i] = qkv_config_peer(cfg, i)->key;
+        }
+        qkv_mesh_opts_t mesh = {.self_id = cfg->node_id,
+                                .endpoints = cfg->followers,
+                                .ids = ids,
+                                .keys = keys,
+                                .count = cfg->follower_count,
+                                .bind = cfg->bind,
+                                .port = cfg->repl_port,
+                                .max_in = S_FRAME_MAX,
+                                .min_delay_us = cfg->min_delay_us,
+                                .max_delay_us = cfg->max_delay_us,
+                                .curve = qkv_node_curve(node)};
+        self->peers = qkv_peers_new_mesh(&mesh, err, es);
         self->role = QKV_CORE_FOLLOWER;
         self->leader = QKV_CORE_NOBODY;
         qkv_info("one of %zu nodes (PEERS), quorum %d, election timeout %d "

@@ -26,6 +26,7 @@
 #include "qkv_clients.h"
 #include "qkv_buf.h"
 #include "qkv_cmsg.h"
+#include "qkv_curve.h"
 #include "qkv_hash.h"
 #include "qkv_peers.h"
 #include "qkv_ring.h"
@@ -62,6 +63,7 @@ struct qkv_clients_t {
     const qkv_config_t *cfg;
     qkv_door_t *door;
     const char *leader_endpoint; /* the actor's; "" unknown */
+    bool curve;                  /* CURVE: clients' keys say what they may */
     zsock_t *sock;               /* ROUTER on CLIENT_PORT */
     void *handle;                /* its libzmq socket */
     zsock_t *monitor;            /* PAIR receiving its disconnect events */
@@ -258,6 +260,11 @@ void qkv_clients_answer(qkv_clients_t *self, const qkv_origin_t *origin,
         s_error(&res, origin->id, QKV_CS_NOT_LEADER, "writes go to the leader");
         res.leader = self->leader_endpoint;
         res.leader_len = strlen(self->leader_endpoint);
+        for (size_t i = 0; self->curve && i < self->cfg->peer_count; i++)
+            if (!strcmp(self->cfg->peers[i].client, self->leader_endpoint)) {
+                res.leader_key = self->cfg->peers[i].key;
+                res.leader_key_len = strlen(res.leader_key);
+            }
         break;
     case QKV_WRITE_NO_LEADER:
         s_error(&res, origin->id, QKV_CS_NO_LEADER,
@@ -568,7 +575,16 @@ int64_t qkv_clients_expire(qkv_clients_t *self, int64_t now) {
     Frames */
 
 static void s_serve(qkv_clients_t *self, const qkv_creq_t *r, uint32_t peer,
-                    int64_t now) {
+                    bool may_write, int64_t now) {
+    if (!may_write && r->op != QKV_COP_GET && r->op != QKV_COP_HEALTH &&
+        r->op != QKV_COP_INVALID) {
+        atomic_fetch_add_explicit(&self->node->client_forbidden, 1,
+                                  memory_order_relaxed);
+        s_put_error(self, peer, r->id, QKV_CS_FORBIDDEN,
+                    "this client's key may read, not write or dump "
+                    "(CLIENT_KEYS lists it as read)");
+        return;
+    }
     switch (r->op) {
     case QKV_COP_PUT:
     case QKV_COP_DELETE:
@@ -609,8 +625,12 @@ static void s_frame(qkv_clients_t *self, const zmq_msg_t *id, zmq_msg_t *body,
         snprintf(message, sizeof(message), "malformed frame: %s", reason);
         s_put_error(self, peer, 0, QKV_CS_BAD_REQUEST, message);
     } else {
+        /* CURVE: the User-Id the ZAP handler gave this connection */
+        const char *user = self->curve ? zmq_msg_gets(body, "User-Id") : NULL;
+        bool may_write =
+            !self->curve || (user && !strcmp(user, QKV_CURVE_USER_WRITE));
         for (size_t i = 0; i < n; i++)
-            s_serve(self, &reqs[i], peer, now);
+            s_serve(self, &reqs[i], peer, may_write, now);
     }
     s_peer_release(self, peer);
 }
@@ -675,6 +695,7 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     self->cfg = cfg;
     self->door = door;
     self->leader_endpoint = leader_endpoint;
+    self->curve = qkv_node_curve(node) != NULL;
     self->open_peer = self->free_peer = S_NONE;
     qkv_ring_init(&self->peers, sizeof(s_peer_t));
     qkv_ring_init(&self->reads, sizeof(s_read_t));
@@ -691,8 +712,9 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
         qkv_clients_destroy(&self);
         return NULL;
     }
-    self->sock = qkv_sockopt_client_router(cfg->bind, cfg->client_port,
-                                           node->client_frame_max);
+    self->sock =
+        qkv_sockopt_client_router(cfg->bind, cfg->client_port,
+                                  node->client_frame_max, qkv_node_curve(node));
     if (!self->sock) {
         snprintf(err, err_size, "CLIENT_PORT: cannot bind tcp://%s:%d: %s",
                  cfg->bind, cfg->client_port, zmq_strerror(zmq_errno()));

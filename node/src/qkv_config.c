@@ -7,6 +7,7 @@
 */
 #include "qkv_config.h"
 #include "qkv_hash.h"
+#include "qkv_key.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -324,18 +325,6 @@ static bool s_field(const char *item, int k, char *out, size_t size) {
     return true;
 }
 
-bool qkv_config_z85_key(const char *s) {
-    static const char z85[] =
-        "0123456789abcdefghijklmnopqrstuvwxyz"
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
-    if (strlen(s) != 40)
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!strchr(z85, *p))
-            return false;
-    return true;
-}
-
 /* The key= option of a PEERS entry, if any: a CURVE public key. */
 static int s_peer_key(qkv_peer_t *peer, char *err, size_t es) {
     for (const char *o = peer->options; *o;) {
@@ -344,7 +333,7 @@ static int s_peer_key(qkv_peer_t *peer, char *err, size_t es) {
             char key[64];
             snprintf(key, sizeof(key), "%.*s", (int)(n - 4 < 63 ? n - 4 : 63),
                      o + 4);
-            if (!qkv_config_z85_key(key))
+            if (!qkv_key_text(key))
                 return s_fail(err, es,
                               "PEERS: node %s: key= must be a CURVE public "
                               "key, 40 Z85 characters (qkv keygen makes one)",

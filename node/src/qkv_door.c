@@ -18,7 +18,9 @@
 */
 #include "qkv_door.h"
 #include "qkv_hash.h"
+#include "qkv_log.h"
 #include "qkv_ring.h"
+#include "qkv_store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -300,6 +302,40 @@ static bool s_shortcut(qkv_door_t *self, const qkv_entry_t *e, uint64_t hash,
     }
 }
 
+/* Rough bytes of one session and of one remembered write (their structs
+   and table slots), for MAX_MEMORY. */
+#define S_SESSION_BYTES 96
+#define S_RECORD_BYTES 64
+
+/* Every byte MAX_MEMORY counts: the store, the in-memory log, sessions. */
+static uint64_t s_memory(const qkv_door_t *self) {
+    const qkv_sessions_t *sessions = qkv_state_sessions(self->state);
+    return qkv_store_bytes(qkv_node_store(self->node)) +
+           qkv_log_bytes(qkv_core_log(self->core)) +
+           qkv_sessions_count(sessions) * S_SESSION_BYTES +
+           qkv_sessions_records(sessions) * S_RECORD_BYTES;
+}
+
+/* MAX_PENDING_WRITES (writes waiting to commit) and MAX_MEMORY (a put
+   that would go past it; deletes and resets free memory and always
+   pass): the refusal, or QKV_WRITE_COMMITTED to go on. */
+static qkv_write_status_t s_over_limit(qkv_door_t *self, const qkv_entry_t *e) {
+    if (self->parked.count + self->retries.count >=
+        (size_t)self->cfg->max_pending_writes) {
+        atomic_fetch_add_explicit(&self->node->overloaded, 1,
+                                  memory_order_relaxed);
+        return QKV_WRITE_OVERLOADED;
+    }
+    if (self->cfg->max_memory && e->op == QKV_OP_PUT &&
+        s_memory(self) + 2 * (sizeof(*e) + e->key_len + e->value_len) >
+            self->cfg->max_memory) {
+        atomic_fetch_add_explicit(&self->node->memory_full, 1,
+                                  memory_order_relaxed);
+        return QKV_WRITE_MEMORY_FULL;
+    }
+    return QKV_WRITE_COMMITTED;
+}
+
 void qkv_door_write(qkv_door_t *self, qkv_entry_t **entry_p,
                     const qkv_origin_t *origin, int64_t now) {
     qkv_entry_t *e = *entry_p;
@@ -318,6 +354,12 @@ void qkv_door_write(qkv_door_t *self, qkv_entry_t **entry_p,
     if (self->no_space) {
         free(e);
         s_answer(self, origin, QKV_WRITE_NO_SPACE, 0, 0, now);
+        return;
+    }
+    qkv_write_status_t limit = s_over_limit(self, e);
+    if (limit != QKV_WRITE_COMMITTED) {
+        free(e);
+        s_answer(self, origin, limit, 0, 0, now);
         return;
     }
     atomic_fetch_add_explicit(&s_counters(self, origin)->writes, 1,

@@ -9,7 +9,12 @@ struct qkv_log_t {
     qkv_ring_t entries; /* qkv_entry_t *, oldest first */
     uint64_t first;     /* index of the oldest held */
     uint64_t base_term; /* term of the entry at first - 1 (0 for index 0) */
+    size_t bytes;       /* entries' sizes, for MAX_MEMORY */
 };
+
+static size_t s_size(const qkv_entry_t *e) {
+    return sizeof(*e) + e->key_len + e->value_len + sizeof(qkv_entry_t *);
+}
 
 qkv_log_t *qkv_log_new(void) {
     qkv_log_t *self = calloc(1, sizeof(*self));
@@ -39,6 +44,7 @@ uint64_t qkv_log_append(qkv_log_t *self, qkv_entry_t **entry_p) {
         return 0;
     qkv_entry_t *entry = *entry_p;
     entry->index = self->first + self->entries.count - 1;
+    self->bytes += s_size(entry);
     *slot = entry;
     *entry_p = NULL;
     return entry->index;
@@ -46,6 +52,10 @@ uint64_t qkv_log_append(qkv_log_t *self, qkv_entry_t **entry_p) {
 
 uint64_t qkv_log_last_index(const qkv_log_t *self) {
     return self->first + self->entries.count - 1;
+}
+
+size_t qkv_log_bytes(const qkv_log_t *self) {
+    return self->bytes;
 }
 
 uint64_t qkv_log_first_index(const qkv_log_t *self) {
@@ -71,6 +81,7 @@ void qkv_log_forget(qkv_log_t *self, uint64_t index) {
     while (self->entries.count && self->first <= index) {
         qkv_entry_t *entry = s_at(self, 0);
         self->base_term = entry->term;
+        self->bytes -= s_size(entry);
         free(entry);
         qkv_ring_pop(&self->entries, 1);
         self->first++;
@@ -81,8 +92,10 @@ void qkv_log_truncate(qkv_log_t *self, uint64_t index) {
     if (index < self->first)
         index = self->first;
     size_t keep = (size_t)(index - self->first);
-    for (size_t i = keep; i < self->entries.count; i++)
+    for (size_t i = keep; i < self->entries.count; i++) {
+        self->bytes -= s_size(s_at(self, i));
         free(s_at(self, i));
+    }
     qkv_ring_truncate(&self->entries, keep);
 }
 
@@ -90,6 +103,7 @@ void qkv_log_clear(qkv_log_t *self) {
     for (size_t i = 0; i < self->entries.count; i++)
         free(s_at(self, i));
     qkv_ring_truncate(&self->entries, 0);
+    self->bytes = 0;
     self->first = 1;
     self->base_term = 0;
 }

@@ -477,6 +477,14 @@ void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     m->sessions = atomic_load(&self->sessions);
     m->session_records = atomic_load(&self->session_records);
     m->client_disconnects = atomic_load(&self->client_disconnects);
+    if (self->curve) {
+        m->curve_denied_repl = qkv_curve_denied_repl(self->curve);
+        m->curve_denied_client = qkv_curve_denied_client(self->curve);
+    }
+    m->repl_forged = atomic_load(&self->repl_forged);
+    m->client_forbidden = atomic_load(&self->client_forbidden);
+    m->overloaded = atomic_load(&self->overloaded);
+    m->memory_full = atomic_load(&self->memory_full);
 }
 
 void qkv_node_count_bad_request(qkv_node_t *self, qkv_proto_t proto) {
@@ -489,6 +497,10 @@ const qkv_config_t *qkv_node_config(const qkv_node_t *self) {
 
 qkv_store_t *qkv_node_store(qkv_node_t *self) {
     return self->store;
+}
+
+const qkv_sockopt_curve_t *qkv_node_curve(const qkv_node_t *node) {
+    return node->curve ? &node->curve_keys : NULL;
 }
 
 /*  =====================================================================
@@ -539,6 +551,15 @@ qkv_node_t *qkv_node_new(const qkv_config_t *cfg, char *err, size_t err_size) {
     }
     self->client_frame_max =
         QKV_CLIENT_FRAME_BASE + 2 * (cfg->max_key_bytes + cfg->max_value_bytes);
+    if (cfg->curve) { /* the ZAP handler runs before any socket binds */
+        self->curve = qkv_curve_new(&self->config, err, err_size);
+        if (!self->curve) {
+            qkv_node_destroy(&self);
+            return NULL;
+        }
+        self->curve_keys.public_key = qkv_curve_public(self->curve);
+        self->curve_keys.secret_key = qkv_curve_secret(self->curve);
+    }
     self->actor = zactor_new(qkv_actor_run, self);
     if (!self->actor || self->start_error[0]) {
         snprintf(err, err_size, "%s",
@@ -559,6 +580,7 @@ void qkv_node_destroy(qkv_node_t **self_p) {
         return;
     qkv_node_t *self = *self_p;
     qkv_node_stop(self);
+    qkv_curve_destroy(&self->curve);
     for (size_t i = 0; i < self->all_count; i++) {
         qkv_waiter_t *w = self->all[i];
         free(w->entry);

@@ -12,8 +12,10 @@
 #define QKV_NODE_PRIV_H
 
 #include "qkv_clock.h"
+#include "qkv_curve.h"
 #include "qkv_node.h"
 #include "qkv_say.h"
+#include "qkv_sockopt.h"
 #include <czmq.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -120,7 +122,16 @@ struct qkv_node_t {
     _Atomic uint64_t log_disk_bytes, log_write_errors, recovery_us;
     _Atomic uint64_t snapshots, snapshot_bytes, snapshots_sent,
         snapshots_installed;
+    /* security */
+    qkv_curve_t *curve;                /* CURVE=on: keys and ZAP; else NULL */
+    qkv_sockopt_curve_t curve_keys;    /* its key pair for sockets */
+    _Atomic uint64_t repl_forged;      /* mesh: routing id not the key's */
+    _Atomic uint64_t client_forbidden; /* requests a read key may not make */
+    _Atomic uint64_t overloaded, memory_full; /* writes refused by limits */
 };
+
+/* CURVE keys for this node's sockets; NULL when CURVE is off. */
+const qkv_sockopt_curve_t *qkv_node_curve(const qkv_node_t *node);
 
 /* Drops a reference; the last one returns the waiter to the pool. */
 void qkv_waiter_release(qkv_node_t *node, qkv_waiter_t *waiter);

@@ -36,6 +36,8 @@ struct qkv_peers_t {
     zsock_t *router;                  /* mesh: where messages come in */
     void *router_handle;              /* its libzmq socket */
     char ids[QKV_MAX_FOLLOWERS][128]; /* mesh: peer routing ids */
+    bool curve;                       /* mesh: check User-Id */
+    uint64_t forged;                  /* mesh: User-Id and routing id differ */
     int64_t min_delay_us, max_delay_us;
     uint64_t rng;      /* xorshift state for delays */
     zmq_msg_t sender;  /* follower: routing id answers go to */
@@ -64,11 +66,14 @@ static qkv_peers_t *s_new(void) {
    an error. Returns 0, or -1 with err filled. */
 static int s_connect_links(qkv_peers_t *self, char *const *endpoints,
                            size_t count, const char *self_id, size_t max_in,
-                           const char *what, char *err, size_t err_size) {
+                           const qkv_sockopt_curve_t *curve,
+                           const char *const *keys, const char *what, char *err,
+                           size_t err_size) {
     for (size_t i = 0; i < count; i++) {
         s_link_t *link = &self->links[i];
         link->sock = self_id
-                         ? qkv_sockopt_peer_link(endpoints[i], self_id, max_in)
+                         ? qkv_sockopt_peer_link(endpoints[i], self_id, max_in,
+                                                 curve, curve ? keys[i] : NULL)
                          : qkv_sockopt_leader_link(endpoints[i], max_in);
         if (!link->sock) {
             snprintf(err, err_size, "%s: cannot connect to %s: %s", what,
@@ -93,40 +98,43 @@ qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
     self->leader = true;
     self->min_delay_us = min_delay_us;
     self->max_delay_us = max_delay_us;
-    if (s_connect_links(self, endpoints, count, NULL, max_in, "FOLLOWERS", err,
-                        err_size) != 0)
+    if (s_connect_links(self, endpoints, count, NULL, max_in, NULL, NULL,
+                        "FOLLOWERS", err, err_size) != 0)
         qkv_peers_destroy(&self);
     return self;
 }
 
-qkv_peers_t *qkv_peers_new_mesh(const char *self_id, char *const *endpoints,
-                                const char *const *ids, size_t count,
-                                const char *bind, int port, size_t max_in,
-                                int64_t min_delay_us, int64_t max_delay_us,
-                                char *err, size_t err_size) {
-    qkv_peers_t *self = count <= QKV_MAX_FOLLOWERS ? s_new() : NULL;
+qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *o, char *err,
+                                size_t err_size) {
+    qkv_peers_t *self = o->count <= QKV_MAX_FOLLOWERS ? s_new() : NULL;
     if (!self) {
         snprintf(err, err_size, "out of memory starting replication");
         return NULL;
     }
     self->mesh = true;
-    self->min_delay_us = min_delay_us;
-    self->max_delay_us = max_delay_us;
-    self->router = qkv_sockopt_follower_router(bind, port, max_in);
+    self->curve = o->curve != NULL;
+    self->min_delay_us = o->min_delay_us;
+    self->max_delay_us = o->max_delay_us;
+    self->router =
+        qkv_sockopt_follower_router(o->bind, o->port, o->max_in, o->curve);
     if (!self->router) {
-        snprintf(err, err_size, "REPL_PORT: cannot bind tcp://%s:%d: %s", bind,
-                 port, zmq_strerror(zmq_errno()));
+        snprintf(err, err_size, "REPL_PORT: cannot bind tcp://%s:%d: %s",
+                 o->bind, o->port, zmq_strerror(zmq_errno()));
         qkv_peers_destroy(&self);
         return NULL;
     }
     self->router_handle = zsock_resolve(self->router);
-    for (size_t i = 0; i < count; i++)
-        snprintf(self->ids[i], sizeof(self->ids[i]), "%s", ids[i]);
+    for (size_t i = 0; i < o->count; i++)
+        snprintf(self->ids[i], sizeof(self->ids[i]), "%s", o->ids[i]);
     /* answers never come back on these DEALERs: 256 bytes is plenty */
-    if (s_connect_links(self, endpoints, count, self_id, 256, "PEERS", err,
-                        err_size) != 0)
+    if (s_connect_links(self, o->endpoints, o->count, o->self_id, 256, o->curve,
+                        o->keys, "PEERS", err, err_size) != 0)
         qkv_peers_destroy(&self);
     return self;
+}
+
+uint64_t qkv_peers_forged(const qkv_peers_t *self) {
+    return self->forged;
 }
 
 qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
@@ -137,7 +145,7 @@ qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
         return NULL;
     }
     s_link_t *link = &self->links[0];
-    link->sock = qkv_sockopt_follower_router(bind, port, max_in);
+    link->sock = qkv_sockopt_follower_router(bind, port, max_in, NULL);
     if (!link->sock) {
         snprintf(err, err_size, "REPL_PORT: cannot bind tcp://%s:%d: %s", bind,
                  port, zmq_strerror(zmq_errno()));
@@ -294,6 +302,14 @@ int qkv_peers_recv(qkv_peers_t *self, size_t item, size_t *peer,
             return -1;
         *peer = s_peer_of(self, &id);
         zmq_msg_close(&id);
+        if (rc == 1 && *peer < self->count && self->curve) {
+            /* the key that authenticated the connection names the sender */
+            const char *user = zmq_msg_gets(frame, "User-Id");
+            if (!user || strcmp(user, self->ids[*peer]) != 0) {
+                self->forged++;
+                return 2;
+            }
+        }
         return rc == 1 && *peer < self->count ? 1 : 0; /* a stranger: 0 */
     }
     if (item >= self->count)

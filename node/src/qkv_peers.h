@@ -19,6 +19,8 @@
 #ifndef QKV_PEERS_H
 #define QKV_PEERS_H
 
+#include "qkv_sockopt.h"
+
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,16 +41,31 @@ qkv_peers_t *qkv_peers_new_leader(char *const *endpoints, size_t count,
 qkv_peers_t *qkv_peers_new_follower(const char *bind, int port, size_t max_in,
                                     char *err, size_t err_size);
 
-/* With PEERS: binds the replication ROUTER on tcp://bind:port (frames
-   of at most max_in bytes, every node's messages come in there: peer i
-   is the one whose routing id is ids[i]) and connects a DEALER to each of
-   the count endpoints with self_id as routing id (every message to peer
-   i goes out there). Returns NULL with the reason in err. */
-qkv_peers_t *qkv_peers_new_mesh(const char *self_id, char *const *endpoints,
-                                const char *const *ids, size_t count,
-                                const char *bind, int port, size_t max_in,
-                                int64_t min_delay_us, int64_t max_delay_us,
-                                char *err, size_t err_size);
+/* With PEERS: the replication ROUTER, where every peer's messages come
+   in, and one DEALER per peer for everything sent to it. */
+typedef struct {
+    const char *self_id;     /* this node's NODE_ID: the DEALERs' routing id */
+    char *const *endpoints;  /* peer i's replication endpoint */
+    const char *const *ids;  /* peer i's NODE_ID */
+    const char *const *keys; /* peer i's public key (with curve) */
+    size_t count;            /* peers */
+    const char *bind;        /* the ROUTER: tcp://bind:port */
+    int port;
+    size_t max_in;                      /* largest frame taken */
+    int64_t min_delay_us, max_delay_us; /* simulated delay */
+    const qkv_sockopt_curve_t *curve;   /* NULL: plain text */
+} qkv_mesh_opts_t;
+
+/* With PEERS: binds the ROUTER (peer i is the one whose routing id is
+   ids[i]; with curve, also the member its key authenticated: a message
+   whose routing id and User-Id differ is dropped and counted) and
+   connects the DEALERs. Returns NULL with the reason in err. */
+qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *opts, char *err,
+                                size_t err_size);
+
+/* Mesh with curve: messages dropped because the routing id named another
+   member than the key that authenticated the connection. */
+uint64_t qkv_peers_forged(const qkv_peers_t *self);
 
 /* Closes every socket and drops held frames; nulls *self_p; NULL-safe. */
 void qkv_peers_destroy(qkv_peers_t **self_p);
@@ -73,8 +90,9 @@ uint64_t qkv_peers_flush(qkv_peers_t *self, int64_t now, int64_t *next_due);
 /* Reads one waiting message from socket item (an index into what
    qkv_peers_poll_items gave). Returns -1 when none waits; 1 with *peer and
    *frame for a well-framed message; 0 for a message of the wrong shape
-   (dropped). *frame is initialised unless -1 is returned: the caller
-   closes it. */
+   (dropped); 2 for one whose routing id is not the member its key
+   authenticated (dropped, counted in qkv_peers_forged). *frame is
+   initialised unless -1 is returned: the caller closes it. */
 int qkv_peers_recv(qkv_peers_t *self, size_t item, size_t *peer,
                    zmq_msg_t *frame);
 

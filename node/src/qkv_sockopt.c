@@ -5,9 +5,12 @@
     water marks of 100 000 messages (sends use ZMQ_DONTWAIT: a full queue
     fails the send, it never blocks the actor), ZMTP heartbeats every
     second with a 3 s timeout to notice dead TCP peers, and a largest
-    accepted message (ZeroMQ drops the connection above it).
+    accepted message (ZeroMQ drops the connection above it). With CURVE
+    (qkv_curve.h), listeners are CURVE servers whose ZAP domain names the
+    port, and links are CURVE clients that accept one server key.
 */
 #include "qkv_sockopt.h"
+#include "qkv_curve.h"
 
 #define S_HWM 100000
 #define S_ZMTP_HEARTBEAT_MS 1000
@@ -23,11 +26,18 @@ static void s_common(zsock_t *sock, size_t max_in) {
     zsock_set_maxmsgsize(sock, (int64_t)max_in);
 }
 
-static zsock_t *s_dealer(const char *endpoint, const char *id, size_t max_in) {
+static zsock_t *s_dealer(const char *endpoint, const char *id, size_t max_in,
+                         const qkv_sockopt_curve_t *curve,
+                         const char *server_key) {
     zsock_t *sock = zsock_new(ZMQ_DEALER);
     if (!sock)
         return NULL;
     s_common(sock, max_in);
+    if (curve) {
+        zsock_set_curve_serverkey(sock, server_key);
+        zsock_set_curve_publickey(sock, curve->public_key);
+        zsock_set_curve_secretkey(sock, curve->secret_key);
+    }
     zsock_set_identity(sock, id);
     zsock_set_immediate(sock, 1); /* nothing queues for an absent peer */
     zsock_set_reconnect_ivl(sock, 100);
@@ -38,22 +48,29 @@ static zsock_t *s_dealer(const char *endpoint, const char *id, size_t max_in) {
 }
 
 zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in) {
-    return s_dealer(endpoint, QKV_LEADER_ROUTING_ID, max_in);
+    return s_dealer(endpoint, QKV_LEADER_ROUTING_ID, max_in, NULL, NULL);
 }
 
 zsock_t *qkv_sockopt_peer_link(const char *endpoint, const char *self_id,
-                               size_t max_in) {
-    return s_dealer(endpoint, self_id, max_in);
+                               size_t max_in, const qkv_sockopt_curve_t *curve,
+                               const char *server_key) {
+    return s_dealer(endpoint, self_id, max_in, curve, server_key);
 }
 
 /* A ROUTER bound on tcp://bind:port; handover lets a peer that comes
    back with the same routing id take its place at once. */
 static zsock_t *s_router(const char *bind, int port, size_t max_in,
-                         bool handover) {
+                         bool handover, const qkv_sockopt_curve_t *curve,
+                         const char *domain) {
     zsock_t *sock = zsock_new(ZMQ_ROUTER);
     if (!sock)
         return NULL;
     s_common(sock, max_in);
+    if (curve) {
+        zsock_set_curve_server(sock, 1);
+        zsock_set_curve_secretkey(sock, curve->secret_key);
+        zsock_set_zap_domain(sock, domain);
+    }
     zsock_set_router_handover(sock, handover);
     zsock_set_router_mandatory(sock, 1); /* a gone peer fails the send */
     if (zsock_bind(sock, "tcp://%s:%d", bind, port) < 0)
@@ -61,11 +78,13 @@ static zsock_t *s_router(const char *bind, int port, size_t max_in,
     return sock;
 }
 
-zsock_t *qkv_sockopt_follower_router(const char *bind, int port,
-                                     size_t max_in) {
-    return s_router(bind, port, max_in, true); /* a restarted leader */
+zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in,
+                                     const qkv_sockopt_curve_t *curve) {
+    /* handover: a restarted leader (or peer) takes its place at once */
+    return s_router(bind, port, max_in, true, curve, QKV_CURVE_DOMAIN_REPL);
 }
 
-zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in) {
-    return s_router(bind, port, max_in, false);
+zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in,
+                                   const qkv_sockopt_curve_t *curve) {
+    return s_router(bind, port, max_in, false, curve, QKV_CURVE_DOMAIN_CLIENT);
 }

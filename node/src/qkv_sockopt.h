@@ -12,21 +12,35 @@
    in by each follower's ROUTER_HANDOVER. */
 #define QKV_LEADER_ROUTING_ID "qkv-leader"
 
+/* CURVE for one socket: this node's key pair as Z85 text. A NULL
+   qkv_sockopt_curve_t * leaves the socket in plain text. */
+typedef struct {
+    const char *public_key;
+    const char *secret_key;
+} qkv_sockopt_curve_t;
+
 /* Leader: a DEALER connected to a follower's replication endpoint; it
    takes answers of at most max_in bytes. NULL with errno set on failure. */
 zsock_t *qkv_sockopt_leader_link(const char *endpoint, size_t max_in);
 
 /* With PEERS: a DEALER to a peer's replication ROUTER, with this node's
-   NODE_ID as routing id (the peer knows its sender by it). */
+   NODE_ID as routing id (the peer knows its sender by it). With curve,
+   a CURVE client that accepts only server_key (the peer's public key). */
 zsock_t *qkv_sockopt_peer_link(const char *endpoint, const char *self_id,
-                               size_t max_in);
+                               size_t max_in, const qkv_sockopt_curve_t *curve,
+                               const char *server_key);
 
-/* Follower: the ROUTER its leader connects to, bound on tcp://bind:port,
-   taking frames of at most max_in bytes. NULL on failure. */
-zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in);
+/* Follower (and with PEERS every node): the replication ROUTER, bound on
+   tcp://bind:port, taking frames of at most max_in bytes. With curve, a
+   CURVE server asking ZAP domain QKV_CURVE_DOMAIN_REPL. NULL on
+   failure. */
+zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in,
+                                     const qkv_sockopt_curve_t *curve);
 
 /* Every node: the zmq-native client ROUTER on tcp://bind:port, taking
-   frames of at most max_in bytes. NULL on failure. */
-zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in);
+   frames of at most max_in bytes; with curve, ZAP domain
+   QKV_CURVE_DOMAIN_CLIENT. NULL on failure. */
+zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in,
+                                   const qkv_sockopt_curve_t *curve);
 
 #endif

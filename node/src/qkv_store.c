@@ -45,6 +45,7 @@ struct qkv_store_t {
     int cursors;            /* dumps open */
     uint64_t applied_index; /* last entry applied */
     size_t item_overhead;   /* allocator bytes of items beyond payloads */
+    size_t payload;         /* key and value bytes of items */
 };
 
 struct qkv_store_cursor_t {
@@ -114,6 +115,7 @@ static size_t s_overhead(const s_item_t *item, size_t key_len,
 
 static void s_free_item(qkv_store_t *self, s_item_t *item) {
     self->item_overhead -= s_overhead(item, item->key_len, item->value_len);
+    self->payload -= item->key_len + item->value_len;
     free(item);
 }
 
@@ -176,6 +178,7 @@ static void s_free_all(qkv_store_t *self) {
     for (uint32_t p = 0; p < self->pos_used; p++)
         free(self->pos[p]);
     self->item_overhead = 0;
+    self->payload = 0;
     self->pos_used = 0;
     self->free_count = 0;
     memset(self->table, 0, (self->table_mask + 1) * sizeof(*self->table));
@@ -255,6 +258,8 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
             self->pos[p] = item;
             self->item_overhead +=
                 s_overhead(item, e->key_len, e->value_len) - before;
+            self->payload += e->value_len;
+            self->payload -= item->value_len;
         }
         if (!item->seq) {
             self->dead--;
@@ -279,6 +284,7 @@ static int s_put(qkv_store_t *self, const qkv_entry_t *e, uint64_t *seq) {
     item->value_len = e->value_len;
     memcpy(item->data, key, e->key_len + e->value_len);
     self->item_overhead += s_overhead(item, e->key_len, e->value_len);
+    self->payload += e->key_len + e->value_len;
     self->pos[p] = item;
     self->table[slot] = s_slot_value(hash, p);
     self->table_used++;
@@ -380,6 +386,14 @@ uint64_t qkv_store_applied_index(qkv_store_t *self) {
     uint64_t i = self->applied_index;
     pthread_rwlock_unlock(&self->lock);
     return i;
+}
+
+size_t qkv_store_bytes(qkv_store_t *self) {
+    size_t overhead = qkv_store_overhead_bytes(self);
+    pthread_rwlock_rdlock(&self->lock);
+    size_t payload = self->payload;
+    pthread_rwlock_unlock(&self->lock);
+    return overhead + payload;
 }
 
 size_t qkv_store_overhead_bytes(qkv_store_t *self) {

@@ -151,6 +151,9 @@ typedef struct {
     size_t message_len;
     const char *leader; /* not_leader: the leader's client endpoint, or "" */
     size_t leader_len;
+    const char *leader_key; /* not_leader with CURVE: the leader's public
+                               key (Z85), else NULL */
+    size_t leader_key_len;
     bool has_index;
     uint64_t index; /* writes: the entry; get: entry that last wrote it */
     bool has_seq;

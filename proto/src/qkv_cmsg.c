@@ -169,10 +169,10 @@ static void s_items(qkv_encoder_t *enc, const qkv_cres_t *r) {
 }
 
 void qkv_cenc_result(qkv_encoder_t *enc, const qkv_cres_t *r) {
-    size_t n = 2 + (r->message != NULL) + (r->leader != NULL) + r->has_index +
-               r->has_seq + r->has_deleted + (r->key != NULL) +
-               (r->value != NULL) + (r->items != NULL || r->has_next ? 3 : 0) +
-               (r->health != NULL);
+    size_t n = 2 + (r->message != NULL) + (r->leader != NULL) +
+               (r->leader_key != NULL) + r->has_index + r->has_seq +
+               r->has_deleted + (r->key != NULL) + (r->value != NULL) +
+               (r->items != NULL || r->has_next ? 3 : 0) + (r->health != NULL);
     qkv_encoder_check(enc, msgpack_pack_map(&enc->packer, n));
     s_kv_uint(enc, "id", r->id);
     const char *status = qkv_cstatus_name(r->status);
@@ -181,6 +181,8 @@ void qkv_cenc_result(qkv_encoder_t *enc, const qkv_cres_t *r) {
         s_kv_str(enc, "message", r->message, r->message_len);
     if (r->leader)
         s_kv_str(enc, "leader", r->leader, r->leader_len);
+    if (r->leader_key)
+        s_kv_str(enc, "leader_key", r->leader_key, r->leader_key_len);
     if (r->has_index)
         s_kv_uint(enc, "index", r->index);
     if (r->has_seq)
@@ -587,6 +589,8 @@ static bool s_result_field(s_views_t *views, qkv_cres_t *r,
         return s_get_str(v, 65536, &r->message, &r->message_len);
     if (s_is(k, "leader"))
         return s_get_str(v, 1024, &r->leader, &r->leader_len);
+    if (s_is(k, "leader_key"))
+        return s_get_str(v, 64, &r->leader_key, &r->leader_key_len);
     if (s_is(k, "index"))
         return (r->has_index = s_get_uint(v, &r->index));
     if (s_is(k, "seq"))
