@@ -25,6 +25,14 @@
 #   FSYNC=everysec scripts/cluster.sh always (default), everysec or never,
 #                                     for every node
 # Any other DATA_DIR is refused: six nodes cannot share one directory.
+#
+# Security (the README's security section):
+#   CURVE=on scripts/cluster.sh       CURVE on every ZeroMQ link: key pairs
+#                                     for node0..node5 and a client are made
+#                                     once in qkv-data/keys (qkv keygen);
+#                                     qkv then needs -k qkv-data/keys/client.key
+#                                     -s qkv-data/keys/node0.pub
+#   HTTP_TOKENS_FILE=FILE, TLS_CERT_FILE=FILE ... pass on to every node.
 set -eu
 cd "$(dirname "$0")/.."
 . scripts/launch.sh
@@ -79,6 +87,21 @@ case ${FRESH:-0} in
     ;;
 esac
 
+case ${CURVE:-off} in
+off) ;;
+on)
+    [ "$QKV_ELECTIONS" = 1 ] || {
+        echo "qkv: CURVE=on needs the elections cluster (PEERS), not" \
+            "STATIC=1" >&2
+        exit 2
+    }
+    ;;
+*)
+    echo "qkv: CURVE=$CURVE: on or off (default)" >&2
+    exit 2
+    ;;
+esac
+
 if [ "${FRESH:-0}" = 1 ] && [ -n "$ONE" ]; then
     echo "qkv: FRESH=1 deletes every node's data; not with node I" >&2
     exit 2
@@ -104,6 +127,20 @@ cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DQKV_TESTS=OFF \
     >/dev/null
 cmake --build build-release -j"$(nproc)" --target qkv-node qkv >/dev/null
 BIN=build-release/server/qkv-node
+
+if [ "${CURVE:-off}" = on ]; then
+    # One key pair per node and one for the client, made once; the nodes
+    # read CURVE_KEY_DIR/NODE_ID.key, PEERS gets each NODE.pub.
+    QKV_KEY_DIR=$(pwd)/qkv-data/keys
+    mkdir -p "$QKV_KEY_DIR"
+    chmod 700 "$QKV_KEY_DIR"
+    for name in node0 node1 node2 node3 node4 node5 client; do
+        [ -f "$QKV_KEY_DIR/$name.key" ] ||
+            build-release/client/qkv keygen "$QKV_KEY_DIR/$name" >/dev/null
+    done
+    CURVE_KEY_DIR=$QKV_KEY_DIR
+    export QKV_KEY_DIR CURVE CURVE_KEY_DIR
+fi
 
 HOST=127.0.0.1
 LEADER_PORT=8000
@@ -148,6 +185,9 @@ if [ "$QKV_ELECTIONS" = 1 ]; then
         "(tcp://$HOST:7000-7005), leader now: $(qkv_find_leader)," \
         "WRITE_QUORUM=$WRITE_QUORUM; client: build-release/client/qkv;" \
         "Ctrl-C stops" >&2
+    [ "${CURVE:-off}" != on ] ||
+        echo "qkv: CURVE on: build-release/client/qkv -k" \
+            "qkv-data/keys/client.key -s qkv-data/keys/node0.pub ..." >&2
 else
     echo "qkv: leader http://$HOST:$LEADER_PORT (tcp://$HOST:7000)," \
         "followers http://$HOST:$((LEADER_PORT + 1))-$((LEADER_PORT + 5))" \

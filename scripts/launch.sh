@@ -113,6 +113,9 @@ qkv_peers() {
     while [ "$qkv_j" -le "$5" ]; do
         qkv_p="${qkv_p:+$qkv_p,}node$qkv_j=tcp://$1:$(($4 + qkv_j))"
         qkv_p="$qkv_p|tcp://$1:$(($3 + qkv_j))|http://$1:$(($2 + qkv_j))"
+        # CURVE: each node's public key, from qkv keygen's NODE.pub
+        [ -z "${QKV_KEY_DIR:-}" ] ||
+            qkv_p="$qkv_p|key=$(tail -n 1 "$QKV_KEY_DIR/node$qkv_j.pub")"
         qkv_j=$((qkv_j + 1))
     done
     echo "$qkv_p"

@@ -295,7 +295,10 @@ struct qkv_client_t {
     char curve_server[41]; /* CURVE: nodes' key by default; "" none */
     char learned_endpoint[S_MAX_ENDPOINT]; /* a not_leader's leader */
     char learned_key[41];                  /* and its key */
-    char *current;                         /* endpoint sock is connected to */
+    void *monitor;                         /* PAIR: sock's handshake events */
+    bool refused;             /* the last handshake on sock failed */
+    char refused_why[96];     /* how */
+    char *current;            /* endpoint sock is connected to */
     uint64_t gen;             /* connection generation, +1 per switch */
     int timeout_ms;           /* per-request deadline */
     int retry_ms;             /* silence before probe and resend; <0 never */
@@ -550,6 +553,66 @@ static int s_requeue_all(qkv_client_t *self) {
     return 0;
 }
 
+/* Watches sock's handshakes: a node that refuses our CURVE key (or wants
+   CURVE from a plain-text client) fails them, and a request that then
+   times out says so (QKV_EUNAUTHORIZED) instead of "timed out". Without
+   the watch (no memory, say) it is only the plain timeout. */
+static void s_watch(qkv_client_t *self) {
+    if (self->monitor)
+        zmq_close(self->monitor);
+    self->monitor = NULL;
+    self->refused = false;
+    char address[96];
+    snprintf(address, sizeof address, "inproc://qkv-client-%p-%llu",
+             (void *)self, (unsigned long long)self->gen);
+    if (zmq_socket_monitor(self->sock, address,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) != 0)
+        return;
+    self->monitor = zmq_socket(self->ctx, ZMQ_PAIR);
+    if (self->monitor && zmq_connect(self->monitor, address) != 0) {
+        zmq_close(self->monitor);
+        self->monitor = NULL;
+    }
+}
+
+/* Reads the handshake events waiting. */
+static void s_watch_read(qkv_client_t *self) {
+    for (int i = 0; self->monitor && i < 64; i++) {
+        zmq_msg_t event;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, self->monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&event);
+            return;
+        }
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&event) >= 6) {
+            memcpy(&id, zmq_msg_data(&event), 2);
+            memcpy(&value, (char *)zmq_msg_data(&event) + 2, 4);
+        }
+        bool more = zmq_msg_more(&event);
+        zmq_msg_close(&event);
+        while (more) { /* the endpoint frame */
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            more = zmq_msg_recv(&part, self->monitor, 0) >= 0 &&
+                   zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        self->refused = id != ZMQ_EVENT_HANDSHAKE_SUCCEEDED;
+        snprintf(self->refused_why, sizeof self->refused_why, "%s",
+                 id == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH
+                     ? "the node refused this client's key"
+                 : id == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     ? "the handshake failed: does the node want CURVE, or "
+                       "is its key not the one given?"
+                     : "the handshake failed");
+    }
+}
+
 /* Moves the handle to endpoint: a new DEALER, every outstanding request
    queued again. On failure the old connection stays. */
 static int s_switch(qkv_client_t *self, const char *endpoint) {
@@ -569,6 +632,7 @@ static int s_switch(qkv_client_t *self, const char *endpoint) {
     free(self->current);
     self->current = copy;
     self->gen++;
+    s_watch(self);
     self->probe_id = 0;
     self->silent_since_us = qkv_now_us();
     return s_requeue_all(self);
@@ -1013,6 +1077,12 @@ static int s_timers(qkv_client_t *self, int64_t now) {
             s_complete(self, req, req->retry_status);
             continue;
         }
+        s_watch_read(self);
+        if (self->refused) {
+            s_set_error(self, "%s: %s", self->current, self->refused_why);
+            s_complete(self, req, QKV_EUNAUTHORIZED);
+            continue;
+        }
         s_set_error(self, "no answer from %s within %d ms", self->current,
                     self->timeout_ms);
         s_complete(self, req, QKV_ETIMEOUT);
@@ -1312,6 +1382,8 @@ void qkv_client_destroy(qkv_client_t **self_p) {
     free(self->map.vals);
     if (self->sock)
         zmq_close(self->sock);
+    if (self->monitor)
+        zmq_close(self->monitor);
     if (self->ctx)
         zmq_ctx_term(self->ctx);
     for (size_t i = 0; i < self->endpoint_count; i++) {

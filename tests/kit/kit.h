@@ -198,6 +198,8 @@ typedef struct {
     bool peers;                     /* elections: every node gets --peers (nodes
                                        named node0 .. nodeN; node0 --role leader) */
     int election_timeout_ms;        /* with peers; 0: 500 */
+    const char *const *peer_keys;   /* with peers: node k's CURVE public
+                                       key goes into PEERS (|key=) */
 } kit_cluster_opts_t;
 
 typedef struct {

@@ -115,7 +115,7 @@ static int s_setup_leader(kit_cluster_t *cluster, int port,
 /* Elections: every node knows every other through --peers. */
 static int s_setup_peers(kit_cluster_t *cluster,
                          const kit_cluster_opts_t *opts) {
-    static char peers[KIT_MAX_NODES * 128];
+    static char peers[KIT_MAX_NODES * 256];
     peers[0] = '\0';
     for (size_t k = 0; k < cluster->count; k++) {
         char name[32];
@@ -127,8 +127,10 @@ static int s_setup_peers(kit_cluster_t *cluster,
         size_t used = strlen(peers);
         snprintf(peers + used, sizeof peers - used,
                  "%s%s=tcp://127.0.0.1:%d|tcp://127.0.0.1:%d|"
-                 "http://127.0.0.1:%d",
-                 k ? "," : "", name, repl, cluster->nodes[k].client_port, http);
+                 "http://127.0.0.1:%d%s%s",
+                 k ? "," : "", name, repl, cluster->nodes[k].client_port, http,
+                 opts->peer_keys ? "|key=" : "",
+                 opts->peer_keys ? opts->peer_keys[k] : "");
     }
     char quorum[16], timeout[16], heartbeat[16], election[16];
     snprintf(quorum, sizeof quorum, "%d",

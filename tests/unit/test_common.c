@@ -7,10 +7,14 @@
 #include "qkv_buf.h"
 #include "qkv_hash.h"
 #include "qkv_json.h"
+#include "qkv_key.h"
 #include "qkv_ring.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* qkv_hash_bytes of fixed inputs, as computed once: they must not move */
 #define HASH_EMPTY 0xb98d4c6a78a1bcb4ULL
@@ -215,6 +219,54 @@ static void test_hash_stable(void) {
     CU_ASSERT(qkv_hash_mix(1) != qkv_hash_mix(2));
 }
 
+#define KEY1 "Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID"
+
+static void test_key_text(void) {
+    CU_ASSERT(qkv_key_text(KEY1));
+    CU_ASSERT(!qkv_key_text(""));
+    CU_ASSERT(!qkv_key_text("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hI"));
+    CU_ASSERT(!qkv_key_text(KEY1 "x"));
+    CU_ASSERT(!qkv_key_text("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{h~D"));
+    CU_ASSERT(!qkv_key_text("Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{h D"));
+}
+
+static void test_key_files(void) {
+    char dir[] = "/tmp/qkv-test-keys-XXXXXX", path[64], key[41], err[256];
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/a.key", dir);
+    CU_ASSERT_EQUAL(qkv_key_write(path, KEY1, true, "c", err, sizeof err), 0);
+    struct stat st;
+    CU_ASSERT_EQUAL(stat(path, &st), 0);
+    CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+    CU_ASSERT_EQUAL(qkv_key_read(path, true, key, err, sizeof err), 0);
+    CU_ASSERT_STRING_EQUAL(key, KEY1);
+    /* never replaced */
+    CU_ASSERT_EQUAL(qkv_key_write(path, KEY1, true, "c", err, sizeof err), -1);
+    /* a secret others may read is refused, a public one is not */
+    CU_ASSERT_EQUAL(chmod(path, 0640), 0);
+    CU_ASSERT_EQUAL(qkv_key_read(path, true, key, err, sizeof err), -1);
+    CU_ASSERT(strstr(err, "others may read") != NULL);
+    CU_ASSERT(strstr(err, KEY1) == NULL);
+    CU_ASSERT_EQUAL(qkv_key_read(path, false, key, err, sizeof err), 0);
+    unlink(path);
+    /* comments, blank lines and CRLF around the key; junk refused */
+    const char *texts[] = {"# c\n\n" KEY1 "\r\n", "x\n" KEY1 "\n", "",
+                           KEY1 "0"};
+    const int want[] = {0, -1, -1, -1};
+    for (int i = 0; i < 4; i++) {
+        FILE *f = fopen(path, "w");
+        CU_ASSERT_FATAL(f != NULL);
+        fputs(texts[i], f);
+        fclose(f);
+        chmod(path, 0600);
+        CU_ASSERT_EQUAL(qkv_key_read(path, true, key, err, sizeof err),
+                        want[i]);
+        unlink(path);
+    }
+    CU_ASSERT_EQUAL(qkv_key_read(path, true, key, err, sizeof err), -1);
+    rmdir(dir);
+}
+
 static int s_add_suites(void) {
     static const kit_test_t tests[] = {KIT_TEST(test_ring_fifo_and_growth),
                                        KIT_TEST(test_ring_reserve),
@@ -226,6 +278,8 @@ static int s_add_suites(void) {
                                        KIT_TEST(test_buf_bounds),
                                        KIT_TEST(test_hash_stable),
                                        KIT_TEST(test_xorshift),
+                                       KIT_TEST(test_key_text),
+                                       KIT_TEST(test_key_files),
                                        KIT_TESTS_END};
     return kit_add_suite("common", NULL, NULL, tests) ? 0 : -1;
 }

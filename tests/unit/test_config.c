@@ -7,6 +7,7 @@
 */
 #include "kit.h"
 #include "qkv_config.h"
+#include "qkv_curve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -323,6 +324,52 @@ static void test_security_settings(void) {
     CU_ASSERT_STRING_EQUAL(cfg.client_keys, "");
     CU_ASSERT(cfg.max_memory == 64ULL << 20);
     qkv_config_clear(&cfg);
+}
+
+/* CLIENT_KEYS files: read and write lines, comments; each bad line named. */
+static void test_client_keys_file(void) {
+    static const struct {
+        const char *text;
+        int count;       /* keys, or -1 */
+        int writes;      /* of them write keys */
+        const char *err; /* -1: the message has this */
+    } cases[] = {
+        {"", 0, 0, NULL},
+        {"# none\n\n   \n", 0, 0, NULL},
+        {"write " KEY_A "\nread " KEY_B " bob\n", 2, 1, NULL},
+        {"  read " KEY_A "\r\n", 1, 0, NULL},
+        {"write " KEY_A, 1, 1, NULL},
+        {"admin " KEY_A "\n", -1, 0, "line 1"},
+        {"# c\nwrite\n", -1, 0, "line 2"},
+        {"write short\n", -1, 0, "Z85"},
+        {"write " KEY_A "\nread " KEY_A "\n", -1, 0, "twice"},
+        {"read " KEY_A "\n\0write", -1, 0, "NUL"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        qkv_client_key_t keys[4];
+        char err[256] = "";
+        size_t len = strlen(cases[i].text);
+        if (strstr(cases[i].err ? cases[i].err : "", "NUL"))
+            len += 6; /* past the NUL */
+        int n =
+            qkv_client_keys_parse(cases[i].text, len, keys, 4, err, sizeof err);
+        if (n != cases[i].count)
+            fprintf(stderr, "\n  case %zu: %d keys (%s)", i, n, err);
+        CU_ASSERT_EQUAL(n, cases[i].count);
+        int writes = 0;
+        for (int k = 0; k < n; k++)
+            writes += keys[k].write;
+        CU_ASSERT_EQUAL(writes, cases[i].writes);
+        if (cases[i].err)
+            CU_ASSERT(strstr(err, cases[i].err) != NULL);
+    }
+    /* room for max keys, no more */
+    qkv_client_key_t one[1];
+    char err[256];
+    CU_ASSERT_EQUAL(qkv_client_keys_parse("read " KEY_A "\nread " KEY_B "\n",
+                                          strlen(KEY_A) * 2 + 12, one, 1, err,
+                                          sizeof err),
+                    -1);
 }
 
 static void test_bad_security_settings(void) {
@@ -747,6 +794,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_bad_durability_settings),
         KIT_TEST(test_security_settings),
         KIT_TEST(test_bad_security_settings),
+        KIT_TEST(test_client_keys_file),
         KIT_TEST(test_peers),
         KIT_TEST(test_bad_peers),
         KIT_TEST(test_every_flag),
