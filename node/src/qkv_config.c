@@ -766,14 +766,23 @@ static int s_elections(qkv_config_t *cfg, const s_raw_t *raw,
 }
 
 /* What every node of a cluster must agree on: PEERS, WRITE_QUORUM and
-   FSYNC. */
+   FSYNC. Not the keys (key=): a node whose key changes is cut off by
+   CURVE until the others know its new key, but the others go on talking
+   to each other while they restart one by one. */
 static uint64_t s_cluster_hash(const qkv_config_t *cfg) {
     uint64_t h = qkv_hash_bytes(0x71766b, "peers", 5);
     for (size_t i = 0; i < cfg->peer_count; i++) {
         const qkv_peer_t *p = &cfg->peers[i];
-        const char *parts[] = {p->id, p->repl, p->client, p->http, p->options};
-        for (size_t k = 0; k < 5; k++)
+        const char *parts[] = {p->id, p->repl, p->client, p->http};
+        for (size_t k = 0; k < 4; k++)
             h = qkv_hash_bytes(h, parts[k], strlen(parts[k]) + 1);
+        for (const char *o = p->options; *o;) {
+            size_t n = strcspn(o, "|");
+            if (strncmp(o, "key=", 4) != 0)
+                h = qkv_hash_bytes(h, o, n + 1);
+            o += n + (o[n] == '|');
+        }
+        h = qkv_hash_bytes(h, "", 1);
     }
     int32_t q = cfg->write_quorum, f = cfg->fsync;
     h = qkv_hash_bytes(h, &q, sizeof(q));

@@ -211,6 +211,22 @@ static void test_peers(void) {
               ARGS("--fsync", "never"));
     CU_ASSERT(cfg.cluster_hash != hash);
     qkv_config_clear(&cfg);
+    /* a node's key is not in the hash (keys rotate by rolling restarts);
+       other options are */
+    const char *no_key =
+        "a=tcp://127.0.0.1:9001|tcp://127.0.0.1:7001|http://127.0.0.1:8001,"
+        "b=tcp://127.0.0.1:9002|tcp://127.0.0.1:7002|http://127.0.0.1:8002,"
+        "c=tcp://h3:9003|tcp://h3:7003|https://h3";
+    expect_ok(&cfg, ENV({"PEERS", no_key}, {"NODE_ID", "a"}), NOARGS);
+    CU_ASSERT(cfg.cluster_hash == hash);
+    qkv_config_clear(&cfg);
+    const char *other_option =
+        "a=tcp://127.0.0.1:9001|tcp://127.0.0.1:7001|http://127.0.0.1:8001,"
+        "b=tcp://127.0.0.1:9002|tcp://127.0.0.1:7002|http://127.0.0.1:8002|"
+        "zone=x,c=tcp://h3:9003|tcp://h3:7003|https://h3";
+    expect_ok(&cfg, ENV({"PEERS", other_option}, {"NODE_ID", "a"}), NOARGS);
+    CU_ASSERT(cfg.cluster_hash != hash);
+    qkv_config_clear(&cfg);
     /* one node alone */
     expect_ok(
         &cfg,
