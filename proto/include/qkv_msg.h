@@ -56,6 +56,10 @@ extern "C" {
 #define QKV_NEWER (-3)       /* a replication message of a newer version */
 #define QKV_MAX_ENDPOINT 256 /* longest endpoint carried in a message */
 #define QKV_REPL_VERSION 1   /* the replication protocol this build speaks */
+/* The highest term a frame may carry (any term field): a term grows by one
+   per election, so no cluster gets near it, and a node's term + 1 never
+   overflows however high a peer's term was. Above it: malformed. */
+#define QKV_TERM_MAX (UINT64_C(1) << 62)
 
 /* Message types (first array element). */
 enum {

@@ -381,6 +381,11 @@ static bool s_str(const msgpack_object *o, size_t max, const char **s,
     return true;
 }
 
+/* A term: an unsigned integer up to QKV_TERM_MAX. */
+static bool s_term(const msgpack_object *o, uint64_t *out) {
+    return s_uint(o, out) && *out <= QKV_TERM_MAX;
+}
+
 /* Entries have at least 7 elements; later ones are ignored. */
 static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
                     qkv_entry_view_t *view) {
@@ -388,7 +393,7 @@ static bool s_entry(qkv_decoder_t *self, const msgpack_object *o,
         return false;
     const msgpack_object *f = o->via.array.ptr;
     uint64_t op;
-    if (!s_uint(&f[0], &view->term) || !s_uint(&f[1], &op) ||
+    if (!s_term(&f[0], &view->term) || !s_uint(&f[1], &op) ||
         !s_uint(&f[4], &view->client_id) || !s_uint(&f[5], &view->client_seq) ||
         !s_uint(&f[6], &view->time_ms))
         return false;
@@ -407,7 +412,7 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f,
                     size_t count) {
     qkv_msg_t *msg = &self->msg;
     uint32_t leader_len;
-    if (!s_uint(&f[4], &msg->prev_index) || !s_uint(&f[5], &msg->prev_term) ||
+    if (!s_uint(&f[4], &msg->prev_index) || !s_term(&f[5], &msg->prev_term) ||
         !s_uint(&f[6], &msg->commit_index) ||
         !s_str(&f[7], QKV_MAX_ENDPOINT, &msg->leader, &leader_len) ||
         f[8].type != MSGPACK_OBJECT_ARRAY)
@@ -445,7 +450,7 @@ static int s_append(qkv_decoder_t *self, const msgpack_object *f,
 /* f has at least 9 elements. */
 static int s_snapshot(qkv_decoder_t *self, const msgpack_object *f) {
     qkv_msg_t *msg = &self->msg;
-    if (!s_uint(&f[4], &msg->snap_index) || !s_uint(&f[5], &msg->snap_term) ||
+    if (!s_uint(&f[4], &msg->snap_index) || !s_term(&f[5], &msg->snap_term) ||
         !s_uint(&f[6], &msg->offset) || !s_uint(&f[7], &msg->total) ||
         (f[8].type != MSGPACK_OBJECT_BIN && f[8].type != MSGPACK_OBJECT_STR))
         return QKV_MALFORMED;
@@ -460,7 +465,7 @@ static int s_snapshot(qkv_decoder_t *self, const msgpack_object *f) {
 static int s_ack(qkv_decoder_t *self, const msgpack_object *f, size_t count) {
     qkv_msg_t *msg = &self->msg;
     if (f[4].type != MSGPACK_OBJECT_BOOLEAN || !s_uint(&f[5], &msg->index) ||
-        !s_uint(&f[6], &msg->hint_index) || !s_uint(&f[7], &msg->hint_term))
+        !s_uint(&f[6], &msg->hint_index) || !s_term(&f[7], &msg->hint_term))
         return QKV_MALFORMED;
     msg->ok = f[4].via.boolean;
     if (count >= 9 && !s_clock(&f[8], &msg->echo_us))
@@ -481,7 +486,7 @@ static int s_vote(qkv_decoder_t *self, const msgpack_object *f, size_t count) {
             return QKV_MALFORMED;
         msg->granted = f[5].via.boolean;
     } else {
-        if (!s_uint(&f[5], &msg->last_index) || !s_uint(&f[6], &msg->last_term))
+        if (!s_uint(&f[5], &msg->last_index) || !s_term(&f[6], &msg->last_term))
             return QKV_MALFORMED;
         hash_at = 7;
     }
@@ -554,7 +559,7 @@ int qkv_decoder_decode(qkv_decoder_t *self, const void *data, size_t size,
     }
     int rc = QKV_MALFORMED;
     if (count >= 4 && s_uint(&f[2], &msg->cluster_id) &&
-        s_uint(&f[3], &msg->term)) {
+        s_term(&f[3], &msg->term)) {
         if (type == QKV_MSG_APPEND && count >= 9)
             rc = s_append(self, f, count);
         else if (type == QKV_MSG_ACK && count >= 8)

@@ -182,12 +182,12 @@ typedef struct {
 
 /* The header fields an APPEND of cluster id repl carries in these tests:
    each a different function of the arguments, so a field read from the
-   wrong place shows. */
+   wrong place shows. Terms stay within QKV_TERM_MAX. */
 static uint64_t s_term_of(uint64_t repl) {
-    return repl / 2 + 1;
+    return (repl / 2 + 1) % (QKV_TERM_MAX + 1);
 }
 static uint64_t s_prev_term_of(uint64_t prev) {
-    return prev / 3;
+    return prev / 3 % (QKV_TERM_MAX + 1);
 }
 
 #define S_LEADER "tcp://127.0.0.1:7000"
@@ -367,6 +367,42 @@ static void test_roundtrip_timeout_now(void) {
     free(frame);
 }
 
+/* Every term field takes QKV_TERM_MAX and refuses one above it, so a
+   node's term + 1 never overflows whatever a peer sends. */
+static void test_term_bound(void) {
+    const uint64_t terms[] = {QKV_TERM_MAX, QKV_TERM_MAX + 1, UINT64_MAX};
+    for (size_t i = 0; i < 3; i++) {
+        int want = i == 0 ? 0 : QKV_MALFORMED;
+        qkv_vote_t v = {QKV_MSG_VOTE, 1, terms[i], false, 5, 1, false, 9, 0};
+        qkv_vote_t last = {QKV_MSG_VOTE, 1, 3, false, 5, terms[i], false, 9, 0};
+        qkv_ack_t ack = {1, 3, false, 7, 6, terms[i], 0};
+        qkv_append_head_t head = {
+            .cluster_id = 1, .term = 3, .prev_index = 4, .prev_term = terms[i]};
+        for (int k = 0; k < 5; k++) {
+            if (k == 0)
+                qkv_encoder_vote(s_enc, &v);
+            else if (k == 1)
+                qkv_encoder_vote(s_enc, &last);
+            else if (k == 2)
+                qkv_encoder_ack(s_enc, &ack);
+            else if (k == 3)
+                qkv_encoder_timeout_now(s_enc, 1, terms[i], 9);
+            else
+                qkv_encoder_append_begin(s_enc, &head, 0);
+            size_t size;
+            uint8_t *frame = s_copy_frame(&size);
+            dec_t d;
+            dec_run(&d, s_dec, frame, size);
+            if (d.rc != want)
+                fprintf(stderr, "\n  term %llu, message %d: rc %d",
+                        (unsigned long long)terms[i], k, d.rc);
+            CU_ASSERT_EQUAL(d.rc, want);
+            dec_free(&d);
+            free(frame);
+        }
+    }
+}
+
 /* The leader's clock in an APPEND and its echo in an ACK go through;
    a clock above INT64_MAX is malformed. */
 static void test_roundtrip_clocks(void) {
@@ -412,7 +448,7 @@ static void test_roundtrip_one_entry(void) {
     roundtrip(3, 41, 40, &del, 1);
     spec_t reset = {QKV_OP_RESET, 3, "", 0, "", 0};
     roundtrip(3, 7, 7, &reset, 1);
-    spec_t max = {QKV_OP_PUT, UINT64_MAX,        "k",        1,         "v",
+    spec_t max = {QKV_OP_PUT, QKV_TERM_MAX,      "k",        1,         "v",
                   1,          QKV_CLIENT_ID_MAX, UINT64_MAX, UINT64_MAX};
     roundtrip(UINT64_MAX, UINT64_MAX - 1, UINT64_MAX, &max, 1);
     spec_t tagged = {QKV_OP_PUT, 4, "k", 1, "v", 1, 77, 5, 1733400000123};
@@ -451,11 +487,12 @@ static void test_roundtrip_many(void) {
             bytes[i][0][b] = (char)kit_rng_next(&rng);
             bytes[i][1][b] = (char)kit_rng_next(&rng);
         }
-        specs[i] = (spec_t){QKV_OP_PUT,         kit_rng_next(&rng),
-                            bytes[i][0],        kit_rng_below(&rng, 300),
-                            bytes[i][1],        kit_rng_below(&rng, 300),
-                            kit_rng_next(&rng), kit_rng_next(&rng),
-                            kit_rng_next(&rng)};
+        specs[i] = (spec_t){
+            QKV_OP_PUT,         kit_rng_next(&rng) % (QKV_TERM_MAX + 1),
+            bytes[i][0],        kit_rng_below(&rng, 300),
+            bytes[i][1],        kit_rng_below(&rng, 300),
+            kit_rng_next(&rng), kit_rng_next(&rng),
+            kit_rng_next(&rng)};
     }
     roundtrip(5, 12345, 12000, specs, N);
     roundtrip(5, 0, 0, specs, 16);
@@ -1503,6 +1540,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_roundtrip_heartbeat),
         KIT_TEST(test_roundtrip_vote),
         KIT_TEST(test_roundtrip_timeout_now),
+        KIT_TEST(test_term_bound),
         KIT_TEST(test_roundtrip_clocks),
         KIT_TEST(test_roundtrip_one_entry),
         KIT_TEST(test_roundtrip_binary),
