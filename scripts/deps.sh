@@ -7,9 +7,10 @@
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libzmq3-dev libczmq-dev
-libmsgpack-dev libcivetweb-dev libjansson-dev"
-TEST_PKGS="libcunit1-dev libcurl4-openssl-dev curl iproute2"
-PERF_PKGS="curl gnuplot-nox redis-server redis-tools"
+libmsgpack-dev libcivetweb-dev libjansson-dev libssl-dev"
+TEST_PKGS="libcunit1-dev libcurl4-openssl-dev curl iproute2 clang
+libclang-rt-14-dev openssl"
+PERF_PKGS="curl gnuplot-nox redis-server redis-tools libssl-dev openssl"
 
 pkgs=$BUILD_PKGS
 case "${1:-build}" in

@@ -69,10 +69,12 @@ int main(int argc, char *argv[]) {
         return 1;
     }
     if (cfg.role == QKV_ROLE_FOLLOWER)
-        qkv_info("follower: http://%s:%d, replication tcp://%s:%d", cfg.bind,
-                 cfg.port, cfg.bind, cfg.repl_port);
+        qkv_info("follower: %s://%s:%d, replication tcp://%s:%d",
+                 cfg.tls_cert_file[0] ? "https" : "http", cfg.bind, cfg.port,
+                 cfg.bind, cfg.repl_port);
     else
-        qkv_info("leader: http://%s:%d", cfg.bind, cfg.port);
+        qkv_info("leader: %s://%s:%d", cfg.tls_cert_file[0] ? "https" : "http",
+                 cfg.bind, cfg.port);
 
     int sig = 0;
     sigwait(&signals, &sig);

@@ -1,5 +1,7 @@
 /*  qkv_rest.h - the REST API's request parsing as pure functions: a body
-    or a query string in, a parsed request or an error out.
+    or a query string in, a parsed request or an error out; and access
+    control: the tokens file's text in, a table out, and the decision
+    (route and Authorization header in, allowed, 401 or 403 out).
 
     No I/O, no civetweb, no shared state: the civetweb glue (qkv_gateway.c)
     reads the bytes and calls these, and tests/unit/test_rest.c runs them
@@ -100,5 +102,94 @@ int qkv_rest_parse_query(const char *query, size_t len, bool want_key,
                          const qkv_rest_limits_t *limits, char *key_buf,
                          size_t key_cap, qkv_rest_query_t *out,
                          qkv_rest_error_t *err);
+
+/*  ---------------------------------------------------------------------
+    Access control: bearer tokens (HTTP_TOKENS_FILE) */
+
+/* Shortest and longest token, in characters. */
+#define QKV_REST_TOKEN_MIN 16
+#define QKV_REST_TOKEN_MAX 256
+
+/* Most tokens one file may list (each request is compared with all). */
+#define QKV_REST_MAX_TOKENS 128
+
+/* What a token allows; write implies read (the bits say so). */
+typedef enum {
+    QKV_REST_ROLE_NONE = 0,  /* no token, or one not in the file */
+    QKV_REST_ROLE_READ = 1,  /* "read TOKEN" */
+    QKV_REST_ROLE_WRITE = 3, /* "write TOKEN" */
+} qkv_rest_role_t;
+
+/* What a route needs. */
+typedef enum {
+    QKV_REST_NEED_NONE,  /* GET /health: open (less is shown without a
+                            read token) */
+    QKV_REST_NEED_READ,  /* GET /get, /read, /metrics */
+    QKV_REST_NEED_WRITE, /* writes, /reset, /dump, /admin/... */
+} qkv_rest_need_t;
+
+/* One token, zero-padded to the longest so every comparison reads the
+   same number of bytes. */
+typedef struct {
+    unsigned char bytes[QKV_REST_TOKEN_MAX];
+    size_t len;
+    qkv_rest_role_t role;
+} qkv_rest_token_t;
+
+/* The tokens of a file. */
+typedef struct {
+    qkv_rest_token_t *items; /* owned; count entries */
+    size_t count;
+} qkv_rest_tokens_t;
+
+/* Parses the text of a tokens file: one token per line, "read TOKEN" or
+   "write TOKEN" (blanks and tabs around and between the two words, a
+   trailing CR ignored), blank lines and lines whose first non-blank
+   character is '#'. A token is QKV_REST_TOKEN_MIN to QKV_REST_TOKEN_MAX
+   printable ASCII characters without spaces. A file without a token, a
+   token listed twice, more than QKV_REST_MAX_TOKENS tokens, a NUL byte or
+   anything else on a line is refused.
+
+   text need not be NUL-terminated and may be NULL when len is 0. Returns
+   0 with out filled (release it with qkv_rest_tokens_free); or -1 with
+   out empty, *line set to the line at fault (from 1; 0 when the file as
+   a whole is: no token) and why (why_size bytes) saying what is wrong.
+   No message ever quotes a token or any other text of the file. */
+int qkv_rest_tokens_parse(const char *text, size_t len, qkv_rest_tokens_t *out,
+                          size_t *line, char *why, size_t why_size);
+
+/* Wipes and frees the tokens, and zeroes self; safe on NULL and twice. */
+void qkv_rest_tokens_free(qkv_rest_tokens_t *self);
+
+/* The role of token (len bytes) in tokens: compared with every token, in
+   time that depends on the number of tokens and nothing else (no early
+   exit on the first byte that differs, nor on a match). */
+qkv_rest_role_t qkv_rest_tokens_find(const qkv_rest_tokens_t *tokens,
+                                     const char *token, size_t len);
+
+/* Why a request was let in or not. */
+typedef enum {
+    QKV_REST_ALLOWED,   /* go on */
+    QKV_REST_NO_TOKEN,  /* 401: no "Authorization: Bearer" header */
+    QKV_REST_BAD_TOKEN, /* 401: a token not in the file, or a header
+                           that is not "Bearer TOKEN" */
+    QKV_REST_READ_ONLY, /* 403: a read token on a write route */
+} qkv_rest_verdict_t;
+
+/* Decides a request: tokens (NULL: no HTTP_TOKENS_FILE, everything is
+   allowed with QKV_REST_ROLE_WRITE), what its route needs and its
+   Authorization header (NULL when absent). The scheme "Bearer" is matched
+   in any case and followed by blanks, the token, and optional trailing
+   blanks. *role gets the role of the token given (QKV_REST_ROLE_NONE
+   without a valid one; /health uses it to choose what to show). Routes
+   of QKV_REST_NEED_NONE are always allowed. Returns the verdict; the
+   HTTP status is qkv_rest_verdict_http. */
+qkv_rest_verdict_t qkv_rest_authorize(const qkv_rest_tokens_t *tokens,
+                                      qkv_rest_need_t need,
+                                      const char *authorization,
+                                      qkv_rest_role_t *role);
+
+/* 0 for QKV_REST_ALLOWED, 401 or 403. */
+int qkv_rest_verdict_http(qkv_rest_verdict_t verdict);
 
 #endif

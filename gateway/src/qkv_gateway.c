@@ -19,20 +19,34 @@
     through its http_error callback and get the same JSON error body.
 */
 #include "qkv_gateway.h"
+#include "qkv_clock.h"
+#include "qkv_io.h"
 #include "qkv_json.h"
 #include "qkv_rest.h"
 #include "qkv_say.h"
 #include "qkv_wal.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 //  ---------------------------------------------------------------------
 //  Limits and settings
@@ -45,8 +59,11 @@
 #define S_SPLIT_BYTES (64 << 10)      /* larger bodies: header written apart */
 #define S_MIN_REQUEST_SIZE 16384      /* civetweb's request line + headers */
 #define S_MAX_REQUEST_SIZE (1 << 20)
-#define S_KEEP_ALIVE_MS "5000"       /* idle time between two requests */
-#define S_REQUEST_TIMEOUT_MS "10000" /* per read or write of one request */
+#define S_CONNECTION_QUEUE "20"     /* accepted, waiting for a worker */
+#define S_FD_RESERVE 64             /* descriptors besides HTTP's */
+#define S_DENIED_BODY_BYTES 8192    /* larger bodies of a 401/403: close */
+#define S_SECRET_FILE_MAX (1 << 20) /* tokens file, certificate, key */
+#define S_TLS_MIN_VERSION "4"       /* civetweb: TLS 1.2 and later */
 
 #define S_JSON "application/json"
 #define S_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
@@ -55,17 +72,26 @@
 //  Structures
 
 struct qkv_gateway_t {
-    qkv_node_t *node;        /* not owned; outlives us */
-    const qkv_config_t *cfg; /* the node's settings */
-    struct mg_context *ctx;  /* civetweb server, NULL until started */
-    size_t max_body;         /* largest write body read */
-    size_t key_size;         /* GET key buffer: longest key + 1 */
-    size_t dump_max_keys;    /* keys per dump batch, worst case bound */
-    size_t max_request_size; /* civetweb's request line + headers */
-    char leader_url[1024];   /* LEADER_URL without trailing '/' */
-    pthread_mutex_t mutex;   /* guards the two fields below */
-    bool started;            /* mg_start returned */
-    char start_error[256];   /* first message civetweb logged at start */
+    qkv_node_t *node;               /* not owned; outlives us */
+    const qkv_config_t *cfg;        /* the node's settings */
+    struct mg_context *ctx;         /* civetweb server, NULL until started */
+    size_t max_body;                /* largest write body read */
+    size_t key_size;                /* GET key buffer: longest key + 1 */
+    size_t dump_max_keys;           /* keys per dump batch, worst case bound */
+    size_t max_request_size;        /* civetweb's request line + headers */
+    char leader_url[1024];          /* LEADER_URL without trailing '/' */
+    qkv_rest_tokens_t tokens;       /* HTTP_TOKENS_FILE's, when has_tokens */
+    bool has_tokens;                /* REST needs bearer tokens */
+    atomic_uint_fast64_t denied[2]; /* 401s, 403s answered */
+    pthread_t watchdog;             /* cuts body reads past their deadline */
+    bool watchdog_started;          /* watchdog runs */
+    pthread_mutex_t watch_mutex;    /* guards the three fields below */
+    pthread_cond_t watch_cond;      /* a body read began, or stopping */
+    struct s_watch *watches;        /* body reads under way */
+    bool stopping;                  /* the watchdog is to end */
+    pthread_mutex_t mutex;          /* guards the two fields below */
+    bool started;                   /* mg_start returned */
+    char start_error[256];          /* first message civetweb logged at start */
 };
 
 //  One civetweb worker thread's buffers, reused by every request it serves
@@ -91,6 +117,9 @@ typedef struct {
     qkv_buf_t *out, *head, *aux; /* the worker's, or the spares below */
     qkv_buf_t spare[3];          /* buffers when w is NULL; freed at the end */
     const s_route_t *route;      /* the route matched, or NULL */
+    qkv_rest_role_t role;        /* what its token allows (tokens off:
+                                    everything) */
+    int64_t start_us;            /* when the handler took it (monotonic) */
     bool head_only;              /* HEAD request: send no body */
     bool close;                  /* close the connection after the answer */
 } s_req_t;
@@ -102,8 +131,9 @@ struct s_route {
     const char *path;
     const char *method;
     s_route_fn *fn;
-    bool leader_only; /* a write: followers redirect */
-    bool reads_body;  /* fn reads the body itself */
+    bool leader_only;     /* a write: followers redirect */
+    bool reads_body;      /* fn reads the body itself */
+    qkv_rest_need_t need; /* the token it takes (HTTP_TOKENS_FILE) */
 };
 
 static int s_handle_write(s_req_t *req);
@@ -114,18 +144,23 @@ static int s_handle_dump(s_req_t *req);
 static int s_handle_health(s_req_t *req);
 static int s_handle_metrics(s_req_t *req);
 static int s_handle_transfer(s_req_t *req);
+static void s_skip_body(s_req_t *req);
+
+#define S_OPEN QKV_REST_NEED_NONE
+#define S_READ QKV_REST_NEED_READ
+#define S_WRITE QKV_REST_NEED_WRITE
 
 static const s_route_t s_routes[] = {
-    {"/put", "POST", s_handle_write, true, true},
-    {"/write", "POST", s_handle_write, true, true},
-    {"/delete", "POST", s_handle_delete, true, true},
-    {"/reset", "POST", s_handle_reset, true, true},
-    {"/get", "GET", s_handle_get, false, false},
-    {"/read", "GET", s_handle_get, false, false},
-    {"/dump", "GET", s_handle_dump, false, false},
-    {"/health", "GET", s_handle_health, false, false},
-    {"/metrics", "GET", s_handle_metrics, false, false},
-    {"/admin/transfer-leader", "POST", s_handle_transfer, true, true},
+    {"/put", "POST", s_handle_write, true, true, S_WRITE},
+    {"/write", "POST", s_handle_write, true, true, S_WRITE},
+    {"/delete", "POST", s_handle_delete, true, true, S_WRITE},
+    {"/reset", "POST", s_handle_reset, true, true, S_WRITE},
+    {"/get", "GET", s_handle_get, false, false, S_READ},
+    {"/read", "GET", s_handle_get, false, false, S_READ},
+    {"/dump", "GET", s_handle_dump, false, false, S_WRITE},
+    {"/health", "GET", s_handle_health, false, false, S_OPEN},
+    {"/metrics", "GET", s_handle_metrics, false, false, S_READ},
+    {"/admin/transfer-leader", "POST", s_handle_transfer, true, true, S_WRITE},
 };
 #define S_ROUTE_COUNT (sizeof s_routes / sizeof s_routes[0])
 
@@ -225,6 +260,7 @@ static void s_req_init(s_req_t *req, struct mg_connection *conn) {
     req->ri = mg_get_request_info(conn);
     req->gw = mg_get_user_data(mg_get_context(conn));
     req->w = mg_get_thread_pointer(conn);
+    req->start_us = qkv_now_us();
     req->out = req->w ? &req->w->out : &req->spare[0];
     req->head = req->w ? &req->w->head : &req->spare[1];
     req->aux = req->w ? &req->w->aux : &req->spare[2];
@@ -281,6 +317,10 @@ static const char *s_status_text(int status) {
         return "Temporary Redirect";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -428,6 +468,48 @@ static int s_refuse_rest(s_req_t *req, const qkv_rest_error_t *err) {
     return s_refuse(req, err->http, err->status, "%s", err->message);
 }
 
+//  Refuses a request access control stopped: 401 unauthorized (no token,
+//  or one not in HTTP_TOKENS_FILE) or 403 forbidden (a read token on a
+//  write route), with a Bearer challenge (RFC 6750) and counted for
+//  /metrics; never logged, so no token reaches a log. A body of more than
+//  a few kilobytes is not read for someone without the right: the
+//  connection closes instead.
+
+static int s_deny(s_req_t *req, qkv_rest_verdict_t verdict) {
+    const char *path = req->route->path;
+    int status = qkv_rest_verdict_http(verdict);
+    char message[256];
+
+    if (req->ri->content_length > S_DENIED_BODY_BYTES ||
+        mg_get_header(req->conn, "Transfer-Encoding") != NULL)
+        req->close = true;
+    else
+        s_skip_body(req);
+    atomic_fetch_add_explicit(&req->gw->denied[status == 403], 1,
+                              memory_order_relaxed);
+    qkv_buf_printf(req->aux, "WWW-Authenticate: Bearer realm=\"qkv\"%s\r\n",
+                   verdict == QKV_REST_NO_TOKEN ? ""
+                   : verdict == QKV_REST_BAD_TOKEN
+                       ? ", error=\"invalid_token\""
+                       : ", error=\"insufficient_scope\"");
+    const char *need =
+        req->route->need == QKV_REST_NEED_WRITE ? "write" : "read";
+    if (verdict == QKV_REST_NO_TOKEN)
+        snprintf(message, sizeof message,
+                 "%s needs a %s token: send the header \"Authorization: "
+                 "Bearer TOKEN\"",
+                 path, need);
+    else if (verdict == QKV_REST_BAD_TOKEN)
+        snprintf(message, sizeof message,
+                 "the bearer token is not valid: not a token of this node, "
+                 "or not sent as \"Authorization: Bearer TOKEN\"");
+    else
+        snprintf(message, sizeof message,
+                 "%s needs a write token; this token may only read", path);
+    return s_error(req, status, status == 403 ? "forbidden" : "unauthorized",
+                   message);
+}
+
 //  No leader is known (PEERS: an election is under way): 503 no_leader
 //  with Retry-After, nothing written.
 
@@ -476,20 +558,187 @@ static int s_not_leader(s_req_t *req) {
 }
 
 //  ---------------------------------------------------------------------
+//  Body deadlines
+//
+//  civetweb ends a read only after request_timeout_ms without a byte, so
+//  a client that trickles a byte now and then keeps one mg_read going as
+//  long as it likes. Each body read is therefore registered with its
+//  deadline (REQUEST_TIMEOUT_MS after the handler took the request), and
+//  one watchdog thread cuts the reads that pass it: it finds the
+//  connection's socket among the process's descriptors (the one whose
+//  local port is PORT and whose peer is the request's) and shuts down its
+//  reading side, which ends the mg_read at once while the answer (400,
+//  Connection: close) can still be written. That socket cannot be closed
+//  and reused meanwhile: civetweb closes it only after the handler
+//  returns, and the handler ends its watch first, under the same mutex.
+
+typedef struct s_watch {
+    struct s_watch *next;
+    const struct mg_request_info *ri; /* remote_addr, remote_port */
+    int64_t deadline_us;              /* monotonic */
+    bool cut;                         /* the watchdog shut the socket */
+} s_watch_t;
+
+static void s_watch_begin(s_req_t *req, s_watch_t *watch) {
+    qkv_gateway_t *gw = req->gw;
+    watch->ri = req->ri;
+    watch->deadline_us =
+        req->start_us + (int64_t)gw->cfg->request_timeout_ms * 1000;
+    watch->cut = false;
+    pthread_mutex_lock(&gw->watch_mutex);
+    watch->next = gw->watches;
+    gw->watches = watch;
+    pthread_cond_signal(&gw->watch_cond);
+    pthread_mutex_unlock(&gw->watch_mutex);
+}
+
+//  Ends a watch; true when the watchdog cut the read.
+
+static bool s_watch_end(s_req_t *req, s_watch_t *watch) {
+    qkv_gateway_t *gw = req->gw;
+    pthread_mutex_lock(&gw->watch_mutex);
+    s_watch_t **at = &gw->watches;
+    while (*at != NULL && *at != watch)
+        at = &(*at)->next;
+    if (*at != NULL)
+        *at = watch->next;
+    bool cut = watch->cut;
+    pthread_mutex_unlock(&gw->watch_mutex);
+    return cut;
+}
+
+//  The port of a socket address, and its address as text; -1 when it is
+//  not IPv4 or IPv6.
+
+static int s_addr_port(const struct sockaddr_storage *sa, char *text,
+                       size_t size) {
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, text, (socklen_t)size);
+        return ntohs(in->sin_port);
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, text, (socklen_t)size);
+        return ntohs(in6->sin6_port);
+    }
+    return -1;
+}
+
+//  Shuts down the reading side of the connection watch is for, found by
+//  its local port and its peer. Runs under watch_mutex.
+
+static void s_watch_cut(const qkv_gateway_t *gw, const s_watch_t *watch) {
+    DIR *dir = opendir("/proc/self/fd");
+    struct dirent *entry;
+    bool found = false;
+
+    if (dir == NULL)
+        return;
+    while (!found && (entry = readdir(dir)) != NULL) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        char text[64];
+        int fd = atoi(entry->d_name);
+        if (entry->d_name[0] == '.' || fd == dirfd(dir) ||
+            getsockname(fd, (struct sockaddr *)&sa, &len) != 0 ||
+            s_addr_port(&sa, text, sizeof text) != gw->cfg->port)
+            continue;
+        len = sizeof sa;
+        if (getpeername(fd, (struct sockaddr *)&sa, &len) != 0 ||
+            s_addr_port(&sa, text, sizeof text) != watch->ri->remote_port ||
+            strcmp(text, watch->ri->remote_addr) != 0)
+            continue;
+        found = shutdown(fd, SHUT_RD) == 0;
+    }
+    closedir(dir);
+    qkv_warn("http: a request body from %s:%d did not arrive within "
+             "REQUEST_TIMEOUT_MS (%d ms)%s",
+             watch->ri->remote_addr, watch->ri->remote_port,
+             gw->cfg->request_timeout_ms, found ? ": cut off" : "");
+}
+
+static void *s_watchdog(void *arg) {
+    qkv_gateway_t *gw = arg;
+    pthread_mutex_lock(&gw->watch_mutex);
+    while (!gw->stopping) {
+        int64_t now = qkv_now_us(), next = INT64_MAX;
+        for (s_watch_t *w = gw->watches; w != NULL; w = w->next) {
+            if (w->cut)
+                continue;
+            if (w->deadline_us <= now) {
+                s_watch_cut(gw, w);
+                w->cut = true;
+            } else if (w->deadline_us < next)
+                next = w->deadline_us;
+        }
+        if (next == INT64_MAX) {
+            pthread_cond_wait(&gw->watch_cond, &gw->watch_mutex);
+            continue;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (next - now) * 1000;
+        ts.tv_sec += (time_t)(ns / 1000000000);
+        ts.tv_nsec = (long)(ns % 1000000000);
+        pthread_cond_timedwait(&gw->watch_cond, &gw->watch_mutex, &ts);
+    }
+    pthread_mutex_unlock(&gw->watch_mutex);
+    return NULL;
+}
+
+//  Starts the watchdog; -1 with the reason in err.
+
+static int s_watchdog_start(qkv_gateway_t *self, char *err, size_t err_size) {
+    int rc = pthread_create(&self->watchdog, NULL, s_watchdog, self);
+    if (rc != 0) {
+        snprintf(err, err_size, "HTTP body watchdog: %s", strerror(rc));
+        return -1;
+    }
+    self->watchdog_started = true;
+    return 0;
+}
+
+static void s_watchdog_stop(qkv_gateway_t *self) {
+    if (!self->watchdog_started)
+        return;
+    pthread_mutex_lock(&self->watch_mutex);
+    self->stopping = true;
+    pthread_cond_signal(&self->watch_cond);
+    pthread_mutex_unlock(&self->watch_mutex);
+    pthread_join(self->watchdog, NULL);
+    self->watchdog_started = false;
+}
+
+//  ---------------------------------------------------------------------
 //  Request bodies
 
-//  Reads exactly len bytes into data; -1 when the client stops short.
+//  Reads exactly len bytes of the body into data: 0; -1 when the client
+//  stops short or stays silent for REQUEST_TIMEOUT_MS (civetweb's
+//  request_timeout_ms); -2 when REQUEST_TIMEOUT_MS has passed since the
+//  handler took the request, whatever the client does (see "Body
+//  deadlines").
 
-static int s_read_exact(struct mg_connection *conn, char *data, size_t len) {
-    while (len > 0) {
+static int s_read_exact(s_req_t *req, char *data, size_t len) {
+    s_watch_t watch;
+    int rc = 0;
+
+    s_watch_begin(req, &watch);
+    while (len > 0 && rc == 0) {
         size_t step = len < S_IO_STEP ? len : S_IO_STEP;
-        int n = mg_read(conn, data, step);
-        if (n <= 0)
-            return -1;
-        data += n;
-        len -= (size_t)n;
+        int n = 0;
+        if (qkv_now_us() >= watch.deadline_us)
+            rc = -2;
+        else if ((n = mg_read(req->conn, data, step)) <= 0)
+            rc = -1;
+        else {
+            data += n;
+            len -= (size_t)n;
+        }
     }
-    return 0;
+    if (s_watch_end(req, &watch) && rc != 0)
+        rc = -2;
+    return rc;
 }
 
 //  Consumes a body the route does not use so the connection can carry the
@@ -513,7 +762,7 @@ static void s_skip_body(s_req_t *req) {
     while (len > 0) {
         size_t step =
             len < (long long)sizeof scratch ? (size_t)len : sizeof scratch;
-        if (s_read_exact(req->conn, scratch, step) != 0) {
+        if (s_read_exact(req, scratch, step) != 0) {
             req->close = true;
             return;
         }
@@ -544,14 +793,22 @@ static int s_read_body(s_req_t *req, bool optional) {
     if ((unsigned long long)len > max_body) {
         req->close = true;
         return s_refuse(req, 413, "too_large",
-                        "body is %lld bytes; the limit is %zu", len, max_body);
+                        "body is %lld bytes; the limit is %zu "
+                        "(MAX_BODY_BYTES)",
+                        len, max_body);
     }
     if (qkv_buf_reserve(body, (size_t)len + 1) != 0) {
         req->close = true;
         return s_error(req, 503, "unavailable", "out of memory");
     }
-    if (s_read_exact(req->conn, body->data, (size_t)len) != 0) {
+    int rc = s_read_exact(req, body->data, (size_t)len);
+    if (rc != 0) {
         req->close = true;
+        if (rc == -2)
+            return s_refuse(req, 400, "bad_request",
+                            "request body not received within "
+                            "REQUEST_TIMEOUT_MS (%d ms)",
+                            req->gw->cfg->request_timeout_ms);
         return s_refuse(req, 400, "bad_request", "request body incomplete");
     }
     body->size = (size_t)len;
@@ -983,6 +1240,8 @@ static int s_handle_health(s_req_t *req) {
     s_json_begin(req);
     qkv_json_member_cstr(out, "status", error_len > 0 ? "degraded" : "ok");
     qkv_json_member_cstr(out, "role", s_role_name(st->role));
+    if (req->role == QKV_REST_ROLE_NONE) /* tokens on, none valid given */
+        return s_json_end(req, 200);
     qkv_json_member_cstr(out, "id", cfg->node_id);
     if (st->elections) {
         /* "" while no leader is known */
@@ -1108,6 +1367,29 @@ static void s_metric_elections(qkv_buf_t *out, const qkv_metrics_t *m) {
              m->votes_granted);
 }
 
+//  Refusals by CURVE and by the limits.
+
+static void s_metric_security(qkv_buf_t *out, const qkv_metrics_t *m) {
+    s_metric(out, "qkv_curve_denied_replication_total", "counter",
+             "CURVE: replication connections refused (key not in PEERS).",
+             m->curve_denied_repl);
+    s_metric(out, "qkv_curve_denied_client_total", "counter",
+             "CURVE: client connections refused (key not in CLIENT_KEYS).",
+             m->curve_denied_client);
+    s_metric(out, "qkv_replication_forged_total", "counter",
+             "CURVE: replication messages dropped: the routing id named "
+             "another member than the key that authenticated them.",
+             m->repl_forged);
+    s_metric(out, "qkv_client_forbidden_total", "counter",
+             "CURVE: zmq-native requests a read-only key may not make.",
+             m->client_forbidden);
+    s_metric(out, "qkv_writes_overloaded_total", "counter",
+             "Writes refused: MAX_PENDING_WRITES were in flight.",
+             m->overloaded);
+    s_metric(out, "qkv_writes_memory_full_total", "counter",
+             "Writes refused: the node held MAX_MEMORY bytes.", m->memory_full);
+}
+
 //  Appends a label value escaped as the text format wants.
 
 static void s_label_value(qkv_buf_t *out, const char *s, size_t len) {
@@ -1198,6 +1480,21 @@ static void s_metric_latency(qkv_buf_t *out, const qkv_metrics_t *m) {
     }
 }
 
+//  REST requests access control refused (HTTP_TOKENS_FILE).
+
+static void s_metric_denied(qkv_buf_t *out, qkv_gateway_t *gw) {
+    const char *name = "qkv_http_denied_total";
+    s_metric_head(out, name, "counter",
+                  "REST requests refused by HTTP_TOKENS_FILE: no or a wrong "
+                  "token (unauthorized), a read token on a write route "
+                  "(forbidden).");
+    for (int i = 0; i < 2; i++)
+        qkv_buf_printf(out, "%s{reason=\"%s\"} %" PRIu64 "\n", name,
+                       i ? "forbidden" : "unauthorized",
+                       (uint64_t)atomic_load_explicit(&gw->denied[i],
+                                                      memory_order_relaxed));
+}
+
 static void s_metric_info(qkv_buf_t *out, const qkv_config_t *cfg,
                           const qkv_node_status_t *st) {
     s_metric_head(out, "qkv_node_info", "gauge",
@@ -1233,6 +1530,7 @@ static int s_handle_metrics(s_req_t *req) {
                       S_TIMEOUTS);
     s_metric_by_proto(out, &m, "qkv_bad_requests_total",
                       "Requests refused as invalid.", S_BAD_REQUESTS);
+    s_metric_denied(out, req->gw);
     s_metric(out, "qkv_malformed_frames_total", "counter",
              "Replication frames dropped as malformed.", m.malformed_frames);
     s_metric(out, "qkv_repl_frames_sent_total", "counter",
@@ -1253,6 +1551,7 @@ static int s_handle_metrics(s_req_t *req) {
              m.client_disconnects);
     s_metric_durability(out, &m, st);
     s_metric_elections(out, &m);
+    s_metric_security(out, &m);
     s_metric(out, "qkv_last_index", "gauge", "Last log entry held.",
              st->last_index);
     s_metric(out, "qkv_commit_index", "gauge",
@@ -1307,6 +1606,11 @@ static int s_dispatch(s_req_t *req) {
         return s_refuse(req, 405, "method_not_allowed", "%s takes %s only",
                         route->path, route->method);
     }
+    qkv_rest_verdict_t verdict = qkv_rest_authorize(
+        req->gw->has_tokens ? &req->gw->tokens : NULL, route->need,
+        mg_get_header(req->conn, "Authorization"), &req->role);
+    if (verdict != QKV_REST_ALLOWED)
+        return s_deny(req, verdict);
     if (route->leader_only && !qkv_node_is_leader(req->gw->node)) {
         s_skip_body(req); /* before answering, as the body is unused */
         return s_not_leader(req);
@@ -1332,6 +1636,10 @@ static int s_on_request(struct mg_connection *conn, void *cbdata) {
 //  ...): the same JSON body as ours, and the connection closes.
 
 static const char *s_error_code(int status) {
+    if (status == 401)
+        return "unauthorized";
+    if (status == 403)
+        return "forbidden";
     if (status == 404)
         return "not_found";
     if (status == 405)
@@ -1397,7 +1705,7 @@ static void s_set_limits(qkv_gateway_t *self) {
     const qkv_config_t *cfg = self->cfg;
     size_t pair = s_sat_add(cfg->max_key_bytes, cfg->max_value_bytes);
 
-    self->max_body = s_sat_add(s_sat_mul(6, pair), 4096);
+    self->max_body = cfg->max_body_bytes;
 
     //  Room for the longest key percent-encoded, plus headers
     size_t request = s_sat_add(s_sat_mul(3, cfg->max_key_bytes), 8192);
@@ -1426,37 +1734,292 @@ static void s_set_limits(qkv_gateway_t *self) {
         self->leader_url[--len] = '\0';
 }
 
+//  ---------------------------------------------------------------------
+//  Secrets: the tokens file, the certificate and its key
+
+//  Overwrites a buffer that held a secret, in a way the compiler keeps.
+
+static void s_wipe(void *p, size_t len) {
+    volatile unsigned char *v = p;
+    while (len-- > 0)
+        *v++ = 0;
+}
+
+static void s_free_secret(char *data, size_t len) {
+    if (data == NULL)
+        return;
+    s_wipe(data, len);
+    free(data);
+}
+
+//  Reads a whole small file (at most S_SECRET_FILE_MAX bytes) into a
+//  malloc'd buffer for s_free_secret; what names its setting in messages.
+//  When private, a file group or others may use is refused, as ssh
+//  refuses such a key: the check is made on the file opened (fstat).
+//  Returns NULL with the reason in err.
+
+static char *s_read_file(const char *what, const char *path, bool private,
+                         size_t *len, char *err, size_t err_size) {
+    struct stat st;
+    char *data = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0) {
+        snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fd, &st) != 0)
+        snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        snprintf(err, err_size, "%s %s: not a regular file", what, path);
+    else if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+        snprintf(err, err_size,
+                 "%s %s: group or others may read or write it (mode %04o); "
+                 "it holds secrets: chmod 600 it",
+                 what, path, (unsigned)(st.st_mode & 07777));
+    else if (st.st_size > S_SECRET_FILE_MAX)
+        snprintf(err, err_size, "%s %s: larger than %d bytes", what, path,
+                 S_SECRET_FILE_MAX);
+    else if ((data = malloc((size_t)st.st_size + 1)) == NULL)
+        snprintf(err, err_size, "%s %s: out of memory", what, path);
+    if (data == NULL) {
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size, got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, data + got, cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
+            close(fd);
+            s_free_secret(data, cap + 1);
+            return NULL;
+        }
+        if (n == 0)
+            break; /* shorter than it was: take what is there */
+        got += (size_t)n;
+    }
+    close(fd);
+    data[got] = '\0';
+    *len = got;
+    return data;
+}
+
+//  HTTP_TOKENS_FILE: read, checked and parsed; its text is wiped at once.
+
+static int s_load_tokens(qkv_gateway_t *self, char *err, size_t err_size) {
+    const char *path = self->cfg->http_tokens_file;
+    size_t len = 0, line = 0;
+    char why[256];
+
+    if (path[0] == '\0')
+        return 0;
+    char *text =
+        s_read_file("HTTP_TOKENS_FILE", path, true, &len, err, err_size);
+    if (text == NULL)
+        return -1;
+    int rc =
+        qkv_rest_tokens_parse(text, len, &self->tokens, &line, why, sizeof why);
+    s_free_secret(text, len + 1);
+    if (rc != 0 && line > 0)
+        snprintf(err, err_size, "HTTP_TOKENS_FILE %s:%zu: %s", path, line, why);
+    else if (rc != 0)
+        snprintf(err, err_size, "HTTP_TOKENS_FILE %s: %s", path, why);
+    self->has_tokens = rc == 0;
+    return rc;
+}
+
+//  Debian's civetweb 1.15 loads OpenSSL itself, by dlopen("libssl.so")
+//  and dlopen("libcrypto.so") (the unversioned names only libssl-dev
+//  installs), and looks up the OpenSSL 1.1 functions by name. OpenSSL 3
+//  no longer exports SSL_get_peer_certificate (a macro now; civetweb
+//  issue #1334), so civetweb refuses to start TLS with it. qkv's
+//  compatibility library (qkv_ssl_compat.c: soname libssl.so, the missing
+//  function, the rest from libssl.so.3) is loaded first when it is found
+//  beside the program, so civetweb's dlopen("libssl.so") gets it. The same
+//  lookup civetweb makes is then made here, so that a node that still
+//  cannot do TLS says why and what to do.
+
+static void s_tls_compat(void) {
+    char exe[4096], path[4200];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    const char *where[] = {"%s/libqkv-ssl-compat.so",
+                           "%s/../lib/qkv/libqkv-ssl-compat.so"};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++) {
+        snprintf(path, sizeof path, where[i], exe);
+        if (access(path, R_OK) == 0 && dlopen(path, RTLD_NOW | RTLD_GLOBAL)) {
+            qkv_info("http: TLS through %s (civetweb 1.15 and OpenSSL 3)",
+                     path);
+            return;
+        }
+    }
+}
+
+static int s_tls_probe(char *err, size_t err_size) {
+    /* first: once the real libssl.so is loaded under that name (OpenSSL 3
+       stays loaded), nothing else can take the name */
+    s_tls_compat();
+    void *ssl = dlopen("libssl.so", RTLD_LAZY | RTLD_LOCAL);
+    if (ssl == NULL) {
+        snprintf(err, err_size,
+                 "TLS_CERT_FILE: civetweb loads OpenSSL as libssl.so, which "
+                 "cannot be loaded (%s): install libssl-dev",
+                 dlerror());
+        return -1;
+    }
+    bool usable = dlsym(ssl, "SSL_get_peer_certificate") != NULL;
+    dlclose(ssl);
+    if (!usable) {
+        snprintf(err, err_size,
+                 "TLS_CERT_FILE: civetweb %s cannot use the OpenSSL "
+                 "installed (libssl.so has no SSL_get_peer_certificate: "
+                 "OpenSSL 3, civetweb issue #1334) and qkv's "
+                 "libqkv-ssl-compat.so is not beside qkv-node; serve HTTPS "
+                 "from a TLS proxy in front of the node instead",
+                 mg_version());
+        return -1;
+    }
+    return 0;
+}
+
+//  The PEM file for civetweb's ssl_certificate, which must hold the
+//  certificate (its chain after it) and the private key together. With
+//  TLS_KEY_FILE apart, the two are copied into an anonymous memory file
+//  (memfd: never on disk, gone once closed) that civetweb reads through
+//  /proc/self/fd while it starts: *memfd gets it, to close after
+//  mg_start. The files are read here first so that a missing or
+//  unreadable one is named plainly.
+
+static int s_tls_pem(const qkv_config_t *cfg, char *pem, size_t pem_size,
+                     int *memfd, char *err, size_t err_size) {
+    size_t cert_len = 0, key_len = 0;
+    bool apart = cfg->tls_key_file[0] != '\0' &&
+                 strcmp(cfg->tls_key_file, cfg->tls_cert_file) != 0;
+    char *key = NULL;
+    int fd = -1, rc = -1;
+
+    *memfd = -1;
+    char *cert = s_read_file("TLS_CERT_FILE", cfg->tls_cert_file, false,
+                             &cert_len, err, err_size);
+    if (cert != NULL && apart)
+        key = s_read_file("TLS_KEY_FILE", cfg->tls_key_file, false, &key_len,
+                          err, err_size);
+    if (cert == NULL || (apart && key == NULL)) {
+        /* err says which */
+    } else if (!mg_check_feature(MG_FEATURES_TLS))
+        snprintf(err, err_size,
+                 "TLS_CERT_FILE is set, but this civetweb has no TLS");
+    else if (s_tls_probe(err, err_size) != 0) {
+        /* err says why */
+    } else if (!apart) {
+        snprintf(pem, pem_size, "%s", cfg->tls_cert_file);
+        rc = 0;
+    } else if ((fd = memfd_create("qkv-tls-pem", MFD_CLOEXEC)) < 0)
+        snprintf(err, err_size, "TLS_KEY_FILE: memfd_create: %s",
+                 strerror(errno));
+    else if (qkv_write_all(fd, cert, cert_len) != 0 ||
+             qkv_write_all(fd, "\n", 1) != 0 ||
+             qkv_write_all(fd, key, key_len) != 0)
+        snprintf(err, err_size, "TLS_KEY_FILE: copying to memory: %s",
+                 strerror(errno));
+    else {
+        *memfd = fd;
+        snprintf(pem, pem_size, "/proc/self/fd/%d", fd);
+        rc = 0;
+    }
+    if (rc != 0 && fd >= 0)
+        close(fd);
+    s_free_secret(cert, cert_len + 1);
+    s_free_secret(key, key_len + 1);
+    return rc;
+}
+
+//  ---------------------------------------------------------------------
+//  Starting civetweb
+
+//  When the process has no descriptor left, civetweb 1.15's master thread
+//  spins: poll says the listening socket is readable, accept fails with
+//  EMFILE (silently), poll again, at 100% of a core until some descriptor
+//  is closed (measured; REST waits meanwhile, nothing crashes). It holds
+//  at most HTTP_THREADS + connection_queue connections (then it stops
+//  accepting), so an open-file limit above that plus the node's own
+//  sockets keeps it from happening through REST alone; say so when the
+//  limit is lower.
+
+static void s_check_fd_limit(const qkv_config_t *cfg) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return;
+    unsigned long long need = (unsigned long long)cfg->http_threads +
+                              (unsigned long long)atoi(S_CONNECTION_QUEUE) +
+                              S_FD_RESERVE;
+    if ((unsigned long long)rl.rlim_cur < need)
+        qkv_warn("http: the open-file limit (%llu) is below HTTP_THREADS + "
+                 "%s + %d = %llu; when descriptors run out civetweb's "
+                 "accept loop spins at 100%% CPU until one is closed: raise "
+                 "it (ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, S_CONNECTION_QUEUE,
+                 S_FD_RESERVE, need);
+}
+
 //  Starts civetweb; the reason for a failure goes to err.
+//
+//  Timeouts: civetweb's request_timeout_ms bounds the request line and
+//  headers of a connection's first request (from the moment a worker
+//  takes it) and each read or write without progress;
+//  keep_alive_timeout_ms does the same for every later request on a
+//  kept-alive connection, its idle time included. Both are
+//  REQUEST_TIMEOUT_MS; s_read_exact bounds a body. civetweb looks at the
+//  clock only after a read that waited, so a client that stops is cut off
+//  after one to two REQUEST_TIMEOUT_MS.
 
 static int s_start(qkv_gateway_t *self, char *err, size_t err_size) {
     const qkv_config_t *cfg = self->cfg;
-    char ports[128], threads[16], request_size[24];
+    bool tls = cfg->tls_cert_file[0] != '\0';
+    char ports[128], threads[16], request_size[24], timeout[16];
+    char pem[4200];
+    int memfd = -1;
 
+    if (tls && s_tls_pem(cfg, pem, sizeof pem, &memfd, err, err_size) != 0)
+        return -1;
     if (strchr(cfg->bind, ':') != NULL) /* an IPv6 address */
-        snprintf(ports, sizeof ports, "[%s]:%d", cfg->bind, cfg->port);
+        snprintf(ports, sizeof ports, "[%s]:%d%s", cfg->bind, cfg->port,
+                 tls ? "s" : "");
     else
-        snprintf(ports, sizeof ports, "%s:%d", cfg->bind, cfg->port);
+        snprintf(ports, sizeof ports, "%s:%d%s", cfg->bind, cfg->port,
+                 tls ? "s" : "");
     snprintf(threads, sizeof threads, "%d", cfg->http_threads);
     snprintf(request_size, sizeof request_size, "%zu", self->max_request_size);
-    const char *options[] = {"listening_ports",
-                             ports,
-                             "num_threads",
-                             threads,
-                             "enable_keep_alive",
-                             "yes",
-                             "keep_alive_timeout_ms",
-                             S_KEEP_ALIVE_MS,
-                             "request_timeout_ms",
-                             S_REQUEST_TIMEOUT_MS,
-                             "tcp_nodelay",
-                             "1",
-                             "max_request_size",
-                             request_size,
-                             "access_control_allow_methods",
-                             "", /* OPTIONS reaches us: 405, no CORS */
-                             "access_control_allow_origin",
-                             "",
-                             NULL};
+    snprintf(timeout, sizeof timeout, "%d", cfg->request_timeout_ms);
+    const char *options[32];
+    size_t n = 0;
+#define S_OPTION(name, value) (options[n++] = (name), options[n++] = (value))
+    S_OPTION("listening_ports", ports);
+    S_OPTION("num_threads", threads);
+    S_OPTION("enable_keep_alive", "yes");
+    S_OPTION("keep_alive_timeout_ms", timeout);
+    S_OPTION("request_timeout_ms", timeout);
+    S_OPTION("connection_queue", S_CONNECTION_QUEUE);
+    S_OPTION("tcp_nodelay", "1");
+    S_OPTION("max_request_size", request_size);
+    S_OPTION("access_control_allow_methods", ""); /* OPTIONS: 405, no CORS */
+    S_OPTION("access_control_allow_origin", "");
+    if (tls) {
+        S_OPTION("ssl_certificate", pem);
+        S_OPTION("ssl_protocol_version", S_TLS_MIN_VERSION);
+    }
+#undef S_OPTION
+    options[n] = NULL;
+
     struct mg_callbacks callbacks;
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.init_thread = s_on_thread_start;
@@ -1469,13 +2032,22 @@ static int s_start(qkv_gateway_t *self, char *err, size_t err_size) {
     struct mg_error_data error = {&code, text, sizeof text};
     struct mg_init_data init = {&callbacks, self, options};
     self->ctx = mg_start2(&init, &error);
+    if (memfd >= 0)
+        close(memfd); /* civetweb has loaded it (ssl_short_trust is off) */
 
     pthread_mutex_lock(&self->mutex);
     self->started = true;
     pthread_mutex_unlock(&self->mutex);
     if (self->ctx != NULL)
         return 0;
-    if (self->start_error[0] != '\0')
+    if (self->start_error[0] != '\0' && tls)
+        snprintf(err, err_size,
+                 "HTTP server (TLS_CERT_FILE %s, TLS_KEY_FILE %s; civetweb "
+                 "reads them from %s): %s",
+                 cfg->tls_cert_file,
+                 cfg->tls_key_file[0] ? cfg->tls_key_file : "(none)", pem,
+                 self->start_error);
+    else if (self->start_error[0] != '\0')
         snprintf(err, err_size, "HTTP server: %s", self->start_error);
     else
         snprintf(err, err_size, "HTTP server on %s: %s", ports,
@@ -1483,10 +2055,10 @@ static int s_start(qkv_gateway_t *self, char *err, size_t err_size) {
     return -1;
 }
 
-//  qkv has no HTTP authentication. Without an authorization handler
-//  civetweb looks for a .htpasswd file (with no document root: /.htpasswd)
-//  on every request, a stat per request, and would start asking for Digest
-//  credentials if someone created that file.
+//  qkv checks bearer tokens itself (s_dispatch). Without an authorization
+//  handler civetweb looks for a .htpasswd file (with no document root:
+//  /.htpasswd) on every request, a stat per request, and would start
+//  asking for Digest credentials if someone created that file.
 static int s_on_authorize(struct mg_connection *conn, void *cbdata) {
     (void)conn;
     (void)cbdata;
@@ -1509,8 +2081,17 @@ qkv_gateway_t *qkv_gateway_new(qkv_node_t *node, char *err, size_t err_size) {
     self->node = node;
     self->cfg = cfg;
     pthread_mutex_init(&self->mutex, NULL);
+    pthread_mutex_init(&self->watch_mutex, NULL);
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&self->watch_cond, &attr);
+    pthread_condattr_destroy(&attr);
     s_set_limits(self);
-    if (s_start(self, err, err_size) != 0) {
+    s_check_fd_limit(cfg);
+    if (s_load_tokens(self, err, err_size) != 0 ||
+        s_watchdog_start(self, err, err_size) != 0 ||
+        s_start(self, err, err_size) != 0) {
         qkv_gateway_destroy(&self);
         return NULL;
     }
@@ -1518,8 +2099,10 @@ qkv_gateway_t *qkv_gateway_new(qkv_node_t *node, char *err, size_t err_size) {
     for (size_t i = 0; i < S_ROUTE_COUNT; i++)
         mg_set_request_handler(self->ctx, s_routes[i].path, s_on_request, NULL);
     mg_set_request_handler(self->ctx, "/", s_on_request, NULL);
-    qkv_info("http: listening on %s:%d with %d workers", cfg->bind, cfg->port,
-             cfg->http_threads);
+    qkv_info("http: listening on %s://%s:%d with %d workers, bearer tokens "
+             "%s",
+             cfg->tls_cert_file[0] ? "https" : "http", cfg->bind, cfg->port,
+             cfg->http_threads, self->has_tokens ? "required" : "off");
     return self;
 }
 
@@ -1529,6 +2112,10 @@ void qkv_gateway_destroy(qkv_gateway_t **self_p) {
     qkv_gateway_t *self = *self_p;
     if (self->ctx != NULL)
         mg_stop(self->ctx); /* joins the workers */
+    s_watchdog_stop(self);  /* no worker left: no watch left */
+    qkv_rest_tokens_free(&self->tokens);
+    pthread_cond_destroy(&self->watch_cond);
+    pthread_mutex_destroy(&self->watch_mutex);
     pthread_mutex_destroy(&self->mutex);
     free(self);
     *self_p = NULL;

@@ -2,23 +2,33 @@
     qkv_rest.h): write bodies through jansson, query strings by hand.
 
     Bodies: jansson parses with duplicate members refused and \u0000
-    allowed in strings; it bounds nesting itself (JSON_PARSER_MAX_DEPTH)
-    and refuses invalid UTF-8 and integers beyond its json_int_t. Its error
-    codes pick our answer: out of memory is 503, the rest 400. Checks run
-    in a fixed order, the first failure answers: JSON, object, key, value,
-    client_id, client_seq, the pair, empty key, then the sizes (413).
+    allowed in strings, after a pass that refuses nesting deeper than
+    S_MAX_JSON_DEPTH (jansson recurses per level up to its own 2048, which
+    overflows a civetweb worker's stack); it refuses invalid UTF-8 and
+    integers beyond its json_int_t. Its error codes pick our answer: out of
+    memory is 503, the rest 400. Checks run in a fixed order, the first
+    failure answers: JSON, object, key, value, client_id, client_seq, the
+    pair, empty key, then the sizes (413).
 
     Queries: one pass splits name=value pairs and remembers where the
     three we know are; each value is then percent-decoded on the fly into
     the caller's buffer (the key) or into a running number (min_index,
     wait_ms), so no length or digit count is ever trusted.
+
+    Tokens: the text of HTTP_TOKENS_FILE is parsed line by line into a
+    table of fixed-size entries (the gateway reads the file and checks its
+    mode); a token given with a request is compared with every entry over
+    the same number of bytes whatever matches, so the time taken says
+    nothing of the tokens. No message ever quotes a token.
 */
 #include "qkv_rest.h"
 
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 //  ---------------------------------------------------------------------
 //  Errors
@@ -51,6 +61,37 @@ static const char *s_expected(qkv_op_t op) {
     if (op == QKV_OP_DELETE)
         return "{\"key\": string}";
     return "an empty body or a JSON object";
+}
+
+//  jansson's parser recurses once per level of nesting, up to
+//  JSON_PARSER_MAX_DEPTH (2048), but civetweb's workers run on 100 KiB
+//  stacks (its default USE_STACK_SIZE, as Debian builds it): a body of
+//  about a thousand '[' overflowed one and killed the node. No body we
+//  take nests deeper than an object holding arrays, so a pass that skips
+//  strings bounds it first. Stray closers stop jansson where they are.
+
+#define S_MAX_JSON_DEPTH 32
+
+static bool s_json_depth_ok(const char *body, size_t len) {
+    int depth = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > S_MAX_JSON_DEPTH)
+                return false;
+        } else if ((c == ']' || c == '}') && --depth < 0) {
+            return true;
+        }
+    }
+    return true;
 }
 
 //  Answers a body jansson refused.
@@ -159,6 +200,9 @@ int qkv_rest_parse_write(const char *body, size_t len, qkv_op_t op,
             return 0;
         return S_BAD(err, "empty body; expected %s", s_expected(op));
     }
+    if (!s_json_depth_ok(body, len))
+        return S_BAD(err, "JSON nested deeper than %d levels",
+                     S_MAX_JSON_DEPTH);
     json_error_t jerr;
     out->root =
         json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
@@ -175,6 +219,9 @@ int qkv_rest_parse_transfer(const char *body, size_t len, char *to,
                             size_t to_size, qkv_rest_error_t *err) {
     if (len == 0)
         return S_BAD(err, "empty body; expected {\"to\": NODE_ID}");
+    if (!s_json_depth_ok(body, len))
+        return S_BAD(err, "JSON nested deeper than %d levels",
+                     S_MAX_JSON_DEPTH);
     json_error_t jerr;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL)
@@ -343,4 +390,215 @@ int qkv_rest_parse_query(const char *query, size_t len, bool want_key,
                     err) != 0)
         return -1;
     return 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Access control: the tokens file and the decision
+
+static bool s_blank(char c) {
+    return c == ' ' || c == '\t';
+}
+
+//  Says why a tokens file is refused; returns -1.
+
+static int s_why(char *why, size_t why_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int s_why(char *why, size_t why_size, const char *fmt, ...) {
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(why, why_size, fmt, args);
+    va_end(args);
+    return -1;
+}
+
+//  Parses one line (no '\n', a trailing CR removed) into out, or says
+//  why not in why; lines[] holds the line of each token so far.
+
+static int s_token_line(const char *at, size_t len, qkv_rest_tokens_t *out,
+                        const size_t *lines, char *why, size_t why_size) {
+    size_t i = 0;
+    if (memchr(at, '\0', len) != NULL)
+        return s_why(why, why_size, "a NUL byte (not a text file?)");
+    while (i < len && s_blank(at[i]))
+        i++;
+    if (i == len || at[i] == '#')
+        return 0; /* blank or comment */
+    size_t word = i;
+    while (i < len && !s_blank(at[i]))
+        i++;
+    qkv_rest_role_t role = QKV_REST_ROLE_NONE;
+    if (i - word == 4 && memcmp(at + word, "read", 4) == 0)
+        role = QKV_REST_ROLE_READ;
+    else if (i - word == 5 && memcmp(at + word, "write", 5) == 0)
+        role = QKV_REST_ROLE_WRITE;
+    else
+        return s_why(why, why_size, "expected 'read TOKEN' or 'write TOKEN'");
+    while (i < len && s_blank(at[i]))
+        i++;
+    size_t start = i;
+    while (i < len && !s_blank(at[i]))
+        i++;
+    size_t token_len = i - start;
+    while (i < len && s_blank(at[i]))
+        i++;
+    if (token_len == 0)
+        return s_why(why, why_size, "no token after '%s'",
+                     role == QKV_REST_ROLE_READ ? "read" : "write");
+    if (i < len)
+        return s_why(why, why_size,
+                     "more than two words: a line is 'read TOKEN' or "
+                     "'write TOKEN', comments go on lines of their own");
+    for (size_t k = start; k < start + token_len; k++)
+        if ((unsigned char)at[k] < 0x21 || (unsigned char)at[k] > 0x7E)
+            return s_why(why, why_size,
+                         "the token holds a character that is not "
+                         "printable ASCII");
+    if (token_len < QKV_REST_TOKEN_MIN || token_len > QKV_REST_TOKEN_MAX)
+        return s_why(why, why_size,
+                     "the token is %zu characters; tokens are %d to %d",
+                     token_len, QKV_REST_TOKEN_MIN, QKV_REST_TOKEN_MAX);
+    for (size_t t = 0; t < out->count; t++)
+        if (out->items[t].len == token_len &&
+            memcmp(out->items[t].bytes, at + start, token_len) == 0)
+            return s_why(why, why_size, "the same token as line %zu", lines[t]);
+    if (out->count == QKV_REST_MAX_TOKENS)
+        return s_why(why, why_size, "more than %d tokens", QKV_REST_MAX_TOKENS);
+    qkv_rest_token_t *token = &out->items[out->count++];
+    memcpy(token->bytes, at + start, token_len);
+    token->len = token_len;
+    token->role = role;
+    return 0;
+}
+
+int qkv_rest_tokens_parse(const char *text, size_t len, qkv_rest_tokens_t *out,
+                          size_t *line, char *why, size_t why_size) {
+    size_t lines[QKV_REST_MAX_TOKENS];
+    size_t at = 0, n = 0;
+
+    memset(out, 0, sizeof *out);
+    *line = 0;
+    if (why_size > 0)
+        why[0] = '\0';
+    /* the most there can be, at once: a grown array would leave copies
+       of tokens behind in freed memory */
+    out->items = calloc(QKV_REST_MAX_TOKENS, sizeof *out->items);
+    if (out->items == NULL)
+        return s_why(why, why_size, "out of memory");
+    while (at < len) {
+        const char *start = text + at;
+        const char *nl = memchr(start, '\n', len - at);
+        size_t line_len = nl ? (size_t)(nl - start) : len - at;
+        at += line_len + 1;
+        n++;
+        if (line_len > 0 && start[line_len - 1] == '\r')
+            line_len--;
+        size_t before = out->count;
+        if (s_token_line(start, line_len, out, lines, why, why_size) != 0) {
+            *line = n;
+            qkv_rest_tokens_free(out);
+            return -1;
+        }
+        if (out->count > before)
+            lines[before] = n;
+    }
+    if (out->count == 0) {
+        qkv_rest_tokens_free(out);
+        return s_why(why, why_size,
+                     "no tokens; each line is 'read TOKEN' or 'write TOKEN'");
+    }
+    return 0;
+}
+
+//  memset that the compiler may not drop for a buffer about to die.
+
+static void s_wipe(void *p, size_t len) {
+    volatile unsigned char *v = p;
+    while (len-- > 0)
+        *v++ = 0;
+}
+
+void qkv_rest_tokens_free(qkv_rest_tokens_t *self) {
+    if (self == NULL)
+        return;
+    if (self->items != NULL) {
+        s_wipe(self->items, QKV_REST_MAX_TOKENS * sizeof *self->items);
+        free(self->items);
+    }
+    memset(self, 0, sizeof *self);
+}
+
+//  Constant time: every token is compared over all QKV_REST_TOKEN_MAX
+//  bytes, lengths included, by OR-ing differences; a match only changes
+//  which bits a mask lets through, never the path taken.
+
+qkv_rest_role_t qkv_rest_tokens_find(const qkv_rest_tokens_t *tokens,
+                                     const char *token, size_t len) {
+    unsigned char given[QKV_REST_TOKEN_MAX];
+    unsigned role = 0;
+
+    if (tokens == NULL || token == NULL || len < QKV_REST_TOKEN_MIN ||
+        len > QKV_REST_TOKEN_MAX)
+        return QKV_REST_ROLE_NONE; /* the caller's own length: no secret */
+    memset(given, 0, sizeof given);
+    memcpy(given, token, len);
+    for (size_t t = 0; t < tokens->count; t++) {
+        const qkv_rest_token_t *item = &tokens->items[t];
+        size_t d = item->len ^ len; /* both at most 256: d < 512 */
+        unsigned diff = (unsigned)((d & 0xFF) | (d >> 8));
+        for (size_t i = 0; i < QKV_REST_TOKEN_MAX; i++)
+            diff |= (unsigned)(item->bytes[i] ^ given[i]);
+        unsigned equal = ((diff - 1u) >> 8) & 1u; /* diff is 0..255 */
+        role |= (unsigned)item->role & (0u - equal);
+    }
+    s_wipe(given, sizeof given);
+    return (qkv_rest_role_t)role;
+}
+
+qkv_rest_verdict_t qkv_rest_authorize(const qkv_rest_tokens_t *tokens,
+                                      qkv_rest_need_t need,
+                                      const char *authorization,
+                                      qkv_rest_role_t *role) {
+    *role = QKV_REST_ROLE_NONE;
+    if (tokens == NULL) {
+        *role = QKV_REST_ROLE_WRITE;
+        return QKV_REST_ALLOWED;
+    }
+    bool given = authorization != NULL && authorization[0] != '\0';
+    if (given) {
+        const char *h = authorization;
+        while (s_blank(*h))
+            h++;
+        if (strncasecmp(h, "Bearer", 6) == 0 && s_blank(h[6])) {
+            h += 6;
+            while (s_blank(*h))
+                h++;
+            size_t len = 0;
+            while (h[len] != '\0' && !s_blank(h[len]))
+                len++;
+            size_t end = len;
+            while (s_blank(h[end]))
+                end++;
+            if (h[end] == '\0')
+                *role = qkv_rest_tokens_find(tokens, h, len);
+        }
+    }
+    if (need == QKV_REST_NEED_NONE)
+        return QKV_REST_ALLOWED;
+    if (*role == QKV_REST_ROLE_NONE)
+        return given ? QKV_REST_BAD_TOKEN : QKV_REST_NO_TOKEN;
+    if (need == QKV_REST_NEED_WRITE && *role != QKV_REST_ROLE_WRITE)
+        return QKV_REST_READ_ONLY;
+    return QKV_REST_ALLOWED;
+}
+
+int qkv_rest_verdict_http(qkv_rest_verdict_t verdict) {
+    switch (verdict) {
+    case QKV_REST_ALLOWED:
+        return 0;
+    case QKV_REST_READ_ONLY:
+        return 403;
+    default:
+        return 401;
+    }
 }

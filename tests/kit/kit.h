@@ -325,6 +325,7 @@ typedef struct {
     char *location;           /* Location header, or NULL */
     char *content_type;       /* Content-Type header, or NULL */
     long long content_length; /* Content-Length header, -1 when absent */
+    char *www_authenticate;   /* WWW-Authenticate header, or NULL */
 } kit_resp_t;
 
 /* Sends method url with body (NULL: none; sent as application/json).
@@ -359,6 +360,17 @@ bool kit_http_not_sent(void);
 /* This thread's requests each on a new connection (no keep-alive), or
    not (the default). */
 void kit_http_set_fresh(bool fresh);
+
+/* Per-thread: the bearer token sent with every request of this thread as
+   "Authorization: Bearer TOKEN" (copied; at most 511 characters). NULL
+   sends none. Until a thread sets one, env QKV_TEST_TOKEN is used when
+   set (a cluster with HTTP_TOKENS_FILE). */
+void kit_http_set_token(const char *token);
+
+/* Per-thread: a PEM file of CA certificates that https:// URLs are
+   verified with (copied; NULL: libcurl's default store). Until a thread
+   sets one, env QKV_TEST_CAFILE is used when set. */
+void kit_http_set_cafile(const char *path);
 
 /* Frees the calling thread's handle (closing its connections); threads
    that end free theirs on their own, and the main thread's is freed at

@@ -15,8 +15,12 @@ static pthread_once_t s_once = PTHREAD_ONCE_INIT;
 static pthread_key_t s_key;
 static _Thread_local long s_timeout_ms = 30000;
 static _Thread_local bool s_quiet = false;
-static _Thread_local bool s_not_sent = false; /* the last failure */
-static _Thread_local bool s_fresh = false;    /* a connection per request */
+static _Thread_local bool s_not_sent = false;   /* the last failure */
+static _Thread_local bool s_fresh = false;      /* a connection per request */
+static _Thread_local bool s_token_set = false;  /* else QKV_TEST_TOKEN */
+static _Thread_local char s_token[512];         /* "" for none */
+static _Thread_local bool s_cafile_set = false; /* else QKV_TEST_CAFILE */
+static _Thread_local char s_cafile[1024];       /* "" for curl's default */
 
 static void s_handle_free(void *handle) {
     if (handle)
@@ -65,6 +69,23 @@ void kit_http_set_quiet(bool quiet) {
 
 void kit_http_set_timeout_ms(long timeout_ms) {
     s_timeout_ms = timeout_ms;
+}
+
+void kit_http_set_token(const char *token) {
+    snprintf(s_token, sizeof s_token, "%s", token ? token : "");
+    s_token_set = true;
+}
+
+void kit_http_set_cafile(const char *path) {
+    snprintf(s_cafile, sizeof s_cafile, "%s", path ? path : "");
+    s_cafile_set = true;
+}
+
+/* This thread's setting, else the environment's; NULL when neither. */
+static const char *s_setting(bool set, const char *value, const char *env) {
+    if (!set)
+        value = getenv(env);
+    return value && *value ? value : NULL;
 }
 
 /*  ---------------------------------------------------------------------
@@ -118,11 +139,14 @@ static size_t s_on_header(char *ptr, size_t size, size_t nmemb, void *arg) {
         /* A new status line (after a 1xx): forget earlier headers. */
         free(resp->location);
         free(resp->content_type);
-        resp->location = resp->content_type = NULL;
+        free(resp->www_authenticate);
+        resp->location = resp->content_type = resp->www_authenticate = NULL;
     } else if (n > 9 && strncasecmp(ptr, "Location:", 9) == 0) {
         s_take_header(&resp->location, ptr + 9, n - 9);
     } else if (n > 13 && strncasecmp(ptr, "Content-Type:", 13) == 0) {
         s_take_header(&resp->content_type, ptr + 13, n - 13);
+    } else if (n > 17 && strncasecmp(ptr, "WWW-Authenticate:", 17) == 0) {
+        s_take_header(&resp->www_authenticate, ptr + 17, n - 17);
     }
     return n;
 }
@@ -155,7 +179,16 @@ int kit_http(const char *method, const char *url, const char *body,
     headers = curl_slist_append(headers, "Expect:");
     if (body)
         headers = curl_slist_append(headers, "Content-Type: application/json");
+    const char *token = s_setting(s_token_set, s_token, "QKV_TEST_TOKEN");
+    const char *cafile = s_setting(s_cafile_set, s_cafile, "QKV_TEST_CAFILE");
+    if (token) {
+        char line[600];
+        snprintf(line, sizeof line, "Authorization: Bearer %s", token);
+        headers = curl_slist_append(headers, line);
+    }
     curl_easy_reset(h);
+    if (cafile)
+        curl_easy_setopt(h, CURLOPT_CAINFO, cafile);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -196,6 +229,7 @@ void kit_resp_free(kit_resp_t *resp) {
     free(resp->body);
     free(resp->location);
     free(resp->content_type);
+    free(resp->www_authenticate);
     memset(resp, 0, sizeof *resp);
 }
 

@@ -291,6 +291,18 @@ static char **s_clean_env(void) {
                                        "SYNCING_READS=",
                                        "REPAIR_LOG=",
                                        "DROP_FOREIGN_DATA=",
+                                       "PEERS=",
+                                       "ELECTION_TIMEOUT_MS=",
+                                       "CURVE=",
+                                       "CURVE_KEY_DIR=",
+                                       "CLIENT_KEYS=",
+                                       "HTTP_TOKENS_FILE=",
+                                       "TLS_CERT_FILE=",
+                                       "TLS_KEY_FILE=",
+                                       "MAX_MEMORY=",
+                                       "MAX_BODY_BYTES=",
+                                       "MAX_PENDING_WRITES=",
+                                       "REQUEST_TIMEOUT_MS=",
                                        NULL};
     size_t n = 0;
     while (environ[n])

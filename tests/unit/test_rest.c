@@ -1,5 +1,6 @@
 /*  test_rest.c - the REST API's parsers (gateway/include/qkv_rest.h),
-    without a server.
+    without a server: bodies, query strings, tokens files and the
+    authorization decision.
 
     Table-driven: each row is a body (or a query string) with the answer
     it must get: parsed fields for good rows; the HTTP status, the status
@@ -881,6 +882,367 @@ static void test_random_queries(void) {
 }
 
 /*  ---------------------------------------------------------------------
+    Tokens files (HTTP_TOKENS_FILE) */
+
+/* Tokens of the rows: 20 characters, each with a word no message may
+   show. */
+#define T_READ "read-SECRET-0123456"
+#define T_WRITE "write-SECRET-012345"
+
+static void test_tokens_good(void) {
+    static const char text[] = "# REST tokens\n"
+                               "\n"
+                               "read " T_READ "\n"
+                               "   \t# indented comment\n"
+                               "\twrite\t\t" T_WRITE "  \r\n"
+                               "read 0123456789abcdef\n"          /* 16 */
+                               "write ~!@#$%^&*()_+{}|:\"<>?\r\n" /* CRLF */
+                               "read  last-line-no-newline";
+    qkv_rest_tokens_t tokens;
+    size_t line = 99;
+    char why[256];
+    int rc = qkv_rest_tokens_parse(text, sizeof text - 1, &tokens, &line, why,
+                                   sizeof why);
+    if (rc != 0)
+        fprintf(stderr, "\n  line %zu: %s", line, why);
+    CU_ASSERT_EQUAL_FATAL(rc, 0);
+    CU_ASSERT_EQUAL(tokens.count, 5);
+    CU_ASSERT_EQUAL(tokens.items[0].role, QKV_REST_ROLE_READ);
+    CU_ASSERT_EQUAL(tokens.items[0].len, strlen(T_READ));
+    CU_ASSERT(memcmp(tokens.items[0].bytes, T_READ, strlen(T_READ)) == 0);
+    CU_ASSERT_EQUAL(tokens.items[1].role, QKV_REST_ROLE_WRITE);
+    CU_ASSERT_EQUAL(tokens.items[1].len, strlen(T_WRITE));
+    CU_ASSERT_EQUAL(tokens.items[2].len, 16);
+    CU_ASSERT_EQUAL(tokens.items[3].role, QKV_REST_ROLE_WRITE);
+    CU_ASSERT_EQUAL(tokens.items[3].len, 21);
+    CU_ASSERT_EQUAL(tokens.items[4].len, strlen("last-line-no-newline"));
+    /* each entry is zero-padded: comparisons read every byte */
+    for (size_t t = 0; t < tokens.count; t++)
+        for (size_t i = tokens.items[t].len; i < QKV_REST_TOKEN_MAX; i++)
+            CU_ASSERT(tokens.items[t].bytes[i] == 0);
+    /* write implies read: the bits say so */
+    CU_ASSERT((QKV_REST_ROLE_WRITE & QKV_REST_ROLE_READ) == QKV_REST_ROLE_READ);
+    qkv_rest_tokens_free(&tokens);
+    CU_ASSERT(tokens.items == NULL && tokens.count == 0);
+    qkv_rest_tokens_free(&tokens); /* twice */
+    qkv_rest_tokens_free(NULL);
+}
+
+/* Lengths: 16 and 256 are fine, 15 and 257 are not. */
+static void test_tokens_lengths(void) {
+    static const size_t lens[] = {1, 15, 16, 17, 255, 256, 257, 4000};
+    for (size_t k = 0; k < sizeof lens / sizeof lens[0]; k++) {
+        size_t n = lens[k];
+        char *text = malloc(n + 16);
+        CU_ASSERT_FATAL(text != NULL);
+        memcpy(text, "write ", 6);
+        memset(text + 6, 'x', n);
+        qkv_rest_tokens_t tokens;
+        size_t line = 0;
+        char why[256];
+        int rc =
+            qkv_rest_tokens_parse(text, n + 6, &tokens, &line, why, sizeof why);
+        bool fits = n >= QKV_REST_TOKEN_MIN && n <= QKV_REST_TOKEN_MAX;
+        CU_ASSERT_EQUAL(rc, fits ? 0 : -1);
+        if (fits) {
+            CU_ASSERT(tokens.count == 1 && tokens.items[0].len == n);
+        } else {
+            CU_ASSERT_EQUAL(line, 1);
+            CU_ASSERT(strstr(why, "16 to 256") != NULL);
+            CU_ASSERT(tokens.items == NULL && tokens.count == 0);
+        }
+        qkv_rest_tokens_free(&tokens);
+        free(text);
+    }
+}
+
+typedef struct {
+    bytes_t text;
+    size_t line;       /* the line at fault; 0: the whole file */
+    const char *words; /* in the message */
+} bad_tokens_t;
+
+static void test_tokens_bad(void) {
+    static const bad_tokens_t rows[] = {
+        {B(""), 0, "no tokens"},
+        {B("# only a comment\n\n   \n"), 0, "no tokens"},
+        {B("read\n"), 1, "no token after 'read'"},
+        {B("# c\nwrite   \n"), 2, "no token after 'write'"},
+        {B("admin " T_WRITE "\n"), 1, "expected 'read TOKEN'"},
+        {B("READ " T_READ "\n"), 1, "expected 'read TOKEN'"},
+        {B(T_READ "\n"), 1, "expected 'read TOKEN'"},
+        {B("read:" T_READ "\n"), 1, "expected 'read TOKEN'"},
+        {B("\n\nread " T_READ " # comment\n"), 3, "more than two words"},
+        {B("read " T_READ " " T_WRITE "\n"), 1, "more than two words"},
+        {B("read short\n"), 1, "is 5 characters"},
+        {B("read " T_READ "\x7f\n"), 1, "not printable ASCII"},
+        {B("read " T_READ "\xc3\xa9\n"), 1, "not printable ASCII"},
+        {B("read " T_READ "\v\n"), 1, "not printable ASCII"},
+        {B("read " T_READ "\0\n"), 1, "NUL byte"},
+        {B("# \0 in a comment\nread " T_READ "\n"), 1, "NUL byte"},
+        {B("read " T_READ "\nwrite " T_WRITE "\nread " T_READ "\n"), 3,
+         "the same token as line 1"},
+        {B("read " T_READ "\n#\nwrite " T_READ "\n"), 3,
+         "the same token as line 1"},
+        {B("write " T_WRITE "\nread bad\n"), 2, "is 3 characters"},
+        {B("write " T_WRITE "\r\nread\r\n"), 2, "no token"},
+        {B("write " T_WRITE "\rread " T_READ "\n"), 1, "more than two words"},
+    };
+    int bad = 0;
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        qkv_rest_tokens_t tokens;
+        size_t line = 99;
+        char why[256] = "";
+        int rc = qkv_rest_tokens_parse(rows[r].text.bytes, rows[r].text.len,
+                                       &tokens, &line, why, sizeof why);
+        bool ok = rc == -1 && line == rows[r].line &&
+                  strstr(why, rows[r].words) != NULL &&
+                  strstr(why, "SECRET") == NULL && tokens.items == NULL &&
+                  tokens.count == 0;
+        if (!ok) {
+            char what[600];
+            show(rows[r].text.bytes, rows[r].text.len, what, sizeof what);
+            fprintf(stderr,
+                    "\n  [%s] gave %d, line %zu \"%s\" (wanted line %zu "
+                    "naming %s)",
+                    what, rc, line, why, rows[r].line, rows[r].words);
+            bad++;
+        }
+        qkv_rest_tokens_free(&tokens);
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
+/* QKV_REST_MAX_TOKENS tokens are fine; one more is refused at its line. */
+static void test_tokens_too_many(void) {
+    size_t max = QKV_REST_MAX_TOKENS;
+    char *text = malloc((max + 1) * 40);
+    CU_ASSERT_FATAL(text != NULL);
+    size_t len = 0, cut = 0;
+    for (size_t i = 0; i <= max; i++) {
+        cut = len; /* the text without the last line */
+        len += (size_t)sprintf(text + len, "%s token-number-%06zu\n",
+                               i % 2 ? "read" : "write", i);
+    }
+    qkv_rest_tokens_t tokens;
+    size_t line = 0;
+    char why[256];
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_parse(text, cut, &tokens, &line, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(tokens.count, max);
+    qkv_rest_tokens_free(&tokens);
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_parse(text, len, &tokens, &line, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(line, max + 1);
+    CU_ASSERT(strstr(why, "more than 128 tokens") != NULL);
+    free(text);
+}
+
+/* Only len bytes are read; NULL with length 0 is an empty file. */
+static void test_tokens_len_only(void) {
+    static const char text[] = "read " T_READ "\nread " T_READ "\n";
+    qkv_rest_tokens_t tokens;
+    size_t line = 0;
+    char why[256];
+    size_t first = strlen("read " T_READ "\n");
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_parse(text, first, &tokens, &line, why, sizeof why), 0);
+    CU_ASSERT_EQUAL(tokens.count, 1);
+    qkv_rest_tokens_free(&tokens);
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_parse(text, first - 3, &tokens, &line, why, sizeof why),
+        0);
+    CU_ASSERT(tokens.count == 1 && tokens.items[0].len == strlen(T_READ) - 2);
+    qkv_rest_tokens_free(&tokens);
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_parse(NULL, 0, &tokens, &line, why, sizeof why), -1);
+    CU_ASSERT_EQUAL(line, 0);
+}
+
+/* Random lines built from the file's own pieces: any bytes get an answer,
+   a refusal names a line that exists, and no message shows a token. */
+static void test_tokens_random(void) {
+    static const char *const pieces[] = {"read",
+                                         "write",
+                                         " ",
+                                         "\t",
+                                         "\n",
+                                         "\r\n",
+                                         "#",
+                                         "\0",
+                                         "\x80",
+                                         "\x7f",
+                                         "x",
+                                         T_READ,
+                                         T_WRITE,
+                                         "0123456789",
+                                         "SECRET",
+                                         "read ",
+                                         "write ",
+                                         "\n#",
+                                         "\nread " T_READ,
+                                         "\nwrite x"};
+    kit_rng_t rng;
+    kit_rng_seed(&rng, 12);
+    char text[256];
+    int insane = 0;
+    for (int round = 0; round < 50000; round++) {
+        size_t len = 0, pieces_n = kit_rng_below(&rng, 12);
+        for (size_t p = 0; p < pieces_n; p++) {
+            size_t k = kit_rng_below(&rng, sizeof pieces / sizeof pieces[0]);
+            size_t n = k == 7 ? 1 : strlen(pieces[k]);
+            if (len + n > sizeof text)
+                break;
+            memcpy(text + len, pieces[k], n);
+            len += n;
+        }
+        size_t lines = 1;
+        for (size_t i = 0; i < len; i++)
+            lines += text[i] == '\n';
+        qkv_rest_tokens_t tokens;
+        size_t line = 0;
+        char why[256] = "";
+        int rc =
+            qkv_rest_tokens_parse(text, len, &tokens, &line, why, sizeof why);
+        bool sane =
+            rc == 0 ? tokens.count > 0 && tokens.count <= QKV_REST_MAX_TOKENS
+                    : rc == -1 && why[0] != '\0' && line <= lines &&
+                          strstr(why, "SECRET") == NULL && tokens.items == NULL;
+        for (size_t t = 0; rc == 0 && t < tokens.count; t++)
+            sane = sane && tokens.items[t].len >= QKV_REST_TOKEN_MIN &&
+                   tokens.items[t].len <= QKV_REST_TOKEN_MAX &&
+                   (tokens.items[t].role == QKV_REST_ROLE_READ ||
+                    tokens.items[t].role == QKV_REST_ROLE_WRITE);
+        if (!sane) {
+            char what[600];
+            show(text, len, what, sizeof what);
+            fprintf(stderr, "\n  round %d [%s]: rc %d line %zu %s", round, what,
+                    rc, line, why);
+            insane++;
+        }
+        qkv_rest_tokens_free(&tokens);
+    }
+    CU_ASSERT_EQUAL(insane, 0);
+}
+
+/*  ---------------------------------------------------------------------
+    Tokens: lookup and the authorization decision */
+
+static qkv_rest_tokens_t s_tokens;
+
+static int s_tokens_init(void) {
+    static const char text[] = "read " T_READ "\nwrite " T_WRITE "\n";
+    size_t line;
+    char why[256];
+    return qkv_rest_tokens_parse(text, sizeof text - 1, &s_tokens, &line, why,
+                                 sizeof why);
+}
+
+static int s_tokens_cleanup(void) {
+    qkv_rest_tokens_free(&s_tokens);
+    return 0;
+}
+
+static void test_tokens_find(void) {
+    const qkv_rest_tokens_t *t = &s_tokens;
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, T_READ, strlen(T_READ)),
+                    QKV_REST_ROLE_READ);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, T_WRITE, strlen(T_WRITE)),
+                    QKV_REST_ROLE_WRITE);
+    /* a prefix, one byte more, the last byte changed, the first changed */
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, T_READ, strlen(T_READ) - 1),
+                    QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, T_READ "7", strlen(T_READ) + 1),
+                    QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_find(t, "read-SECRET-0123457", strlen(T_READ)),
+        QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(
+        qkv_rest_tokens_find(t, "Xead-SECRET-0123456", strlen(T_READ)),
+        QKV_REST_ROLE_NONE);
+    /* the token followed by NUL bytes (padding must not match) */
+    char padded[40];
+    memset(padded, 0, sizeof padded);
+    memcpy(padded, T_READ, strlen(T_READ));
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, padded, strlen(T_READ) + 1),
+                    QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, padded, sizeof padded),
+                    QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, "", 0), QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, NULL, 20), QKV_REST_ROLE_NONE);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(NULL, T_READ, strlen(T_READ)),
+                    QKV_REST_ROLE_NONE);
+    char huge[300];
+    memset(huge, 'x', sizeof huge);
+    CU_ASSERT_EQUAL(qkv_rest_tokens_find(t, huge, sizeof huge),
+                    QKV_REST_ROLE_NONE);
+}
+
+typedef struct {
+    const char *header;    /* Authorization; NULL: none */
+    qkv_rest_role_t role;  /* the role it carries */
+    int open, read, write; /* HTTP status per route kind (0: allowed) */
+} auth_row_t;
+
+static void test_authorize(void) {
+    static const auth_row_t rows[] = {
+        {NULL, QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"", QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Bearer " T_READ, QKV_REST_ROLE_READ, 0, 0, 403},
+        {"Bearer " T_WRITE, QKV_REST_ROLE_WRITE, 0, 0, 0},
+        {"bearer " T_WRITE, QKV_REST_ROLE_WRITE, 0, 0, 0},
+        {"BEARER \t " T_READ " \t", QKV_REST_ROLE_READ, 0, 0, 403},
+        {"Bearer wrong-token-0123456789", QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Bearer " T_READ "x", QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Bearer " T_READ " " T_WRITE, QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Bearer", QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Bearer ", QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Bearer" T_READ, QKV_REST_ROLE_NONE, 0, 401, 401},
+        {"Basic " T_WRITE, QKV_REST_ROLE_NONE, 0, 401, 401},
+        {T_WRITE, QKV_REST_ROLE_NONE, 0, 401, 401},
+    };
+    static const qkv_rest_need_t needs[] = {
+        QKV_REST_NEED_NONE, QKV_REST_NEED_READ, QKV_REST_NEED_WRITE};
+    int bad = 0;
+    for (size_t r = 0; r < sizeof rows / sizeof rows[0]; r++) {
+        const int want[] = {rows[r].open, rows[r].read, rows[r].write};
+        for (size_t n = 0; n < 3; n++) {
+            qkv_rest_role_t role = (qkv_rest_role_t)42;
+            qkv_rest_verdict_t v =
+                qkv_rest_authorize(&s_tokens, needs[n], rows[r].header, &role);
+            int http = qkv_rest_verdict_http(v);
+            /* no header: no token; a header that does not match: bad */
+            bool kind_ok = http != 401 ||
+                           (rows[r].header == NULL || rows[r].header[0] == '\0'
+                                ? v == QKV_REST_NO_TOKEN
+                                : v == QKV_REST_BAD_TOKEN);
+            if (http != want[n] || role != rows[r].role || !kind_ok) {
+                fprintf(stderr,
+                        "\n  [%s] need %zu: %d role %d (wanted %d role %d)",
+                        rows[r].header ? rows[r].header : "(none)", n, http,
+                        (int)role, want[n], (int)rows[r].role);
+                bad++;
+            }
+        }
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+    /* without a tokens file everything is open, as a writer */
+    for (size_t n = 0; n < 3; n++) {
+        qkv_rest_role_t role = QKV_REST_ROLE_NONE;
+        CU_ASSERT_EQUAL(qkv_rest_authorize(NULL, needs[n], NULL, &role),
+                        QKV_REST_ALLOWED);
+        CU_ASSERT_EQUAL(role, QKV_REST_ROLE_WRITE);
+        CU_ASSERT_EQUAL(
+            qkv_rest_authorize(NULL, needs[n], "Bearer junk", &role),
+            QKV_REST_ALLOWED);
+    }
+    CU_ASSERT_EQUAL(qkv_rest_verdict_http(QKV_REST_ALLOWED), 0);
+    CU_ASSERT_EQUAL(qkv_rest_verdict_http(QKV_REST_NO_TOKEN), 401);
+    CU_ASSERT_EQUAL(qkv_rest_verdict_http(QKV_REST_BAD_TOKEN), 401);
+    CU_ASSERT_EQUAL(qkv_rest_verdict_http(QKV_REST_READ_ONLY), 403);
+}
+
+/*  ---------------------------------------------------------------------
     Runner */
 
 static int s_add_suites(void) {
@@ -895,9 +1257,24 @@ static int s_add_suites(void) {
         KIT_TEST(test_queries), KIT_TEST(test_query_key_cap),
         KIT_TEST(test_huge_queries), KIT_TEST(test_random_queries),
         KIT_TESTS_END};
+    static const kit_test_t tokens_files[] = {KIT_TEST(test_tokens_good),
+                                              KIT_TEST(test_tokens_lengths),
+                                              KIT_TEST(test_tokens_bad),
+                                              KIT_TEST(test_tokens_too_many),
+                                              KIT_TEST(test_tokens_len_only),
+                                              KIT_TEST(test_tokens_random),
+                                              KIT_TESTS_END};
+    static const kit_test_t access[] = {
+        KIT_TEST(test_tokens_find), KIT_TEST(test_authorize), KIT_TESTS_END};
     if (!kit_add_suite("rest_write", NULL, NULL, writes))
         return -1;
-    return kit_add_suite("rest_query", NULL, NULL, queries) ? 0 : -1;
+    if (!kit_add_suite("rest_query", NULL, NULL, queries))
+        return -1;
+    if (!kit_add_suite("rest_tokens_file", NULL, NULL, tokens_files))
+        return -1;
+    return kit_add_suite("rest_access", s_tokens_init, s_tokens_cleanup, access)
+               ? 0
+               : -1;
 }
 
 int main(void) {
