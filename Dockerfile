@@ -15,9 +15,17 @@
 # flags given after the image name win, as they do for the bare program.
 # scripts/docker-base-images.sh reads the two package lists below to make the
 # base images on machines that cannot pull them: keep each on one line.
+# libssl-dev in the runtime: Debian's civetweb loads the unversioned
+# libssl.so and libcrypto.so for TLS (TLS_CERT_FILE), which only it ships;
+# /usr/local/lib/qkv/libqkv-ssl-compat.so lets it use OpenSSL 3
+# (gateway/src/qkv_ssl_compat.c).
+#
+# The image also holds the qkv tool (qkv keygen) and two scripts (docker/):
+# qkv-entrypoint fills PEERS' keys from CURVE_KEY_DIR when CURVE=on, and
+# qkv-secrets is docker-compose.yml's one-shot maker of keys and tokens.
 
-ARG QKV_BUILD_PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcivetweb-dev libjansson-dev"
-ARG QKV_RUNTIME_PACKAGES="libzmq5 libczmq4 libmsgpackc2 libcivetweb1 libjansson4 curl"
+ARG QKV_BUILD_PACKAGES="build-essential cmake pkg-config libzmq3-dev libczmq-dev libmsgpack-dev libcivetweb-dev libjansson-dev libssl-dev"
+ARG QKV_RUNTIME_PACKAGES="libzmq5 libczmq4 libmsgpackc2 libcivetweb1 libjansson4 libssl-dev curl"
 
 # ---- build ------------------------------------------------------------------
 FROM debian:bookworm AS build
@@ -32,8 +40,9 @@ WORKDIR /src
 # not rebuild the program.
 COPY . .
 RUN cmake -S . -B build -DQKV_TESTS=OFF -DCMAKE_BUILD_TYPE=Release \
-    && cmake --build build -j"$(nproc)" --target qkv-node \
-    && strip build/server/qkv-node
+    && cmake --build build -j"$(nproc)" --target qkv-node qkv \
+    && strip build/server/qkv-node build/client/qkv \
+        build/server/libqkv-ssl-compat.so
 
 # ---- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -46,11 +55,16 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --uid 10001 --user-group --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin qkv \
-    && install -d -o qkv -g qkv -m 0750 /var/lib/qkv
+    && install -d -o qkv -g qkv -m 0750 /var/lib/qkv \
+    && install -d -o qkv -g qkv -m 0700 /etc/qkv/keys
 
 COPY --from=build /src/build/server/qkv-node /usr/local/bin/qkv-node
+COPY --from=build /src/build/client/qkv /usr/local/bin/qkv
+COPY --from=build /src/build/server/libqkv-ssl-compat.so /usr/local/lib/qkv/
+COPY docker/qkv-entrypoint docker/qkv-secrets /usr/local/bin/
 # Fail the build, not the first start, when a runtime library is missing.
-RUN if ldd /usr/local/bin/qkv-node | grep 'not found'; then exit 1; fi
+RUN if ldd /usr/local/bin/qkv-node /usr/local/bin/qkv | grep 'not found'; then \
+        exit 1; fi
 
 # Listen on every interface: inside a container 127.0.0.1 reaches nobody.
 # DATA_DIR: the qkv-owned folder made above.
@@ -68,4 +82,4 @@ HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
     CMD host="${BIND:-127.0.0.1}"; [ "$host" != 0.0.0.0 ] || host=127.0.0.1; \
         curl -fsS -o /dev/null "http://$host:${PORT:-8000}/health" || exit 1
 
-ENTRYPOINT ["/usr/local/bin/qkv-node"]
+ENTRYPOINT ["/usr/local/bin/qkv-entrypoint"]

@@ -379,6 +379,7 @@ static void s_answer_dump(qkv_clients_t *self, const qkv_creq_t *r,
                           qkv_cres_t *res) {
     uint64_t pos;
     if (!s_cursor_in(self, r->cursor, &pos)) {
+        qkv_node_count_bad_request(self->node, QKV_PROTO_ZMQ);
         s_error(res, r->id, QKV_CS_BAD_REQUEST,
                 "unknown cursor: a cursor is valid only on the node that "
                 "handed it out, while it runs");

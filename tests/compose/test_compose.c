@@ -9,6 +9,10 @@
     - the cluster suite (test_cluster, env QKV_TEST_CLUSTER_BIN) passes
       against the six published REST ports (QKV_TEST_NODES);
     - a follower's redirect can be followed by a client on the host;
+    - security is on: REST without the token the keygen service made is
+      refused (401) and writes nothing; the qkv tool on the host writes
+      over CURVE with the client key copied to QKV_SECRETS_DIR, and a key
+      the cluster does not list gets nothing done;
     - with one follower stopped WRITE_QUORUM=3 still commits;
     - `stop leader` (the six run with PEERS): another node leads within
       seconds, in the same cluster and a later term, and commits; the
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +74,7 @@ static volatile sig_atomic_t s_is_up; /* the project may have containers */
 static volatile pid_t s_child;        /* the command s_run waits for, or 0 */
 static kit_cluster_t s_cluster;       /* the six published REST URLs */
 static char s_tag[9];                 /* per-run key prefix */
+static char s_secrets[1024];          /* QKV_SECRETS_DIR of the project */
 
 /*  ---------------------------------------------------------------------
     Running commands */
@@ -160,8 +166,9 @@ static void s_compose_argv(char **argv, size_t at, va_list ap) {
 }
 
 /* Runs the compose command with the given arguments (up to a NULL); out
-   and quiet as for s_run. */
-static int s_compose(char *out, size_t out_size, bool quiet, ...) {
+   and quiet as for s_run (an int: va_start's parameter must not be one
+   that default promotions change). */
+static int s_compose(char *out, size_t out_size, int quiet, ...) {
     char *argv[MAX_ARGV];
     va_list ap;
     va_start(ap, quiet);
@@ -413,6 +420,27 @@ static int s_wait_all_healthy(void) {
     return kit_cluster_wait_healthy(&s_cluster, 30000);
 }
 
+/* Security is on in the compose file: REST needs the token the keygen
+   service made. Every kit request of this suite and of test_cluster (run
+   as a child) sends it (QKV_TEST_TOKEN). */
+static int s_use_token(void) {
+    char path[1200], token[300] = "";
+    snprintf(path, sizeof path, "%s/token", s_secrets);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (!fgets(token, sizeof token, f))
+            token[0] = '\0';
+        fclose(f);
+    }
+    token[strcspn(token, "\r\n")] = '\0';
+    if (strlen(token) < 16) {
+        fprintf(stderr, "test_compose: no REST token in %s\n", path);
+        return -1;
+    }
+    setenv("QKV_TEST_TOKEN", token, 1);
+    return 0;
+}
+
 static int s_up(void) {
     int64_t started = kit_now_ms();
     kit_random_tag(s_tag);
@@ -429,6 +457,16 @@ static int s_up(void) {
     setenv("QKV_IMAGE", image, 1);
     if (s_lock() != 0 || s_choose_ports() != 0)
         return -1;
+    /* The keygen service copies the client key, the REST token and the
+       nodes' public keys here (not into the repository's ./secrets). */
+    snprintf(s_secrets, sizeof s_secrets, "%s/compose-secrets-%s",
+             kit_log_dir(), s_project);
+    kit_rmtree(s_secrets);
+    if (mkdir(s_secrets, 0700) != 0) {
+        perror(s_secrets);
+        return -1;
+    }
+    setenv("QKV_SECRETS_DIR", s_secrets, 1);
 
     char script[1200];
     snprintf(script, sizeof script, "%s/scripts/docker-base-images.sh",
@@ -456,6 +494,10 @@ static int s_up(void) {
     }
     printf("built and started after %.1f s\n",
            (kit_now_ms() - started) / 1000.0);
+    if (s_use_token() != 0) {
+        s_save_logs(true);
+        return -1;
+    }
     if (s_wait_all_healthy() != 0) {
         s_save_logs(true);
         return -1;
@@ -468,6 +510,8 @@ static int s_up(void) {
 static int s_down(void) {
     s_save_logs(CU_get_number_of_failures() > 0);
     s_teardown();
+    if (s_secrets[0])
+        kit_rmtree(s_secrets);
     /* The images earlier runs built and this one replaced. */
     char *prune[] = {
         "docker", "image",    "prune",
@@ -639,6 +683,57 @@ static void test_redirect_reaches_leader_from_host(void) {
     kit_resp_free(&again);
     kit_resp_free(&resp);
     CU_ASSERT(kit_qkv_holds(leader(), key, "r", 0));
+}
+
+/* Security as the compose file sets it: REST without the token is
+   refused and writes nothing; the qkv tool on the host writes with the
+   client key the keygen service copied out, and fails with a key of its
+   own making. */
+static void test_security_is_on(void) {
+    char key[64], body[160], url[512];
+    key_of(key, sizeof key, "secure");
+    snprintf(body, sizeof body, "{\"key\":\"%s\",\"value\":\"s\"}", key);
+    snprintf(url, sizeof url, "%s/put", leader());
+    kit_http_set_token(NULL);
+    kit_resp_t resp;
+    CU_ASSERT_EQUAL_FATAL(kit_http("POST", url, body, strlen(body), &resp), 0);
+    CU_ASSERT_EQUAL(resp.status, 401);
+    kit_resp_free(&resp);
+    kit_http_set_token(getenv("QKV_TEST_TOKEN"));
+    long status = 0;
+    json_t *r = kit_qkv_read(leader(), "/get", key, &status);
+    CU_ASSERT_EQUAL(status, 404);
+    json_decref(r);
+
+    /* the qkv tool: beside the node's build (client/qkv) */
+    char qkv[1100], endpoint[64], client_key[1100], server_key[1100];
+    snprintf(qkv, sizeof qkv, "%s", kit_node_bin());
+    char *slash = strrchr(qkv, '/');
+    CU_ASSERT_FATAL(slash != NULL);
+    *slash = '\0';
+    slash = strrchr(qkv, '/');
+    CU_ASSERT_FATAL(slash != NULL);
+    strcpy(slash, "/client/qkv");
+    const char *cport = getenv(s_client_port_vars[0]);
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%s",
+             cport ? cport : "7000");
+    snprintf(client_key, sizeof client_key, "%s/client.key", s_secrets);
+    snprintf(server_key, sizeof server_key, "%s/leader.pub", s_secrets);
+    char *put[] = {qkv,        "-e",  endpoint, "-k", client_key, "-s",
+                   server_key, "put", key,      "z",  NULL};
+    CU_ASSERT_EQUAL(s_run(put, NULL, 0, false), 0);
+    CU_ASSERT(kit_qkv_holds(leader(), key, "z", 0));
+    /* a key pair the cluster does not list */
+    char stranger[1100];
+    snprintf(stranger, sizeof stranger, "%s/stranger", s_secrets);
+    char *keygen[] = {qkv, "keygen", stranger, NULL};
+    CU_ASSERT_EQUAL_FATAL(s_run(keygen, NULL, 0, true), 0);
+    strcat(stranger, ".key");
+    char out[512] = "";
+    char *denied[] = {qkv,  "-t",       "1500", "-e", endpoint, "-k", stranger,
+                      "-s", server_key, "put",  key,  "y",      NULL};
+    CU_ASSERT_NOT_EQUAL(s_run(denied, out, sizeof out, false), 0);
+    CU_ASSERT(kit_qkv_holds(leader(), key, "z", 0));
 }
 
 static char s_quorum3_key[64];
@@ -857,6 +952,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_containers_healthy_and_not_root),
         KIT_TEST(test_cluster_suite_passes),
         KIT_TEST(test_redirect_reaches_leader_from_host),
+        KIT_TEST(test_security_is_on),
         KIT_TEST(test_quorum_3_commits_with_a_follower_stopped),
         KIT_TEST(test_stopping_the_leader_elects_another),
         KIT_TEST(test_quorum_5_answers_503_while_a_follower_is_down),

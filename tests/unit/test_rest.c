@@ -452,6 +452,16 @@ static void test_deep_nesting(void) {
         expect_error("deep nesting", rc, &err, 400, "bad_request", "JSON");
         free(body);
     }
+    /* 33 levels: refused before jansson recurses (a civetweb worker's
+       stack held about 960: test_hostile's crash) */
+    char body[128] = "";
+    for (int i = 0; i < 33; i++)
+        strcat(body, "[");
+    qkv_rest_write_t out;
+    qkv_rest_error_t err;
+    int rc = qkv_rest_parse_write(body, strlen(body), QKV_OP_PUT, &s_limits,
+                                  &out, &err);
+    expect_error("33 levels", rc, &err, 400, "bad_request", "deeper than 32");
 }
 
 /* A huge string and a huge number: answered, sizes named. */
