@@ -85,9 +85,11 @@ struct qkv_gateway_t {
     atomic_uint_fast64_t denied[2]; /* 401s, 403s answered */
     pthread_t watchdog;             /* cuts body reads past their deadline */
     bool watchdog_started;          /* watchdog runs */
-    pthread_mutex_t watch_mutex;    /* guards the three fields below */
-    pthread_cond_t watch_cond;      /* a body read began, or stopping */
+    pthread_mutex_t watch_mutex;    /* guards the four fields below */
+    pthread_cond_t watch_cond;      /* an earlier deadline, or stopping */
     struct s_watch *watches;        /* body reads under way */
+    int64_t watch_wake_us;          /* when the watchdog wakes next;
+                                       INT64_MAX: when signalled */
     bool stopping;                  /* the watchdog is to end */
     pthread_mutex_t mutex;          /* guards the two fields below */
     bool started;                   /* mg_start returned */
@@ -588,7 +590,10 @@ static void s_watch_begin(s_req_t *req, s_watch_t *watch) {
     pthread_mutex_lock(&gw->watch_mutex);
     watch->next = gw->watches;
     gw->watches = watch;
-    pthread_cond_signal(&gw->watch_cond);
+    /* Only a deadline before the watchdog's next wake-up needs it now: a
+       signal per request would cost every write a thread wake-up. */
+    if (watch->deadline_us < gw->watch_wake_us)
+        pthread_cond_signal(&gw->watch_cond);
     pthread_mutex_unlock(&gw->watch_mutex);
 }
 
@@ -672,6 +677,7 @@ static void *s_watchdog(void *arg) {
             } else if (w->deadline_us < next)
                 next = w->deadline_us;
         }
+        gw->watch_wake_us = next;
         if (next == INT64_MAX) {
             pthread_cond_wait(&gw->watch_cond, &gw->watch_mutex);
             continue;

@@ -3,6 +3,11 @@
     protocol (one DEALER per client, a pipelining depth), or a Redis
     master with SET + WAIT, and prints one JSON line per run.
 
+    Security, to measure what it costs: HTTP with a bearer token and over
+    TLS (OpenSSL, one session per connection, kept alive; the server's
+    certificate is not checked), zmq with CURVE (this client's key pair
+    and the node's public key on every DEALER).
+
     Every latency is kept (one slot per operation) and sorted at the end,
     so percentiles are exact. The bench reports its own CPU use so a run
     where it, not the server, was the bottleneck can be told apart.
@@ -10,14 +15,19 @@
 #include "qkv_clock.h"
 #include "qkv_cmsg.h"
 #include "qkv_hash.h"
+#include "qkv_key.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -50,6 +60,12 @@ typedef struct {
     char label[128];
     char key_prefix[64];
     bool sequential;     /* keys in order 0..keys-1, not at random */
+    bool tls;            /* http, redis: over TLS */
+    char auth[300];      /* http: "Authorization: Bearer T\r\n", or "" */
+    bool curve;          /* zmq: CURVE with the three keys below (Z85) */
+    char curve_secret[QKV_KEY_TEXT + 1];
+    char curve_public[QKV_KEY_TEXT + 1];
+    char curve_server[QKV_KEY_TEXT + 1];
 } s_opts_t;
 
 /* Failure kinds, reported by name. */
@@ -101,11 +117,34 @@ static bool s_over_time(const s_opts_t *o, double start_ms) {
 }
 
 /*  =====================================================================
-    TCP (HTTP and Redis) */
+    TCP (HTTP and Redis), in the clear or over TLS */
 
-static int s_connect(const char *host, int port) {
+/* One connection: a socket and, with --tls, its TLS session. */
+typedef struct {
+    int fd;   /* -1: closed */
+    SSL *ssl; /* NULL: in the clear */
+} s_conn_t;
+
+static SSL_CTX *s_tls; /* --tls: every client's sessions come from it */
+
+static void s_close(s_conn_t *c) {
+    if (c->ssl) {
+        SSL_shutdown(c->ssl); /* close_notify; no wait for the peer's */
+        SSL_free(c->ssl);
+    }
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    c->ssl = NULL;
+}
+
+/* Connects c to host:port (TCP_NODELAY, a 10 s receive timeout) and, with
+   --tls, makes the TLS handshake; returns 0 or -1 (c closed). */
+static int s_connect(s_conn_t *c, const char *host, int port) {
     struct addrinfo hints = {0}, *ai;
     char service[16];
+    c->fd = -1;
+    c->ssl = NULL;
     snprintf(service, sizeof service, "%d", port);
     hints.ai_family = AF_INET;
     hints.ai_socktype = SOCK_STREAM;
@@ -117,18 +156,36 @@ static int s_connect(const char *host, int port) {
         fd = -1;
     }
     freeaddrinfo(ai);
-    if (fd >= 0) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct timeval tv = {10, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    c->fd = fd;
+    if (!s_tls)
+        return 0;
+    /* no certificate check (SSL_VERIFY_NONE): a benchmark, not a client */
+    struct in_addr ip;
+    bool named = inet_pton(AF_INET, host, &ip) != 1; /* SNI: names only */
+    if (!(c->ssl = SSL_new(s_tls)) || SSL_set_fd(c->ssl, fd) != 1 ||
+        (named && SSL_set_tlsext_host_name(c->ssl, host) != 1) ||
+        SSL_connect(c->ssl) != 1) {
+        s_close(c);
+        return -1;
     }
-    return fd;
+    return 0;
 }
 
-static int s_write_all(int fd, const char *data, size_t len) {
+static int s_write_all(s_conn_t *c, const char *data, size_t len) {
     while (len) {
-        ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+        ssize_t n;
+        if (c->ssl) {
+            int w = SSL_write(c->ssl, data, len > INT_MAX ? INT_MAX : (int)len);
+            n = w > 0 ? w : -1;
+        } else {
+            n = send(c->fd, data, len, MSG_NOSIGNAL);
+        }
         if (n <= 0)
             return -1;
         data += n;
@@ -143,10 +200,17 @@ typedef struct {
     size_t size;
 } s_rbuf_t;
 
-static int s_fill(int fd, s_rbuf_t *b) {
+static int s_fill(s_conn_t *c, s_rbuf_t *b) {
     if (b->size == sizeof b->data)
         return -1;
-    ssize_t n = recv(fd, b->data + b->size, sizeof b->data - b->size, 0);
+    size_t room = sizeof b->data - b->size;
+    ssize_t n;
+    if (c->ssl) {
+        int r = SSL_read(c->ssl, b->data + b->size, (int)room);
+        n = r > 0 ? r : -1;
+    } else {
+        n = recv(c->fd, b->data + b->size, room, 0);
+    }
     if (n <= 0)
         return -1;
     b->size += (size_t)n;
@@ -159,10 +223,10 @@ static void s_consume(s_rbuf_t *b, size_t n) {
 }
 
 /* Reads one HTTP response; returns its status or -1. */
-static int s_http_response(int fd, s_rbuf_t *b) {
+static int s_http_response(s_conn_t *conn, s_rbuf_t *b) {
     char *end;
     while (!(end = memmem(b->data, b->size, "\r\n\r\n", 4)))
-        if (s_fill(fd, b) != 0)
+        if (s_fill(conn, b) != 0)
             return -1;
     size_t head = (size_t)(end - b->data) + 4;
     int status = 0;
@@ -173,52 +237,53 @@ static int s_http_response(int fd, s_rbuf_t *b) {
         if (strncasecmp(p, "\r\nContent-Length:", 17) == 0)
             length = strtol(p + 17, NULL, 10);
     while (b->size < head + (size_t)length)
-        if (s_fill(fd, b) != 0)
+        if (s_fill(conn, b) != 0)
             return -1;
     s_consume(b, head + (size_t)length);
     return status;
 }
 
-static int s_http_op(s_client_t *c, int fd, s_rbuf_t *b, char *req,
+static int s_http_op(s_client_t *c, s_conn_t *conn, s_rbuf_t *b, char *req,
                      size_t size) {
     char key[96];
     int klen = s_key(c, key, sizeof key);
     int n;
     if (s_is_read(c))
         n = snprintf(req, size,
-                     "GET /get?key=%s HTTP/1.1\r\nHost: bench\r\n\r\n", key);
+                     "GET /get?key=%s HTTP/1.1\r\nHost: bench\r\n%s\r\n",
+                     key, c->o->auth);
     else
         n = snprintf(req, size,
-                     "POST /put HTTP/1.1\r\nHost: bench\r\nContent-Type: "
+                     "POST /put HTTP/1.1\r\nHost: bench\r\n%sContent-Type: "
                      "application/json\r\nContent-Length: %d\r\n\r\n"
                      "{\"key\":\"%s\",\"value\":\"%s\"}",
-                     klen + c->o->value_size + 21, key, c->value);
-    if (s_write_all(fd, req, (size_t)n) != 0)
+                     c->o->auth, klen + c->o->value_size + 21, key, c->value);
+    if (s_write_all(conn, req, (size_t)n) != 0)
         return -1;
-    return s_http_response(fd, b);
+    return s_http_response(conn, b);
 }
 
 static void s_run_http(s_client_t *c) {
-    int fd = s_connect(c->o->host, c->o->port);
-    if (fd < 0) {
+    s_conn_t conn;
+    if (s_connect(&conn, c->o->host, c->o->port) != 0) {
         c->failed[F_CONNECT] += c->quota;
         return;
     }
     s_rbuf_t *b = calloc(1, sizeof *b);
-    size_t req_size = (size_t)c->o->value_size + 512;
+    size_t req_size = (size_t)c->o->value_size + 512 + sizeof c->o->auth;
     char *req = malloc(req_size);
     double start = s_now_ms();
     for (long i = 0; i < c->quota && !s_over_time(c->o, start); i++) {
         double t0 = s_now_ms();
-        int status = s_http_op(c, fd, b, req, req_size);
+        int status = s_http_op(c, &conn, b, req, req_size);
         double ms = s_now_ms() - t0;
         if (status == 200) {
             c->lat_ms[c->ok++] = ms;
         } else if (status < 0) {
             c->failed[F_IO]++;
-            close(fd);
+            s_close(&conn);
             b->size = 0;
-            if ((fd = s_connect(c->o->host, c->o->port)) < 0) {
+            if (s_connect(&conn, c->o->host, c->o->port) != 0) {
                 c->failed[F_CONNECT] += c->quota - i - 1;
                 break;
             }
@@ -229,8 +294,7 @@ static void s_run_http(s_client_t *c) {
                                       : F_HTTP_OTHER]++;
         }
     }
-    if (fd >= 0)
-        close(fd);
+    s_close(&conn);
     free(req);
     free(b);
 }
@@ -238,10 +302,10 @@ static void s_run_http(s_client_t *c) {
 /* Reads one RESP reply line (simple, error, integer) or bulk string;
    returns its first byte ('+', '-', ':', '$') or -1; *num gets the
    integer of ':' replies. */
-static int s_resp(int fd, s_rbuf_t *b, long *num) {
+static int s_resp(s_conn_t *conn, s_rbuf_t *b, long *num) {
     char *eol;
     while (!(eol = memmem(b->data, b->size, "\r\n", 2)))
-        if (s_fill(fd, b) != 0)
+        if (s_fill(conn, b) != 0)
             return -1;
     int type = b->data[0];
     size_t line = (size_t)(eol - b->data) + 2;
@@ -250,7 +314,7 @@ static int s_resp(int fd, s_rbuf_t *b, long *num) {
         *num = n;
     if (type == '$' && n >= 0) {
         while (b->size < line + (size_t)n + 2)
-            if (s_fill(fd, b) != 0)
+            if (s_fill(conn, b) != 0)
                 return -1;
         line += (size_t)n + 2;
     }
@@ -259,8 +323,8 @@ static int s_resp(int fd, s_rbuf_t *b, long *num) {
 }
 
 static void s_run_redis(s_client_t *c) {
-    int fd = s_connect(c->o->host, c->o->port);
-    if (fd < 0) {
+    s_conn_t conn;
+    if (s_connect(&conn, c->o->host, c->o->port) != 0) {
         c->failed[F_CONNECT] += c->quota;
         return;
     }
@@ -288,9 +352,10 @@ static void s_run_redis(s_client_t *c) {
                                 wait_cmd);
         double t0 = s_now_ms();
         long acks = 0;
-        int r1 = s_write_all(fd, req, (size_t)n) == 0 ? s_resp(fd, b, NULL)
-                                                       : -1;
-        int r2 = read || r1 < 0 ? r1 : s_resp(fd, b, &acks);
+        int r1 = s_write_all(&conn, req, (size_t)n) == 0
+                     ? s_resp(&conn, b, NULL)
+                     : -1;
+        int r2 = read || r1 < 0 ? r1 : s_resp(&conn, b, &acks);
         double ms = s_now_ms() - t0;
         if (r1 < 0 || r2 < 0) {
             c->failed[F_IO]++;
@@ -303,7 +368,7 @@ static void s_run_redis(s_client_t *c) {
             c->lat_ms[c->ok++] = ms;
         }
     }
-    close(fd);
+    s_close(&conn);
     free(req);
     free(b);
 }
@@ -324,6 +389,17 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
     zmq_setsockopt(sock, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(sock, ZMQ_RCVTIMEO, &timeout, sizeof timeout);
+    if (o->curve &&
+        (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, o->curve_server,
+                        QKV_KEY_TEXT) != 0 ||
+         zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, o->curve_public,
+                        QKV_KEY_TEXT) != 0 ||
+         zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, o->curve_secret,
+                        QKV_KEY_TEXT) != 0)) {
+        c->failed[F_CONNECT] += c->quota;
+        zmq_close(sock);
+        return;
+    }
     if (zmq_connect(sock, o->endpoint) != 0) {
         c->failed[F_CONNECT] += c->quota;
         zmq_close(sock);
@@ -479,7 +555,22 @@ static void s_usage(FILE *out) {
             "  --untagged               zmq: writes without client_id and "
             "client_seq\n"
             "                           (no session bookkeeping; tagged by "
-            "default, as libqkv does)\n");
+            "default, as libqkv does)\n"
+            "  --curve-key FILE         zmq: CURVE with this client's secret "
+            "key file\n"
+            "                           (qkv keygen's PREFIX.key, mode 0600)\n"
+            "  --server-key KEY|FILE    zmq, with --curve-key: the node's "
+            "public key\n"
+            "                           (40 characters of Z85, or its .pub "
+            "file)\n"
+            "  --token T                http: send \"Authorization: Bearer "
+            "T\"\n"
+            "  --tls                    http, redis: over TLS (OpenSSL, one "
+            "session per\n"
+            "                           connection, kept alive); the "
+            "server's certificate\n"
+            "                           is NOT verified: for benchmarks "
+            "only\n");
 }
 
 static int s_parse(s_opts_t *o, int argc, char **argv) {
@@ -491,12 +582,15 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
         {"depth", 1, 0, 'D'},      {"quorum", 1, 0, 'q'},
         {"wait-timeout-ms", 1, 0, 'w'}, {"label", 1, 0, 'l'},
         {"key-prefix", 1, 0, 'p'}, {"sequential", 0, 0, 'S'},
-        {"untagged", 0, 0, 'U'},
+        {"untagged", 0, 0, 'U'},   {"curve-key", 1, 0, 'K'},
+        {"server-key", 1, 0, 's'}, {"token", 1, 0, 'T'},
+        {"tls", 0, 0, 'L'},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0}};
     *o = (s_opts_t){.mode = M_HTTP, .clients = 10, .ops = 500, .keys = 100,
                     .value_size = 10, .depth = 1, .wait_timeout_ms = 5000};
-    const char *target = NULL;
+    const char *target = NULL, *secret_file = NULL, *server = NULL;
+    const char *token = NULL;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longs, NULL)) != -1) {
         switch (ch) {
@@ -524,6 +618,10 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
             break;
         case 'S': o->sequential = true; break;
         case 'U': o->untagged = true; break;
+        case 'K': secret_file = optarg; break;
+        case 's': server = optarg; break;
+        case 'T': token = optarg; break;
+        case 'L': o->tls = true; break;
         case 'h': s_usage(stdout); exit(0);
         default: return -1;
         }
@@ -533,6 +631,37 @@ static int s_parse(s_opts_t *o, int argc, char **argv) {
         o->read_ratio < 0 || o->read_ratio > 1 || o->depth < 1 ||
         o->depth > 65536 || o->quorum < 0)
         return -1;
+    /* each security option belongs to one protocol */
+    if ((o->mode != M_ZMQ && (secret_file || server)) ||
+        (!secret_file != !server) || (o->mode != M_HTTP && token) ||
+        (o->mode == M_ZMQ && o->tls))
+        return -1;
+    if (token) {
+        if (!*token || strpbrk(token, " \t\r\n") ||
+            strlen(token) > sizeof o->auth - 32)
+            return -1;
+        snprintf(o->auth, sizeof o->auth, "Authorization: Bearer %s\r\n",
+                 token);
+    }
+    if (secret_file) {
+        char err[512];
+        int rc = qkv_key_read(secret_file, true, o->curve_secret, err,
+                              sizeof err);
+        if (rc == 0 && qkv_key_text(server))
+            memcpy(o->curve_server, server, QKV_KEY_TEXT + 1);
+        else if (rc == 0)
+            rc = qkv_key_read(server, false, o->curve_server, err, sizeof err);
+        if (rc != 0) {
+            fprintf(stderr, "qkv-bench: %s\n", err);
+            return -1;
+        }
+        if (zmq_curve_public(o->curve_public, o->curve_secret) != 0) {
+            fprintf(stderr, "qkv-bench: %s: not a CURVE secret key\n",
+                    secret_file);
+            return -1;
+        }
+        o->curve = true;
+    }
     if (o->mode == M_ZMQ) {
         snprintf(o->endpoint, sizeof o->endpoint, "%s",
                  target ? target : "tcp://127.0.0.1:7000");
@@ -559,6 +688,15 @@ int main(int argc, char **argv) {
     if (s_parse(&o, argc, argv) != 0) {
         s_usage(stderr);
         return 2;
+    }
+    if (o.tls) {
+        signal(SIGPIPE, SIG_IGN); /* SSL_write on a closed connection */
+        if (!(s_tls = SSL_CTX_new(TLS_client_method())) ||
+            SSL_CTX_set_min_proto_version(s_tls, TLS1_2_VERSION) != 1) {
+            fprintf(stderr, "qkv-bench: cannot make a TLS context\n");
+            return 2;
+        }
+        SSL_CTX_set_verify(s_tls, SSL_VERIFY_NONE, NULL);
     }
     s_ctx = zmq_ctx_new();
     s_client_t *clients = calloc((size_t)o.clients, sizeof *clients);
@@ -608,9 +746,11 @@ int main(int argc, char **argv) {
 
     printf("{\"mode\":\"%s\",\"label\":\"%s\",\"clients\":%d,\"ops\":%ld,"
            "\"keys\":%d,\"value_size\":%d,\"read_ratio\":%.3f,\"depth\":%d,"
-           "\"quorum\":%d,\"ok\":%ld,\"failed\":%ld,\"failed_by\":{",
+           "\"quorum\":%d,\"tls\":%s,\"curve\":%s,\"ok\":%ld,\"failed\":%ld,"
+           "\"failed_by\":{",
            s_mode_name(o.mode), o.label, o.clients, o.ops, o.keys,
-           o.value_size, o.read_ratio, o.depth, o.quorum, ok, nfailed);
+           o.value_size, o.read_ratio, o.depth, o.quorum,
+           o.tls ? "true" : "false", o.curve ? "true" : "false", ok, nfailed);
     bool first = true;
     for (int f = 0; f < F_COUNT; f++)
         if (failed[f]) {
@@ -634,5 +774,7 @@ int main(int argc, char **argv) {
     free(threads);
     free(value);
     zmq_ctx_term(s_ctx);
+    if (s_tls)
+        SSL_CTX_free(s_tls);
     return ok > 0 ? 0 : 1;
 }
