@@ -1394,6 +1394,14 @@ static void s_metric_security(qkv_buf_t *out, const qkv_metrics_t *m) {
              m->overloaded);
     s_metric(out, "qkv_writes_memory_full_total", "counter",
              "Writes refused: the node held MAX_MEMORY bytes.", m->memory_full);
+    s_metric(out, "qkv_client_port_closed_total", "counter",
+             "Times the zmq-native client port was closed for a second: "
+             "accept failed for want of file descriptors.",
+             m->client_port_closed);
+    s_metric(out, "qkv_replication_port_closed_total", "counter",
+             "Times the replication port was closed for a second: accept "
+             "failed for want of file descriptors.",
+             m->repl_port_closed);
 }
 
 //  Appends a label value escaped as the text format wants.

@@ -240,6 +240,9 @@ typedef struct {
     uint64_t client_forbidden;    /* requests a read key may not make */
     uint64_t overloaded;          /* writes refused: MAX_PENDING_WRITES */
     uint64_t memory_full;         /* writes refused: MAX_MEMORY */
+    uint64_t client_port_closed;  /* times the client port was closed for
+                                     a second: out of file descriptors */
+    uint64_t repl_port_closed;    /* the same, the replication port */
 } qkv_metrics_t;
 
 /* Snapshot of the counters. */

@@ -562,6 +562,8 @@ static void s_read_peers(s_actor_t *self, size_t item, int64_t now) {
     }
     atomic_store_explicit(&self->node->repl_forged,
                           qkv_peers_forged(self->peers), memory_order_relaxed);
+    atomic_store_explicit(&self->node->repl_port_closed,
+                          qkv_peers_closed(self->peers), memory_order_relaxed);
 }
 
 /*  =====================================================================

@@ -21,7 +21,9 @@
 
     ZeroMQ drops a frame above the size limit by closing its connection;
     nothing tells which disconnect that was, so a socket monitor counts
-    every client disconnect for /metrics.
+    every client disconnect for /metrics. The monitor also reports an
+    accept(2) that fails for want of file descriptors, which libzmq would
+    retry in a busy loop: the port is closed for a second instead.
 */
 #include "qkv_clients.h"
 #include "qkv_buf.h"
@@ -32,6 +34,7 @@
 #include "qkv_ring.h"
 #include "qkv_sockopt.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +44,7 @@
 #define S_PARKED_MAX 1000000     /* most reads parked */
 #define S_FRAME_SOFT (64u << 20) /* an open result frame goes out past */
 #define S_NONE UINT32_MAX
+#define S_REBIND_US 1000000 /* out of files: the port stays closed 1 s */
 
 /* A client, by routing id. */
 typedef struct {
@@ -84,6 +88,7 @@ struct qkv_clients_t {
     qkv_ring_t items;     /* qkv_citem_t of a dump chunk, never popped */
     bool items_failed;
     uint64_t cursor_secret;
+    int64_t rebind_at_us; /* out of files: the port is closed until then */
 };
 
 /*  =====================================================================
@@ -556,8 +561,25 @@ void qkv_clients_applied(qkv_clients_t *self, uint64_t applied) {
     }
 }
 
+/* Binds the client port again after s_out_of_files; 0 when it is bound,
+   else when to try again. */
+static int64_t s_rebind(qkv_clients_t *self, int64_t now) {
+    if (!self->rebind_at_us || now < self->rebind_at_us)
+        return self->rebind_at_us;
+    char endpoint[96];
+    snprintf(endpoint, sizeof(endpoint), "tcp://%s:%d", self->cfg->bind,
+             self->cfg->client_port);
+    if (zmq_bind(self->handle, endpoint) != 0) {
+        self->rebind_at_us = now + S_REBIND_US;
+        return self->rebind_at_us;
+    }
+    self->rebind_at_us = 0;
+    qkv_info("client port: %s open again", endpoint);
+    return 0;
+}
+
 int64_t qkv_clients_expire(qkv_clients_t *self, int64_t now) {
-    int64_t next = 0;
+    int64_t next = s_rebind(self, now);
     for (size_t i = 0; i < self->reads.count;) {
         s_read_t *w = qkv_ring_at(&self->reads, i);
         if (w->deadline_us > now) {
@@ -636,7 +658,27 @@ static void s_frame(qkv_clients_t *self, const zmq_msg_t *id, zmq_msg_t *body,
     s_peer_release(self, peer);
 }
 
-static void s_monitor_read(qkv_clients_t *self) {
+/* Out of file descriptors: libzmq retries the failing accept(2) in a
+   busy loop for as long as the pending connection waits. The endpoint is
+   unbound instead (its connections end: the descriptors come back), and
+   bound again after S_REBIND_US; clients reconnect by themselves. */
+static void s_out_of_files(qkv_clients_t *self, uint32_t err, int64_t now) {
+    if (self->rebind_at_us)
+        return;
+    char endpoint[96];
+    snprintf(endpoint, sizeof(endpoint), "tcp://%s:%d", self->cfg->bind,
+             self->cfg->client_port);
+    if (zmq_unbind(self->handle, endpoint) != 0)
+        return;
+    self->rebind_at_us = now + S_REBIND_US;
+    atomic_fetch_add_explicit(&self->node->client_port_closed, 1,
+                              memory_order_relaxed);
+    qkv_warn("client port: accept failed (%s): out of file descriptors; "
+             "closed %s and its connections for %d ms (raise ulimit -n)",
+             strerror((int)err), endpoint, (int)(S_REBIND_US / 1000));
+}
+
+static void s_monitor_read(qkv_clients_t *self, int64_t now) {
     for (;;) {
         zmq_msg_t event;
         zmq_msg_init(&event);
@@ -645,10 +687,20 @@ static void s_monitor_read(qkv_clients_t *self) {
             zmq_msg_close(&event);
             return;
         }
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&event) >= 6) {
+            memcpy(&id, zmq_msg_data(&event), 2);
+            memcpy(&value, (char *)zmq_msg_data(&event) + 2, 4);
+        }
         bool more = zmq_msg_more(&event);
         zmq_msg_close(&event);
-        atomic_fetch_add_explicit(&self->node->client_disconnects, 1,
-                                  memory_order_relaxed);
+        if (id == ZMQ_EVENT_DISCONNECTED)
+            atomic_fetch_add_explicit(&self->node->client_disconnects, 1,
+                                      memory_order_relaxed);
+        else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
+                 (value == EMFILE || value == ENFILE))
+            s_out_of_files(self, value, now);
         while (more) { /* the endpoint frame */
             zmq_msg_t part;
             zmq_msg_init(&part);
@@ -662,7 +714,7 @@ static void s_monitor_read(qkv_clients_t *self) {
 }
 
 void qkv_clients_read(qkv_clients_t *self, int64_t now) {
-    s_monitor_read(self);
+    s_monitor_read(self, now);
     for (int i = 0; i < S_FRAMES_PER_READ; i++) {
         zmq_msg_t id, body;
         int rc = qkv_router_recv(self->handle, &id, &body);
@@ -725,7 +777,8 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     self->handle = zsock_resolve(self->sock);
     char monitor[64];
     snprintf(monitor, sizeof(monitor), "inproc://qkv-clients-%p", (void *)self);
-    if (zmq_socket_monitor(self->handle, monitor, ZMQ_EVENT_DISCONNECTED) !=
+    if (zmq_socket_monitor(self->handle, monitor,
+                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED) !=
             0 ||
         !(self->monitor = zsock_new_pair(monitor))) {
         snprintf(err, err_size, "cannot watch the client endpoint: %s",

@@ -485,6 +485,8 @@ void qkv_node_metrics(qkv_node_t *self, qkv_metrics_t *m) {
     m->client_forbidden = atomic_load(&self->client_forbidden);
     m->overloaded = atomic_load(&self->overloaded);
     m->memory_full = atomic_load(&self->memory_full);
+    m->client_port_closed = atomic_load(&self->client_port_closed);
+    m->repl_port_closed = atomic_load(&self->repl_port_closed);
 }
 
 void qkv_node_count_bad_request(qkv_node_t *self, qkv_proto_t proto) {

@@ -128,6 +128,8 @@ struct qkv_node_t {
     _Atomic uint64_t repl_forged;      /* mesh: routing id not the key's */
     _Atomic uint64_t client_forbidden; /* requests a read key may not make */
     _Atomic uint64_t overloaded, memory_full; /* writes refused by limits */
+    _Atomic uint64_t client_port_closed;      /* out of files: closed */
+    _Atomic uint64_t repl_port_closed;        /* the same, replication */
 };
 
 /* CURVE keys for this node's sockets; NULL when CURVE is off. */

@@ -3,15 +3,19 @@
     itself is a ring of plain data.
 */
 #include "qkv_peers.h"
+#include "qkv_clock.h"
 #include "qkv_config.h"
 #include "qkv_hash.h"
 #include "qkv_ring.h"
+#include "qkv_say.h"
 #include "qkv_sockopt.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define S_REBIND_US 1000000 /* out of files: the port stays closed 1 s */
 
 _Static_assert(QKV_MAX_FOLLOWERS <= 64,
                "qkv_peers_flush reports peers in 64 bits");
@@ -37,7 +41,11 @@ struct qkv_peers_t {
     void *router_handle;              /* its libzmq socket */
     char ids[QKV_MAX_FOLLOWERS][128]; /* mesh: peer routing ids */
     bool curve;                       /* mesh: check User-Id */
+    zsock_t *monitor;                 /* mesh: the ROUTER's accept failures */
+    char endpoint[96];                /* mesh: where the ROUTER binds */
+    int64_t rebind_at_us;             /* mesh: out of files, closed until */
     uint64_t forged;                  /* mesh: User-Id and routing id differ */
+    uint64_t closed;                  /* mesh: times the port was closed */
     int64_t min_delay_us, max_delay_us;
     uint64_t rng;      /* xorshift state for delays */
     zmq_msg_t sender;  /* follower: routing id answers go to */
@@ -124,6 +132,18 @@ qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *o, char *err,
         return NULL;
     }
     self->router_handle = zsock_resolve(self->router);
+    snprintf(self->endpoint, sizeof(self->endpoint), "tcp://%s:%d", o->bind,
+             o->port);
+    char monitor[64];
+    snprintf(monitor, sizeof(monitor), "inproc://qkv-peers-%p", (void *)self);
+    if (zmq_socket_monitor(self->router_handle, monitor,
+                           ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
+        !(self->monitor = zsock_new_pair(monitor))) {
+        snprintf(err, err_size, "cannot watch the replication port: %s",
+                 zmq_strerror(zmq_errno()));
+        qkv_peers_destroy(&self);
+        return NULL;
+    }
     for (size_t i = 0; i < o->count; i++)
         snprintf(self->ids[i], sizeof(self->ids[i]), "%s", o->ids[i]);
     /* answers never come back on these DEALERs: 256 bytes is plenty */
@@ -173,6 +193,9 @@ void qkv_peers_destroy(qkv_peers_t **self_p) {
         qkv_ring_free(&link->held);
         zsock_destroy(&link->sock);
     }
+    if (self->monitor)
+        zmq_socket_monitor(self->router_handle, NULL, 0);
+    zsock_destroy(&self->monitor);
     zsock_destroy(&self->router);
     zmq_msg_close(&self->sender);
     zmq_msg_close(&self->last_id);
@@ -187,6 +210,9 @@ size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
         if (max)
             items[n++] =
                 (zmq_pollitem_t){self->router_handle, 0, ZMQ_POLLIN, 0};
+        if (n < max)
+            items[n++] = (zmq_pollitem_t){zsock_resolve(self->monitor), 0,
+                                          ZMQ_POLLIN, 0};
         return n; /* nothing comes back on the DEALERs */
     }
     for (size_t i = 0; i < self->count && n < max; i++)
@@ -246,9 +272,22 @@ int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
     return 0;
 }
 
+/* Binds the replication port again, once its second is over. */
+static void s_rebind(qkv_peers_t *self, int64_t now) {
+    if (!self->rebind_at_us || now < self->rebind_at_us)
+        return;
+    if (zmq_bind(self->router_handle, self->endpoint) != 0) {
+        self->rebind_at_us = now + S_REBIND_US;
+        return;
+    }
+    self->rebind_at_us = 0;
+    qkv_info("replication port: %s open again", self->endpoint);
+}
+
 uint64_t qkv_peers_flush(qkv_peers_t *self, int64_t now, int64_t *next_due) {
     uint64_t failed = 0;
-    *next_due = 0;
+    s_rebind(self, now);
+    *next_due = self->rebind_at_us;
     for (size_t i = 0; i < self->count; i++) {
         s_link_t *link = &self->links[i];
         const s_held_t *h;
@@ -292,8 +331,59 @@ static size_t s_peer_of(const qkv_peers_t *self, const zmq_msg_t *id) {
     return self->count;
 }
 
+/* Out of file descriptors: libzmq retries the failing accept(2) in a busy
+   loop while the pending connection waits, so the replication port is
+   unbound for S_REBIND_US instead (its connections end and give their
+   descriptors back; peers reconnect by themselves). */
+static void s_monitor_read(qkv_peers_t *self) {
+    for (;;) {
+        zmq_msg_t event;
+        zmq_msg_init(&event);
+        if (zmq_msg_recv(&event, zsock_resolve(self->monitor), ZMQ_DONTWAIT) <
+            0) {
+            zmq_msg_close(&event);
+            return;
+        }
+        uint16_t id = 0;
+        uint32_t value = 0;
+        if (zmq_msg_size(&event) >= 6) {
+            memcpy(&id, zmq_msg_data(&event), 2);
+            memcpy(&value, (char *)zmq_msg_data(&event) + 2, 4);
+        }
+        bool more = zmq_msg_more(&event);
+        zmq_msg_close(&event);
+        while (more) { /* the endpoint frame */
+            zmq_msg_t part;
+            zmq_msg_init(&part);
+            more = zmq_msg_recv(&part, zsock_resolve(self->monitor), 0) >= 0 &&
+                   zmq_msg_more(&part);
+            zmq_msg_close(&part);
+        }
+        if (id != ZMQ_EVENT_ACCEPT_FAILED || self->rebind_at_us ||
+            (value != EMFILE && value != ENFILE))
+            continue;
+        if (zmq_unbind(self->router_handle, self->endpoint) != 0)
+            continue;
+        self->rebind_at_us = qkv_now_us() + S_REBIND_US;
+        self->closed++;
+        qkv_warn("replication port: accept failed (%s): out of file "
+                 "descriptors; closed %s and its connections for %d ms "
+                 "(raise ulimit -n)",
+                 strerror((int)value), self->endpoint,
+                 (int)(S_REBIND_US / 1000));
+    }
+}
+
+uint64_t qkv_peers_closed(const qkv_peers_t *self) {
+    return self->closed;
+}
+
 int qkv_peers_recv(qkv_peers_t *self, size_t item, size_t *peer,
                    zmq_msg_t *frame) {
+    if (self->mesh && item == 1) {
+        s_monitor_read(self);
+        return -1;
+    }
     if (self->mesh) {
         zmq_msg_t id;
         int rc =

@@ -67,11 +67,17 @@ qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *opts, char *err,
    member than the key that authenticated the connection. */
 uint64_t qkv_peers_forged(const qkv_peers_t *self);
 
+/* Mesh: times the replication port was closed for a second because
+   accept(2) failed for want of file descriptors (libzmq would retry it in
+   a busy loop); it is bound again by qkv_peers_flush. */
+uint64_t qkv_peers_closed(const qkv_peers_t *self);
+
 /* Closes every socket and drops held frames; nulls *self_p; NULL-safe. */
 void qkv_peers_destroy(qkv_peers_t **self_p);
 
 /* Number of sockets to poll, and their libzmq handles (items[i].socket
-   set, the rest zeroed), at most max. */
+   set, the rest zeroed), at most max. Mesh: the ROUTER and its monitor
+   (reading item 1 reads the monitor and returns -1). */
 size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
                             size_t max);
 

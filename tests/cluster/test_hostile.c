@@ -41,6 +41,7 @@
     with its value, and the new one.
 */
 #include "kit.h"
+#include "qkv_client.h"
 #include "qkv_cmsg.h"
 #include "qkv_config.h"
 #include "qkv_key.h"
@@ -1819,7 +1820,111 @@ static void test_after(void) {
         KIT_TEST(test_connection_flood), KIT_TEST(test_fake_leader),           \
         KIT_TEST(test_after), KIT_TESTS_END
 
+/*  ---------------------------------------------------------------------
+    Out of file descriptors */
+
+/* A counter of node's /metrics; -1 when absent or unanswered. */
+static double s_node_metric(const kit_node_t *node, const char *name) {
+    char url[300], *body = NULL;
+    long status = 0;
+    snprintf(url, sizeof url, "%s/metrics", node->url);
+    double value = -1;
+    if (kit_http_get(url, &status, &body) == 0 && status == 200)
+        kit_prom_value(body, name, &value);
+    free(body);
+    return value;
+}
+
+/* CPU time (user + system, clock ticks) of process pid. */
+static long s_cpu_ticks(pid_t pid) {
+    char path[64], text[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    char *p = strrchr(text, ')'); /* fields after the command name */
+    long utime = 0, stime = 0;
+    if (p &&
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
+               &utime, &stime) == 2)
+        return utime + stime;
+    return -1;
+}
+
+#define S_FLOOD 200 /* connections: more than the node's 128 descriptors */
+
+/* A node limited to 128 descriptors, flooded on its client port, then on
+   its replication port: accept(2) fails with EMFILE, which libzmq would
+   retry in a busy loop; the node closes that port for a second instead
+   (counted), uses little CPU meanwhile, and serves again afterwards. */
+static void test_out_of_files(void) {
+    kit_node_t node;
+    kit_node_init(&node, "files", kit_free_port(), kit_free_port());
+    char peers[300];
+    snprintf(peers, sizeof peers,
+             "solo=tcp://127.0.0.1:%d|tcp://127.0.0.1:%d|http://127.0.0.1:%d",
+             node.repl_port, node.client_port, node.port);
+    CU_ASSERT_FATAL(kit_node_args(&node, "--node-id", "solo", "--peers", peers,
+                                  "--role", "leader", "--http-threads", "4",
+                                  NULL) == 0);
+    CU_ASSERT_FATAL(kit_node_start(&node) == 0);
+    CU_ASSERT_FATAL(kit_node_wait_healthy(&node, 20000) == 0);
+    /* lowered once it runs (it raises its own at start); lowering another
+       process's limit needs no privilege */
+    struct rlimit low = {128, 128};
+    CU_ASSERT_FATAL(prlimit(node.pid, RLIMIT_NOFILE, &low, NULL) == 0);
+    const int ports[] = {node.client_port, node.repl_port};
+    const char *counters[] = {"qkv_client_port_closed_total",
+                              "qkv_replication_port_closed_total"};
+    for (int p = 0; p < 2; p++) {
+        int fds[S_FLOOD];
+        for (int i = 0; i < S_FLOOD; i++) {
+            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+            struct sockaddr_in sa = {.sin_family = AF_INET,
+                                     .sin_port = htons((uint16_t)ports[p])};
+            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+            if (fds[i] >= 0)
+                connect(fds[i], (struct sockaddr *)&sa, sizeof sa);
+        }
+        struct timespec pause = {0, 300 * 1000000L};
+        nanosleep(&pause, NULL);
+        long before = s_cpu_ticks(node.pid);
+        struct timespec second = {1, 0};
+        nanosleep(&second, NULL);
+        long used = s_cpu_ticks(node.pid) - before;
+        printf("\n  %s flooded: %ld ticks of CPU in 1 s", counters[p], used);
+        CU_ASSERT(before >= 0 && used < sysconf(_SC_CLK_TCK) / 4);
+        for (int i = 0; i < S_FLOOD; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        CU_ASSERT(s_node_metric(&node, counters[p]) >= 1);
+        CU_ASSERT(kit_node_running(&node));
+    }
+    /* both ports open again: a write through the client port commits */
+    struct timespec again = {1, 500 * 1000000L};
+    nanosleep(&again, NULL);
+    char endpoint[64], err[256];
+    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", node.client_port);
+    qkv_client_options_t o = {.timeout_ms = 5000};
+    qkv_client_t *c = qkv_client_new(endpoint, &o, err, sizeof err);
+    CU_ASSERT_FATAL(c != NULL);
+    CU_ASSERT_EQUAL(qkv_put(c, "after-flood", 11, "v", 1, NULL), QKV_OK);
+    qkv_client_destroy(&c);
+    long status = 0;
+    json_t *r = kit_qkv_read(node.url, "/get", "after-flood", &status);
+    CU_ASSERT_EQUAL(status, 200);
+    json_decref(r);
+    CU_ASSERT_EQUAL(kit_node_stop(&node, 5000), 0);
+    kit_node_free(&node);
+}
+
 static int s_add_suites(void) {
+    static const kit_test_t files[] = {KIT_TEST(test_out_of_files),
+                                       KIT_TESTS_END};
+    if (!kit_add_suite("files", NULL, NULL, files))
+        return -1;
     static const kit_test_t tests[] = {S_TESTS};
     if (!kit_add_suite("plain", s_setup_plain, s_teardown, tests))
         return -1;
