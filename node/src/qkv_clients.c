@@ -679,37 +679,15 @@ static void s_out_of_files(qkv_clients_t *self, uint32_t err, int64_t now) {
 }
 
 static void s_monitor_read(qkv_clients_t *self, int64_t now) {
-    for (;;) {
-        zmq_msg_t event;
-        zmq_msg_init(&event);
-        if (zmq_msg_recv(&event, zsock_resolve(self->monitor), ZMQ_DONTWAIT) <
-            0) {
-            zmq_msg_close(&event);
-            return;
-        }
-        uint16_t id = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size(&event) >= 6) {
-            memcpy(&id, zmq_msg_data(&event), 2);
-            memcpy(&value, (char *)zmq_msg_data(&event) + 2, 4);
-        }
-        bool more = zmq_msg_more(&event);
-        zmq_msg_close(&event);
+    uint16_t id;
+    uint32_t value;
+    while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
         if (id == ZMQ_EVENT_DISCONNECTED)
             atomic_fetch_add_explicit(&self->node->client_disconnects, 1,
                                       memory_order_relaxed);
         else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
                  (value == EMFILE || value == ENFILE))
             s_out_of_files(self, value, now);
-        while (more) { /* the endpoint frame */
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            if (zmq_msg_recv(&part, zsock_resolve(self->monitor), 0) < 0)
-                more = false;
-            else
-                more = zmq_msg_more(&part);
-            zmq_msg_close(&part);
-        }
     }
 }
 

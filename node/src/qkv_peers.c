@@ -336,29 +336,9 @@ static size_t s_peer_of(const qkv_peers_t *self, const zmq_msg_t *id) {
    unbound for S_REBIND_US instead (its connections end and give their
    descriptors back; peers reconnect by themselves). */
 static void s_monitor_read(qkv_peers_t *self) {
-    for (;;) {
-        zmq_msg_t event;
-        zmq_msg_init(&event);
-        if (zmq_msg_recv(&event, zsock_resolve(self->monitor), ZMQ_DONTWAIT) <
-            0) {
-            zmq_msg_close(&event);
-            return;
-        }
-        uint16_t id = 0;
-        uint32_t value = 0;
-        if (zmq_msg_size(&event) >= 6) {
-            memcpy(&id, zmq_msg_data(&event), 2);
-            memcpy(&value, (char *)zmq_msg_data(&event) + 2, 4);
-        }
-        bool more = zmq_msg_more(&event);
-        zmq_msg_close(&event);
-        while (more) { /* the endpoint frame */
-            zmq_msg_t part;
-            zmq_msg_init(&part);
-            more = zmq_msg_recv(&part, zsock_resolve(self->monitor), 0) >= 0 &&
-                   zmq_msg_more(&part);
-            zmq_msg_close(&part);
-        }
+    uint16_t id;
+    uint32_t value;
+    while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
         if (id != ZMQ_EVENT_ACCEPT_FAILED || self->rebind_at_us ||
             (value != EMFILE && value != ENFILE))
             continue;

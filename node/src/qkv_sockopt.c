@@ -88,3 +88,28 @@ zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in,
                                    const qkv_sockopt_curve_t *curve) {
     return s_router(bind, port, max_in, false, curve, QKV_CURVE_DOMAIN_CLIENT);
 }
+
+int qkv_sockopt_monitor_event(zsock_t *monitor, uint16_t *event,
+                              uint32_t *value) {
+    void *handle = zsock_resolve(monitor);
+    zmq_msg_t msg;
+    zmq_msg_init(&msg);
+    if (zmq_msg_recv(&msg, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&msg);
+        return -1;
+    }
+    *event = 0;
+    *value = 0;
+    if (zmq_msg_size(&msg) >= 6) { /* event id (16 bits), value (32) */
+        memcpy(event, zmq_msg_data(&msg), 2);
+        memcpy(value, (char *)zmq_msg_data(&msg) + 2, 4);
+    }
+    bool more = zmq_msg_more(&msg);
+    zmq_msg_close(&msg);
+    while (more) { /* the endpoint frame */
+        zmq_msg_init(&msg);
+        more = zmq_msg_recv(&msg, handle, 0) >= 0 && zmq_msg_more(&msg);
+        zmq_msg_close(&msg);
+    }
+    return 0;
+}

@@ -7,6 +7,7 @@
 
 #include <czmq.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Routing id the leader's DEALERs use, so a restarted leader is let back
    in by each follower's ROUTER_HANDOVER. */
@@ -42,5 +43,11 @@ zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in,
    QKV_CURVE_DOMAIN_CLIENT. NULL on failure. */
 zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in,
                                    const qkv_sockopt_curve_t *curve);
+
+/* Reads one waiting event of a socket monitor (zmq_socket_monitor's
+   PAIR, both of its frames): 0 with its event id and value, -1 when none
+   waits. */
+int qkv_sockopt_monitor_event(zsock_t *monitor, uint16_t *event,
+                              uint32_t *value);
 
 #endif
