@@ -89,6 +89,8 @@ struct qkv_clients_t {
     bool items_failed;
     uint64_t cursor_secret;
     int64_t rebind_at_us; /* out of files: the port is closed until then */
+    qkv_fd_budget_t *fds; /* the ZeroMQ listeners' descriptors (actor's) */
+    int connections;      /* this port's share of fds->used */
 };
 
 /*  =====================================================================
@@ -561,7 +563,7 @@ void qkv_clients_applied(qkv_clients_t *self, uint64_t applied) {
     }
 }
 
-/* Binds the client port again after s_out_of_files; 0 when it is bound,
+/* Binds the client port again after s_close_port; 0 when it is bound,
    else when to try again. */
 static int64_t s_rebind(qkv_clients_t *self, int64_t now) {
     if (!self->rebind_at_us || now < self->rebind_at_us)
@@ -658,11 +660,12 @@ static void s_frame(qkv_clients_t *self, const zmq_msg_t *id, zmq_msg_t *body,
     s_peer_release(self, peer);
 }
 
-/* Out of file descriptors: libzmq retries the failing accept(2) in a
-   busy loop for as long as the pending connection waits. The endpoint is
-   unbound instead (its connections end: the descriptors come back), and
-   bound again after S_REBIND_US; clients reconnect by themselves. */
-static void s_out_of_files(qkv_clients_t *self, uint32_t err, int64_t now) {
+/* More connections than the descriptor budget leaves the ZeroMQ
+   listeners, or none left at all (libzmq would retry the failing accept(2)
+   in a busy loop, and civetweb's would spin too): the endpoint is unbound
+   (its connections end, the descriptors come back) and bound again after
+   S_REBIND_US; clients reconnect by themselves. */
+static void s_close_port(qkv_clients_t *self, const char *why, int64_t now) {
     if (self->rebind_at_us)
         return;
     char endpoint[96];
@@ -671,23 +674,38 @@ static void s_out_of_files(qkv_clients_t *self, uint32_t err, int64_t now) {
     if (zmq_unbind(self->handle, endpoint) != 0)
         return;
     self->rebind_at_us = now + S_REBIND_US;
+    self->fds->used -= self->connections; /* all of them end */
+    self->connections = 0;
     atomic_fetch_add_explicit(&self->node->client_port_closed, 1,
                               memory_order_relaxed);
-    qkv_warn("client port: accept failed (%s): out of file descriptors; "
-             "closed %s and its connections for %d ms (raise ulimit -n)",
-             strerror((int)err), endpoint, (int)(S_REBIND_US / 1000));
+    qkv_warn("client port: %s; closed %s and its connections for %d ms "
+             "(raise ulimit -n)",
+             why, endpoint, (int)(S_REBIND_US / 1000));
 }
 
 static void s_monitor_read(qkv_clients_t *self, int64_t now) {
     uint16_t id;
     uint32_t value;
     while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
-        if (id == ZMQ_EVENT_DISCONNECTED)
+        if (id == ZMQ_EVENT_ACCEPTED) {
+            self->connections++;
+            self->fds->used++;
+            if (qkv_sockopt_over_budget(self->fds))
+                s_close_port(self,
+                             "more connections than the open-file limit "
+                             "leaves room for",
+                             now);
+        } else if (id == ZMQ_EVENT_DISCONNECTED) {
             atomic_fetch_add_explicit(&self->node->client_disconnects, 1,
                                       memory_order_relaxed);
-        else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
-                 (value == EMFILE || value == ENFILE))
-            s_out_of_files(self, value, now);
+            if (self->connections > 0) {
+                self->connections--;
+                self->fds->used--;
+            }
+        } else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
+                   (value == EMFILE || value == ENFILE)) {
+            s_close_port(self, "accept failed: out of file descriptors", now);
+        }
     }
 }
 
@@ -714,7 +732,8 @@ size_t qkv_clients_poll_items(qkv_clients_t *self, zmq_pollitem_t *items) {
 }
 
 qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
-                               const char *leader_endpoint, char *err,
+                               const char *leader_endpoint,
+                               qkv_fd_budget_t *fds, char *err,
                                size_t err_size) {
     const qkv_config_t *cfg = &node->config;
     qkv_clients_t *self = calloc(1, sizeof(*self));
@@ -726,6 +745,7 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     self->cfg = cfg;
     self->door = door;
     self->leader_endpoint = leader_endpoint;
+    self->fds = fds;
     self->curve = qkv_node_curve(node) != NULL;
     self->open_peer = self->free_peer = S_NONE;
     qkv_ring_init(&self->peers, sizeof(s_peer_t));
@@ -756,8 +776,8 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     char monitor[64];
     snprintf(monitor, sizeof(monitor), "inproc://qkv-clients-%p", (void *)self);
     if (zmq_socket_monitor(self->handle, monitor,
-                           ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_ACCEPT_FAILED) !=
-            0 ||
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
+                               ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
         !(self->monitor = zsock_new_pair(monitor))) {
         snprintf(err, err_size, "cannot watch the client endpoint: %s",
                  zmq_strerror(zmq_errno()));

@@ -12,6 +12,8 @@
 #include "qkv_sockopt.h"
 #include "qkv_curve.h"
 
+#include <sys/resource.h>
+
 #define S_HWM 100000
 #define S_ZMTP_HEARTBEAT_MS 1000
 #define S_ZMTP_TIMEOUT_MS 3000
@@ -112,4 +114,12 @@ int qkv_sockopt_monitor_event(zsock_t *monitor, uint16_t *event,
         zmq_msg_close(&msg);
     }
     return 0;
+}
+
+bool qkv_sockopt_over_budget(const qkv_fd_budget_t *budget) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return false;
+    long long room = (long long)rl.rlim_cur - budget->reserve;
+    return budget->used > (room > 16 ? room : 16);
 }
