@@ -54,9 +54,7 @@ _Static_assert(QKV_MAX_FOLLOWERS <= QKV_CORE_MAX_PEERS,
 #define S_ACK_FRAME_MAX 256        /* an ACK is about 40 bytes */
 #define S_APPLY_CHUNK 256          /* entries applied per store lock */
 #define S_ACK_REPEAT_US 10000      /* an identical ACK at most this often */
-#define S_FD_RESERVE                                                           \
-    128 /* descriptors of the node's own: log, snapshots,                      \
-           ZeroMQ's and civetweb's internals */
+#define S_FD_RESERVE 32       /* free descriptors for the node's next files */
 #define S_READS_PER_TURN 1024 /* replication frames read per turn */
 #define S_ENCODINGS 4         /* APPEND frames kept to share per turn */
 /* largest APPEND: a full batch plus one entry of the largest legal size */
@@ -107,7 +105,7 @@ typedef struct {
     qkv_decoder_t *decoder; /* reused for every replication frame */
     int timer_fd;           /* armed for the next timer */
     int64_t peers_due;      /* next held frame due; 0 none */
-    qkv_fd_budget_t fds;    /* the ZeroMQ listeners' share of descriptors */
+    qkv_fd_budget_t fds;    /* descriptors kept free (ZeroMQ ports) */
     char leader_endpoint[QKV_MAX_ENDPOINT + 1]; /* where clients go to
                                                    write; "" unknown */
     qkv_outcome_t outcomes[S_APPLY_CHUNK];
@@ -1178,8 +1176,9 @@ static int s_start(s_actor_t *self) {
              leader            ? cfg->client_advertise
              : self->elections ? ""
                                : cfg->leader_endpoint);
-    /* what the ZeroMQ listeners leave to REST (its workers and civetweb's
-       queue of 20) and to the node's own descriptors */
+    /* free descriptors the ZeroMQ ports leave: REST at its most (its
+       workers and civetweb's queue of 20) and the node's next files (a
+       log segment, a snapshot) */
     self->fds.reserve = cfg->http_threads + 20 + S_FD_RESERVE;
     self->clients = qkv_clients_new(node, self->door, self->leader_endpoint,
                                     &self->fds, err, es);

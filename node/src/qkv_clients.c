@@ -89,8 +89,7 @@ struct qkv_clients_t {
     bool items_failed;
     uint64_t cursor_secret;
     int64_t rebind_at_us; /* out of files: the port is closed until then */
-    qkv_fd_budget_t *fds; /* the ZeroMQ listeners' descriptors (actor's) */
-    int connections;      /* this port's share of fds->used */
+    const qkv_fd_budget_t *fds; /* descriptors kept free */
 };
 
 /*  =====================================================================
@@ -674,8 +673,6 @@ static void s_close_port(qkv_clients_t *self, const char *why, int64_t now) {
     if (zmq_unbind(self->handle, endpoint) != 0)
         return;
     self->rebind_at_us = now + S_REBIND_US;
-    self->fds->used -= self->connections; /* all of them end */
-    self->connections = 0;
     atomic_fetch_add_explicit(&self->node->client_port_closed, 1,
                               memory_order_relaxed);
     qkv_warn("client port: %s; closed %s and its connections for %d ms "
@@ -688,8 +685,6 @@ static void s_monitor_read(qkv_clients_t *self, int64_t now) {
     uint32_t value;
     while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
         if (id == ZMQ_EVENT_ACCEPTED) {
-            self->connections++;
-            self->fds->used++;
             if (qkv_sockopt_over_budget(self->fds))
                 s_close_port(self,
                              "more connections than the open-file limit "
@@ -698,10 +693,6 @@ static void s_monitor_read(qkv_clients_t *self, int64_t now) {
         } else if (id == ZMQ_EVENT_DISCONNECTED) {
             atomic_fetch_add_explicit(&self->node->client_disconnects, 1,
                                       memory_order_relaxed);
-            if (self->connections > 0) {
-                self->connections--;
-                self->fds->used--;
-            }
         } else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
                    (value == EMFILE || value == ENFILE)) {
             s_close_port(self, "accept failed: out of file descriptors", now);
@@ -733,7 +724,7 @@ size_t qkv_clients_poll_items(qkv_clients_t *self, zmq_pollitem_t *items) {
 
 qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
                                const char *leader_endpoint,
-                               qkv_fd_budget_t *fds, char *err,
+                               const qkv_fd_budget_t *fds, char *err,
                                size_t err_size) {
     const qkv_config_t *cfg = &node->config;
     qkv_clients_t *self = calloc(1, sizeof(*self));

@@ -27,7 +27,7 @@ typedef struct qkv_clients_t qkv_clients_t;
    a write is answered not_leader. Returns NULL with the reason in err. */
 qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
                                const char *leader_endpoint,
-                               qkv_fd_budget_t *fds, char *err,
+                               const qkv_fd_budget_t *fds, char *err,
                                size_t err_size);
 /* Drops parked reads unanswered and closes the endpoint; nulls *self_p;
    safe on NULL. (Writes waiting in the door are answered by

@@ -44,8 +44,7 @@ struct qkv_peers_t {
     zsock_t *monitor;                 /* mesh: the ROUTER's accept failures */
     char endpoint[96];                /* mesh: where the ROUTER binds */
     int64_t rebind_at_us;             /* mesh: out of files, closed until */
-    qkv_fd_budget_t *fds;             /* mesh: the listeners' descriptors */
-    int connections;                  /* mesh: this port's share of them */
+    const qkv_fd_budget_t *fds;       /* mesh: descriptors kept free */
     uint64_t forged;                  /* mesh: User-Id and routing id differ */
     uint64_t closed;                  /* mesh: times the port was closed */
     int64_t min_delay_us, max_delay_us;
@@ -140,8 +139,7 @@ qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *o, char *err,
     char monitor[64];
     snprintf(monitor, sizeof(monitor), "inproc://qkv-peers-%p", (void *)self);
     if (zmq_socket_monitor(self->router_handle, monitor,
-                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_DISCONNECTED |
-                               ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
+                           ZMQ_EVENT_ACCEPTED | ZMQ_EVENT_ACCEPT_FAILED) != 0 ||
         !(self->monitor = zsock_new_pair(monitor))) {
         snprintf(err, err_size, "cannot watch the replication port: %s",
                  zmq_strerror(zmq_errno()));
@@ -345,9 +343,6 @@ static void s_close(qkv_peers_t *self, const char *why) {
         return;
     self->rebind_at_us = qkv_now_us() + S_REBIND_US;
     self->closed++;
-    if (self->fds)
-        self->fds->used -= self->connections; /* all of them end */
-    self->connections = 0;
     qkv_warn("replication port: %s; closed %s and its connections for %d ms "
              "(raise ulimit -n)",
              why, self->endpoint, (int)(S_REBIND_US / 1000));
@@ -358,14 +353,9 @@ static void s_monitor_read(qkv_peers_t *self) {
     uint32_t value;
     while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
         if (id == ZMQ_EVENT_ACCEPTED && self->fds) {
-            self->connections++;
-            self->fds->used++;
             if (qkv_sockopt_over_budget(self->fds))
                 s_close(self, "more connections than the open-file limit "
                               "leaves room for");
-        } else if (id == ZMQ_EVENT_DISCONNECTED && self->connections > 0) {
-            self->connections--;
-            self->fds->used--;
         } else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
                    (value == EMFILE || value == ENFILE)) {
             s_close(self, "accept failed: out of file descriptors");

@@ -54,7 +54,7 @@ typedef struct {
     size_t max_in;                      /* largest frame taken */
     int64_t min_delay_us, max_delay_us; /* simulated delay */
     const qkv_sockopt_curve_t *curve;   /* NULL: plain text */
-    qkv_fd_budget_t *fds; /* the ZeroMQ listeners' descriptors (actor's) */
+    const qkv_fd_budget_t *fds;         /* descriptors kept free; NULL: none */
 } qkv_mesh_opts_t;
 
 /* With PEERS: binds the ROUTER (peer i is the one whose routing id is
@@ -68,10 +68,10 @@ qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *opts, char *err,
    member than the key that authenticated the connection. */
 uint64_t qkv_peers_forged(const qkv_peers_t *self);
 
-/* Mesh: times the replication port was closed for a second because its
-   connections passed the descriptor budget or accept(2) failed for want
-   of descriptors (libzmq would retry it in a busy loop); it is bound
-   again by qkv_peers_flush. */
+/* Mesh: times the replication port was closed for a second because it
+   accepted a connection while fewer descriptors than the budget keeps
+   were free, or accept(2) failed for want of them (libzmq would retry it
+   in a busy loop); it is bound again by qkv_peers_flush. */
 uint64_t qkv_peers_closed(const qkv_peers_t *self);
 
 /* Closes every socket and drops held frames; nulls *self_p; NULL-safe. */

@@ -12,6 +12,7 @@
 #include "qkv_sockopt.h"
 #include "qkv_curve.h"
 
+#include <dirent.h>
 #include <sys/resource.h>
 
 #define S_HWM 100000
@@ -120,6 +121,12 @@ bool qkv_sockopt_over_budget(const qkv_fd_budget_t *budget) {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return false;
-    long long room = (long long)rl.rlim_cur - budget->reserve;
-    return budget->used > (room > 16 ? room : 16);
+    DIR *dir = opendir("/proc/self/fd");
+    if (!dir)
+        return false;
+    long long open = -3; /* ".", ".." and the directory's own */
+    while (readdir(dir))
+        open++;
+    closedir(dir);
+    return open + budget->reserve > (long long)rl.rlim_cur;
 }

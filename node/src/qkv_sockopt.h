@@ -45,21 +45,19 @@ zsock_t *qkv_sockopt_follower_router(const char *bind, int port, size_t max_in,
 zsock_t *qkv_sockopt_client_router(const char *bind, int port, size_t max_in,
                                    const qkv_sockopt_curve_t *curve);
 
-/* The descriptors the ZeroMQ listeners (client and replication ports) may
-   hold between them, so that REST, the log and the node's own sockets
-   always have room: the open-file limit less reserve. libzmq accepts as
-   long as the kernel lets it, and out of descriptors it retries accept(2)
-   in a busy loop, as civetweb does; a port whose connections pass the
-   budget is closed for a second instead (qkv_peers.c, qkv_clients.c).
-   The actor's thread only. */
+/* The descriptors the node keeps free for REST (its workers and
+   civetweb's queue) and its own files and sockets. libzmq accepts as long
+   as the kernel lets it, and out of descriptors it retries accept(2) in a
+   busy loop, as civetweb does; a ZeroMQ port that accepts a connection
+   while fewer than this are free is closed for a second instead
+   (qkv_peers.c, qkv_clients.c). */
 typedef struct {
-    int reserve; /* kept for the rest: HTTP_THREADS + civetweb's queue +
-                    the node's own descriptors */
-    int used;    /* connections the ZeroMQ listeners hold now */
+    int reserve;
 } qkv_fd_budget_t;
 
-/* True when the ZeroMQ listeners hold more connections than the current
-   open-file limit leaves them (read each time: it may change). */
+/* True when fewer than budget->reserve descriptors are free under the
+   current open-file limit (read each time, with the descriptors open:
+   /proc/self/fd). */
 bool qkv_sockopt_over_budget(const qkv_fd_budget_t *budget);
 
 /* Reads one waiting event of a socket monitor (zmq_socket_monitor's
