@@ -2,7 +2,7 @@
 # Builds qkv with AddressSanitizer and UndefinedBehaviorSanitizer into
 # build-asan/ and runs every CUnit suite with ctest; then builds the
 # libFuzzer targets with clang into build-fuzz/ and runs each for at most
-# 15 s (ctest -L fuzz, under 2 minutes in all; tests/fuzz/README.md).
+# 10 s (ctest -L fuzz, about a minute in all; tests/fuzz/README.md).
 # Installs missing Debian packages when run as root. Extra arguments go to
 # the first ctest (e.g. -R proto), and then the fuzz step is skipped.
 set -eu

@@ -41,10 +41,9 @@
     with its value, and the new one.
 */
 #include "kit.h"
+#include "kit_curve.h"
 #include "qkv_client.h"
 #include "qkv_cmsg.h"
-#include "qkv_config.h"
-#include "qkv_key.h"
 #include "qkv_msg.h"
 
 #include <arpa/inet.h>
@@ -71,14 +70,9 @@
 #define WAIT_MS 10000
 #define HEALTH_ID 4242424242u
 
-typedef struct {
-    char pub[41];
-    char sec[41];
-} s_pair_t;
-
 static bool s_curve; /* the suite running has CURVE on */
 static char s_dir[512];
-static s_pair_t s_node[NODES], s_stranger, s_client;
+static kit_keypair_t s_node[NODES], s_stranger, s_client;
 static const char *s_pubs[NODES];
 static kit_cluster_t s_cluster;
 static int s_leader = -1;
@@ -302,17 +296,6 @@ static void s_push_nested(s_frames_t *f, int depth, bool maps) {
 /*  ---------------------------------------------------------------------
     The cluster */
 
-/* A key pair; with name, its secret also in s_dir/name.key. 0 or -1. */
-static int s_make_pair(s_pair_t *p, const char *name) {
-    if (zmq_curve_keypair(p->pub, p->sec) != 0)
-        return -1;
-    if (!name)
-        return 0;
-    char path[700], err[800];
-    snprintf(path, sizeof path, "%s/%s.key", s_dir, name);
-    return qkv_key_write(path, p->sec, true, "test", err, sizeof err);
-}
-
 static int s_setup(bool curve) {
     s_curve = curve;
     s_leader = -1;
@@ -342,11 +325,12 @@ static int s_setup(bool curve) {
         for (int k = 0; k < NODES; k++) {
             char name[16];
             snprintf(name, sizeof name, "node%d", k);
-            if (s_make_pair(&s_node[k], name) != 0)
+            if (kit_keypair(&s_node[k], s_dir, name) != 0)
                 return -1;
             s_pubs[k] = s_node[k].pub;
         }
-        if (s_make_pair(&s_stranger, NULL) || s_make_pair(&s_client, NULL))
+        if (kit_keypair(&s_stranger, NULL, NULL) ||
+            kit_keypair(&s_client, NULL, NULL))
             return -1;
         opts.peer_keys = s_pubs;
         opts.node_args = curve_args;
@@ -844,7 +828,7 @@ static void test_http_slow(void) {
 /* A DEALER on port of node k: with routing id (NULL: none), with key pair
    (NULL: no CURVE) trusting node k's key. */
 static void *s_dealer(void *ctx, int port, int k, const char *id,
-                      const s_pair_t *p) {
+                      const kit_keypair_t *p) {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
     CU_ASSERT_FATAL(s != NULL);
     int linger = 3000, hwm = 1000000, timeout = 5000;
@@ -899,45 +883,16 @@ static void s_send_huge(void *s, size_t size) {
 
 /* The cluster's id, hash and node k's term and last index, as a forger
    needs them. */
-typedef struct {
-    uint64_t cluster_id, hash, term, last;
-} s_cluster_facts_t;
 
-static s_cluster_facts_t s_facts(int k) {
-    s_cluster_facts_t f = {0};
-    long status = 0;
-    json_t *h = kit_qkv_health(s_url(k), &status);
-    CU_ASSERT_FATAL(h != NULL);
-    const char *id = json_string_value(json_object_get(h, "cluster_id"));
-    CU_ASSERT_FATAL(id != NULL);
-    f.cluster_id = strtoull(id, NULL, 16);
-    f.term = (uint64_t)json_integer_value(json_object_get(h, "term"));
-    f.last = (uint64_t)json_integer_value(json_object_get(h, "last_index"));
-    json_decref(h);
-    /* the cluster hash, as the nodes compute it */
-    char peers[4096] = "";
-    for (int i = 0; i < NODES; i++) {
-        size_t used = strlen(peers);
-        snprintf(peers + used, sizeof peers - used,
-                 "%snode%d=tcp://127.0.0.1:%d|tcp://127.0.0.1:%d|"
-                 "http://127.0.0.1:%d%s%s",
-                 i ? "," : "", i, s_cluster.nodes[i].repl_port,
-                 s_cluster.nodes[i].client_port, s_cluster.nodes[i].port,
-                 s_curve ? "|key=" : "", s_curve ? s_node[i].pub : "");
-    }
-    char *argv[] = {"qkv-node", "--peers",        peers, "--node-id",
-                    "node0",    "--write-quorum", "1",   NULL};
-    qkv_config_t cfg;
-    char err[256];
-    CU_ASSERT_FATAL(qkv_config_parse(&cfg, 7, argv, NULL, err, sizeof err) ==
-                    0);
-    f.hash = cfg.cluster_hash;
-    qkv_config_clear(&cfg);
+/* kit_cluster_facts of node k, which must answer. */
+static kit_cluster_facts_t s_facts(int k) {
+    kit_cluster_facts_t f;
+    CU_ASSERT_FATAL(kit_cluster_facts(&s_cluster, (size_t)k, &f) == 0);
     return f;
 }
 
 /* A valid frame of every replication type, from the encoder. */
-static void s_push_valid(s_frames_t *f, const s_cluster_facts_t *c) {
+static void s_push_valid(s_frames_t *f, const kit_cluster_facts_t *c) {
     qkv_encoder_t *e = qkv_encoder_new();
     CU_ASSERT_FATAL(e != NULL);
     const void *data;
@@ -1000,7 +955,7 @@ static void s_push_valid(s_frames_t *f, const s_cluster_facts_t *c) {
 
 /* Replication junk for a node of cluster c: nothing in it is one
    well-formed message. */
-static void s_repl_junk(s_frames_t *f, const s_cluster_facts_t *c) {
+static void s_repl_junk(s_frames_t *f, const kit_cluster_facts_t *c) {
     uint64_t cid = c->cluster_id, term = c->term, hash = c->hash;
     /* every prefix of a valid frame, and each with a byte too many */
     s_frames_t valid = {0};
@@ -1165,7 +1120,7 @@ static void s_repl_junk(s_frames_t *f, const s_cluster_facts_t *c) {
 
 /* The replication junk at node k's port as sender `id` with key pair p
    (NULL: none). Returns the messages sent. */
-static size_t s_repl_send(int k, const char *id, const s_pair_t *p,
+static size_t s_repl_send(int k, const char *id, const kit_keypair_t *p,
                           const s_frames_t *f) {
     void *ctx = zmq_ctx_new();
     CU_ASSERT_FATAL(ctx != NULL);
@@ -1180,7 +1135,7 @@ static void test_replication_garbage(void) {
     for (int k = 0; k < NODES; k++) {
         char self_id[16];
         snprintf(self_id, sizeof self_id, "node%d", k);
-        s_cluster_facts_t c = s_facts(k);
+        kit_cluster_facts_t c = s_facts(k);
         s_frames_t f = {0};
         s_repl_junk(&f, &c);
         double before = s_metric(k, "qkv_malformed_frames_total");
@@ -1378,7 +1333,7 @@ static void s_client_port(int k, qkv_decoder_t *dec) {
     void *ctx = zmq_ctx_new();
     CU_ASSERT_FATAL(ctx != NULL);
     int port = s_cluster.nodes[k].client_port;
-    const s_pair_t *key = s_curve ? &s_client : NULL;
+    const kit_keypair_t *key = s_curve ? &s_client : NULL;
     const char *bad_name = "qkv_bad_requests_total{proto=\"zmq\"}";
     double before = s_metric(k, bad_name);
     void *s = s_dealer(ctx, port, k, NULL, key);
@@ -1597,15 +1552,12 @@ static void test_tcp_garbage(void) {
 /*  ---------------------------------------------------------------------
     A thousand connections */
 
-/* Opens count connections to port (non-blocking) and waits up to 3 s for
-   them: *up get established, *refused are refused (the rest are still
-   in the kernel's hands: a full listen backlog drops SYNs, and the
-   client tries again later). */
-static void s_flood_open(int port, int *fds, int count, int *up, int *refused) {
+/* Starts count connections to port (non-blocking); those refused at once
+   count in *refused. */
+static void s_flood_open(int port, int *fds, int count, int *refused) {
     struct sockaddr_in addr = {.sin_family = AF_INET};
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    *up = *refused = 0;
     for (int i = 0; i < count; i++) {
         fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fds[i] >= 0 &&
@@ -1616,7 +1568,14 @@ static void s_flood_open(int port, int *fds, int count, int *up, int *refused) {
             fds[i] = -1;
         }
     }
-    int64_t deadline = kit_now_ms() + 3000;
+}
+
+/* Waits until deadline for connections s_flood_open started: *up get
+   established, *refused are refused (the rest are still in the kernel's
+   hands: a full listen backlog drops SYNs, and the client tries again
+   later). */
+static void s_flood_wait(const int *fds, int count, int64_t deadline, int *up,
+                         int *refused) {
     for (int i = 0; i < count; i++) {
         if (fds[i] < 0)
             continue;
@@ -1632,37 +1591,47 @@ static void s_flood_open(int port, int *fds, int count, int *up, int *refused) {
     }
 }
 
+/* A thousand REST and a thousand client connections to every node at
+   once, held a second. */
 static void test_connection_flood(void) {
     struct rlimit lim;
     CU_ASSERT_FATAL(getrlimit(RLIMIT_NOFILE, &lim) == 0);
-    if (lim.rlim_cur < 2 * FLOOD + 64) {
+    if (lim.rlim_cur < 2 * NODES * FLOOD + 64) {
         printf("\n  NOTE: RLIMIT_NOFILE %llu (hard %llu) is below %d: "
                "the connection flood is skipped",
                (unsigned long long)lim.rlim_cur,
-               (unsigned long long)lim.rlim_max, 2 * FLOOD + 64);
+               (unsigned long long)lim.rlim_max, 2 * NODES * FLOOD + 64);
         return;
     }
-    static int fds[2 * FLOOD];
+    static int fds[NODES][2][FLOOD];
+    int up[NODES][2] = {{0}}, refused[NODES][2] = {{0}};
+    int64_t start = kit_now_ms();
     for (int k = 0; k < NODES; k++) {
-        int64_t start = kit_now_ms();
-        int rest, client, rest_refused, client_refused;
-        s_flood_open(s_cluster.nodes[k].port, fds, FLOOD, &rest, &rest_refused);
-        s_flood_open(s_cluster.nodes[k].client_port, fds + FLOOD, FLOOD,
-                     &client, &client_refused);
-        s_sleep_ms(1000);
-        for (int i = 0; i < 2 * FLOOD; i++)
-            if (fds[i] >= 0)
-                close(fds[i]);
+        s_flood_open(s_cluster.nodes[k].port, fds[k][0], FLOOD, &refused[k][0]);
+        s_flood_open(s_cluster.nodes[k].client_port, fds[k][1], FLOOD,
+                     &refused[k][1]);
+    }
+    for (int k = 0; k < NODES; k++)
+        for (int p = 0; p < 2; p++)
+            s_flood_wait(fds[k][p], FLOOD, start + 6000, &up[k][p],
+                         &refused[k][p]);
+    s_sleep_ms(1000);
+    for (int k = 0; k < NODES; k++)
+        for (int p = 0; p < 2; p++)
+            for (int i = 0; i < FLOOD; i++)
+                if (fds[k][p][i] >= 0)
+                    close(fds[k][p][i]);
+    for (int k = 0; k < NODES; k++) {
         printf("\n  node%d: %d REST and %d client connections held (of %d "
                "each)",
-               k, rest, client, FLOOD);
+               k, up[k][0], up[k][1], FLOOD);
         /* none refused; ZeroMQ accepts every one; civetweb accepts as
            its workers (each waits REQUEST_TIMEOUT_MS for a request) and
            its backlog allow, the rest wait in the kernel */
-        CU_ASSERT_EQUAL(rest_refused, 0);
-        CU_ASSERT_EQUAL(client_refused, 0);
-        CU_ASSERT(rest >= 64);
-        CU_ASSERT_EQUAL(client, FLOOD);
+        CU_ASSERT_EQUAL(refused[k][0], 0);
+        CU_ASSERT_EQUAL(refused[k][1], 0);
+        CU_ASSERT(up[k][0] >= 64);
+        CU_ASSERT_EQUAL(up[k][1], FLOOD);
         CU_ASSERT(kit_node_running(&s_cluster.nodes[k]));
         CU_ASSERT(kit_node_wait_healthy(&s_cluster.nodes[k], WAIT_MS) == 0);
         printf(", healthy again %lld ms after the start",
@@ -1674,73 +1643,26 @@ static void test_connection_flood(void) {
 /*  ---------------------------------------------------------------------
     A fake leader */
 
-/* Sends frames as a DEALER with routing id `as` and key pair p (NULL:
-   none) to node k's replication port, again and again for a second. */
-static void s_send_as(int k, const s_pair_t *p, const char *as,
-                      const void *const *frames, const size_t *sizes,
-                      size_t count) {
-    void *ctx = zmq_ctx_new();
-    void *s = s_dealer(ctx, s_cluster.nodes[k].repl_port, k, as, p);
-    int linger = 200;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    /* the leader's routing id passes back and forth between it and us
-       (ROUTER_HANDOVER), so some rounds are lost */
-    for (int round = 0; round < 50; round++) {
-        s_sleep_ms(20);
-        for (size_t i = 0; i < count; i++)
-            zmq_send(s, frames[i], sizes[i], ZMQ_DONTWAIT);
-    }
-    s_sleep_ms(300);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-}
-
 static void test_fake_leader(void) {
     int follower = (s_leader + 1) % NODES;
     uint64_t terms[NODES];
     for (int k = 0; k < NODES; k++)
         terms[k] = kit_qkv_health_u64(s_url(k), "term");
     double denied = s_metric(follower, "qkv_curve_denied_replication_total");
-    s_cluster_facts_t c = s_facts(follower);
-    qkv_encoder_t *e[3] = {qkv_encoder_new(), qkv_encoder_new(),
-                           qkv_encoder_new()};
-    qkv_entry_t *entry = qkv_entry_new(QKV_OP_PUT, "forged", 6, "x", 1);
-    CU_ASSERT_FATAL(e[0] && e[1] && e[2] && entry);
-    entry->term = c.term + 100;
-    entry->index = c.last + 1;
+    kit_cluster_facts_t c = s_facts(follower);
     /* Without CURVE the forgery is believed: a commit index that covers
        the forged entry would make the follower apply what no other node
        holds, which is the documented limit, not a test; so the plain
        suite forges no commit and the entry stays uncommitted there (a
        next leader keeps it or drops it everywhere alike). */
-    qkv_append_head_t head = {.cluster_id = c.cluster_id,
-                              .term = c.term + 100,
-                              .prev_index = c.last,
-                              .prev_term = c.term,
-                              .commit_index = s_curve ? c.last + 1 : c.last,
-                              .cluster_hash = c.hash};
-    qkv_encoder_append_begin(e[0], &head, 1);
-    qkv_encoder_add_entry(e[0], entry);
-    qkv_vote_t vote = {.type = QKV_MSG_VOTE,
-                       .cluster_id = c.cluster_id,
-                       .term = c.term + 200,
-                       .last_index = c.last + 1000,
-                       .last_term = c.term + 100,
-                       .cluster_hash = c.hash,
-                       .transfer = true};
-    qkv_encoder_vote(e[1], &vote);
-    qkv_encoder_timeout_now(e[2], c.cluster_id, c.term + 300, c.hash);
-    const void *frames[3];
-    size_t sizes[3];
-    for (int i = 0; i < 3; i++)
-        frames[i] = qkv_encoder_data(e[i], &sizes[i]);
+    kit_forgery_t f;
+    CU_ASSERT_FATAL(kit_forge_leader(&f, &c, s_curve) == 0);
     char leader_id[16];
     snprintf(leader_id, sizeof leader_id, "node%d", s_leader);
-    s_send_as(follower, s_curve ? &s_stranger : NULL, leader_id, frames, sizes,
-              3);
-    for (int i = 0; i < 3; i++)
-        qkv_encoder_destroy(&e[i]);
-    free(entry);
+    kit_send_as(s_cluster.nodes[follower].repl_port, leader_id,
+                s_curve ? &s_stranger : NULL, s_node[follower].pub, f.frames,
+                f.sizes, 3);
+    kit_forgery_free(&f);
 
     CU_ASSERT(kit_cluster_alive(&s_cluster));
     int leader = kit_cluster_leader(&s_cluster, WAIT_MS);
@@ -1882,14 +1804,8 @@ static void test_out_of_files(void) {
                               "qkv_replication_port_closed_total"};
     for (int p = 0; p < 2; p++) {
         int fds[S_FLOOD];
-        for (int i = 0; i < S_FLOOD; i++) {
-            fds[i] = socket(AF_INET, SOCK_STREAM, 0);
-            struct sockaddr_in sa = {.sin_family = AF_INET,
-                                     .sin_port = htons((uint16_t)ports[p])};
-            sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-            if (fds[i] >= 0)
-                connect(fds[i], (struct sockaddr *)&sa, sizeof sa);
-        }
+        int refused = 0;
+        s_flood_open(ports[p], fds, S_FLOOD, &refused);
         struct timespec pause = {0, 300 * 1000000L};
         nanosleep(&pause, NULL);
         /* REST keeps its descriptors meanwhile */

@@ -15,10 +15,9 @@
     the one PEERS lists.
 */
 #include "kit.h"
+#include "kit_curve.h"
 #include "qkv_client.h"
-#include "qkv_config.h"
 #include "qkv_key.h"
-#include "qkv_msg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,14 +29,9 @@
 
 #define NODES 3
 
-typedef struct {
-    char pub[41];
-    char sec[41];
-} s_pair_t;
-
 static char s_dir[512];          /* key files */
 static char s_clients_file[600]; /* CLIENT_KEYS */
-static s_pair_t s_node[NODES], s_writer, s_reader, s_stranger;
+static kit_keypair_t s_node[NODES], s_writer, s_reader, s_stranger;
 static const char *s_pubs[NODES];
 static kit_cluster_t s_cluster;
 static int s_leader = -1;
@@ -45,18 +39,6 @@ static int s_leader = -1;
 static void s_sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
-}
-
-/* A key pair; with name, its secret also in s_dir/name.key. Called from
-   the suite's set-up, where CUnit takes no assertions: 0 or -1. */
-static int s_make_pair(s_pair_t *p, const char *name) {
-    if (zmq_curve_keypair(p->pub, p->sec) != 0)
-        return -1;
-    if (!name)
-        return 0;
-    char path[700], err[800];
-    snprintf(path, sizeof path, "%s/%s.key", s_dir, name);
-    return qkv_key_write(path, p->sec, true, "test", err, sizeof err);
 }
 
 static int s_setup(void) {
@@ -68,12 +50,13 @@ static int s_setup(void) {
     for (int k = 0; k < NODES; k++) {
         char name[16];
         snprintf(name, sizeof name, "node%d", k);
-        if (s_make_pair(&s_node[k], name) != 0)
+        if (kit_keypair(&s_node[k], s_dir, name) != 0)
             return -1;
         s_pubs[k] = s_node[k].pub;
     }
-    if (s_make_pair(&s_writer, NULL) || s_make_pair(&s_reader, NULL) ||
-        s_make_pair(&s_stranger, NULL))
+    if (kit_keypair(&s_writer, NULL, NULL) ||
+        kit_keypair(&s_reader, NULL, NULL) ||
+        kit_keypair(&s_stranger, NULL, NULL))
         return -1;
     snprintf(s_clients_file, sizeof s_clients_file, "%s/clients", s_dir);
     FILE *f = fopen(s_clients_file, "w");
@@ -104,7 +87,7 @@ static int s_teardown(void) {
 
 /* A libqkv handle on node k's client port with key pair p (NULL: plain
    text) trusting node k's key; requests give up after timeout_ms. */
-static qkv_client_t *s_client(int k, const s_pair_t *p, int timeout_ms) {
+static qkv_client_t *s_client(int k, const kit_keypair_t *p, int timeout_ms) {
     char endpoint[128], err[256];
     snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d",
              s_cluster.nodes[k].client_port);
@@ -204,102 +187,17 @@ static void test_unknown_keys_get_nothing(void) {
 /*  ---------------------------------------------------------------------
     Peers */
 
-/* Sends frames as a DEALER with routing id `as` and key pair p to node
-   k's replication port (trusting k's key), again and again for a second,
-   then waits a moment. */
-static void s_send_as(int k, const s_pair_t *p, const char *as,
-                      const void *const *frames, const size_t *sizes,
-                      size_t count) {
-    void *ctx = zmq_ctx_new();
-    void *s = zmq_socket(ctx, ZMQ_DEALER);
-    int linger = 200;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(s, ZMQ_ROUTING_ID, as, strlen(as));
-    zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, s_node[k].pub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, p->pub, 40);
-    zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, p->sec, 40);
-    char endpoint[64];
-    snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d",
-             s_cluster.nodes[k].repl_port);
-    CU_ASSERT_EQUAL(zmq_connect(s, endpoint), 0);
-    /* for a second: a routing id that a live member uses passes back and
-       forth between it and us (ROUTER_HANDOVER), so some rounds are lost */
-    for (int round = 0; round < 50; round++) {
-        s_sleep_ms(20);
-        for (size_t i = 0; i < count; i++)
-            zmq_send(s, frames[i], sizes[i], ZMQ_DONTWAIT);
-    }
-    s_sleep_ms(300);
-    zmq_close(s);
-    zmq_ctx_term(ctx);
-}
-
 /* Well-formed forged messages as the leader would send them, with a term
-   far above the cluster's: an APPEND, a VOTE asking for a handover, a
-   TIMEOUT_NOW. */
-static void s_forge_and_send(int k, const s_pair_t *p, const char *as) {
-    char url[300];
-    snprintf(url, sizeof url, "%s", s_cluster.nodes[k].url);
-    long status = 0;
-    json_t *h = kit_qkv_health(url, &status);
-    CU_ASSERT_FATAL(h != NULL);
-    uint64_t cluster_id =
-        strtoull(json_string_value(json_object_get(h, "cluster_id")), NULL, 16);
-    uint64_t term = (uint64_t)json_integer_value(json_object_get(h, "term"));
-    uint64_t last =
-        (uint64_t)json_integer_value(json_object_get(h, "last_index"));
-    json_decref(h);
-    /* the cluster hash, as the nodes compute it */
-    char peers[4096] = "";
-    for (int i = 0; i < NODES; i++) {
-        size_t used = strlen(peers);
-        snprintf(peers + used, sizeof peers - used,
-                 "%snode%d=tcp://127.0.0.1:%d|tcp://127.0.0.1:%d|"
-                 "http://127.0.0.1:%d|key=%s",
-                 i ? "," : "", i, s_cluster.nodes[i].repl_port,
-                 s_cluster.nodes[i].client_port, s_cluster.nodes[i].port,
-                 s_node[i].pub);
-    }
-    char *argv[] = {"qkv-node", "--peers",        peers, "--node-id",
-                    "node0",    "--write-quorum", "1",   NULL};
-    qkv_config_t cfg;
-    char err[256];
-    CU_ASSERT_FATAL(qkv_config_parse(&cfg, 7, argv, NULL, err, sizeof err) ==
-                    0);
-    uint64_t hash = cfg.cluster_hash;
-    qkv_config_clear(&cfg);
-
-    qkv_encoder_t *e[3] = {qkv_encoder_new(), qkv_encoder_new(),
-                           qkv_encoder_new()};
-    qkv_entry_t *entry = qkv_entry_new(QKV_OP_PUT, "forged", 6, "x", 1);
-    CU_ASSERT_FATAL(e[0] && e[1] && e[2] && entry);
-    entry->term = term + 100;
-    entry->index = last + 1;
-    qkv_append_head_t head = {.cluster_id = cluster_id,
-                              .term = term + 100,
-                              .prev_index = last,
-                              .prev_term = term,
-                              .commit_index = last + 1,
-                              .cluster_hash = hash};
-    qkv_encoder_append_begin(e[0], &head, 1);
-    qkv_encoder_add_entry(e[0], entry);
-    qkv_vote_t vote = {.type = QKV_MSG_VOTE,
-                       .cluster_id = cluster_id,
-                       .term = term + 200,
-                       .last_index = last + 1000,
-                       .last_term = term + 100,
-                       .cluster_hash = hash,
-                       .transfer = true};
-    qkv_encoder_vote(e[1], &vote);
-    qkv_encoder_timeout_now(e[2], cluster_id, term + 300, hash);
-    const void *frames[3];
-    size_t sizes[3];
-    for (int i = 0; i < 3; i++)
-        frames[i] = qkv_encoder_data(e[i], &sizes[i]);
-    s_send_as(k, p, as, frames, sizes, 3);
-    for (int i = 0; i < 3; i++)
-        qkv_encoder_destroy(&e[i]);
-    free(entry);
+   far above the cluster's (kit_forge_leader), sent to node k as routing
+   id as with key pair p. */
+static void s_forge_and_send(int k, const kit_keypair_t *p, const char *as) {
+    kit_cluster_facts_t c;
+    kit_forgery_t f;
+    CU_ASSERT_FATAL(kit_cluster_facts(&s_cluster, (size_t)k, &c) == 0);
+    CU_ASSERT_FATAL(kit_forge_leader(&f, &c, true) == 0);
+    kit_send_as(s_cluster.nodes[k].repl_port, as, p, s_node[k].pub, f.frames,
+                f.sizes, 3);
+    kit_forgery_free(&f);
 }
 
 /* Every node: the same term and leader as before, and no forged key. */
