@@ -1,5 +1,6 @@
 /*  qkv_key.c - CURVE key text and key files (qkv_key.h). */
 #include "qkv_key.h"
+#include "qkv_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,27 +24,11 @@ bool qkv_key_text(const char *s) {
 
 int qkv_key_read(const char *path, bool secret, char *key, char *err,
                  size_t err_size) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
+    size_t n;
+    char *text = qkv_read_file(path, S_FILE_MAX, secret, &n, err, err_size);
+    if (!text)
         return -1;
-    }
-    struct stat st;
-    char text[S_FILE_MAX + 1];
-    ssize_t n = -1;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, err_size, "%s: not a regular file", path);
-    } else if (secret && (st.st_mode & 077)) {
-        snprintf(err, err_size,
-                 "%s: a secret key others may read (mode %03o): chmod 600 it",
-                 path, (unsigned)(st.st_mode & 0777));
-    } else if ((n = read(fd, text, S_FILE_MAX)) < 0) {
-        snprintf(err, err_size, "%s: cannot read: %s", path, strerror(errno));
-    }
-    close(fd);
-    if (n < 0)
-        return -1;
-    text[n] = '\0';
+    int rc = -1;
     for (char *line = text; line && *line;) {
         char *end = strchr(line, '\n');
         if (end)
@@ -56,15 +41,18 @@ int qkv_key_read(const char *path, bool secret, char *key, char *err,
             if (!qkv_key_text(line))
                 break;
             memcpy(key, line, QKV_KEY_TEXT + 1);
-            return 0;
+            rc = 0;
+            break;
         }
         line = end ? end + 1 : NULL;
     }
-    snprintf(err, err_size,
-             "%s: no key in it (a line of %d Z85 characters, as qkv keygen "
-             "writes)",
-             path, QKV_KEY_TEXT);
-    return -1;
+    if (rc != 0)
+        snprintf(err, err_size,
+                 "%s: no key in it (a line of %d Z85 characters, as qkv "
+                 "keygen writes)",
+                 path, QKV_KEY_TEXT);
+    qkv_free_secret(text, n + 1);
+    return rc;
 }
 
 int qkv_key_write(const char *path, const char *key, bool secret,

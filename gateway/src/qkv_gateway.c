@@ -1751,73 +1751,19 @@ static void s_set_limits(qkv_gateway_t *self) {
 //  ---------------------------------------------------------------------
 //  Secrets: the tokens file, the certificate and its key
 
-//  Overwrites a buffer that held a secret, in a way the compiler keeps.
-
-static void s_wipe(void *p, size_t len) {
-    volatile unsigned char *v = p;
-    while (len-- > 0)
-        *v++ = 0;
-}
-
-static void s_free_secret(char *data, size_t len) {
-    if (data == NULL)
-        return;
-    s_wipe(data, len);
-    free(data);
-}
-
 //  Reads a whole small file (at most S_SECRET_FILE_MAX bytes) into a
-//  malloc'd buffer for s_free_secret; what names its setting in messages.
-//  When private, a file group or others may use is refused, as ssh
-//  refuses such a key: the check is made on the file opened (fstat).
+//  malloc'd buffer for qkv_free_secret; what names its setting in
+//  messages. When private, a file group or others may use is refused, as
+//  ssh refuses such a key (qkv_read_file checks the file it opened).
 //  Returns NULL with the reason in err.
 
 static char *s_read_file(const char *what, const char *path, bool private,
                          size_t *len, char *err, size_t err_size) {
-    struct stat st;
-    char *data = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-    if (fd < 0) {
-        snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0)
-        snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
-    else if (!S_ISREG(st.st_mode))
-        snprintf(err, err_size, "%s %s: not a regular file", what, path);
-    else if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-        snprintf(err, err_size,
-                 "%s %s: group or others may read or write it (mode %04o); "
-                 "it holds secrets: chmod 600 it",
-                 what, path, (unsigned)(st.st_mode & 07777));
-    else if (st.st_size > S_SECRET_FILE_MAX)
-        snprintf(err, err_size, "%s %s: larger than %d bytes", what, path,
-                 S_SECRET_FILE_MAX);
-    else if ((data = malloc((size_t)st.st_size + 1)) == NULL)
-        snprintf(err, err_size, "%s %s: out of memory", what, path);
-    if (data == NULL) {
-        close(fd);
-        return NULL;
-    }
-    size_t cap = (size_t)st.st_size, got = 0;
-    while (got < cap) {
-        ssize_t n = read(fd, data + got, cap - got);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
-            close(fd);
-            s_free_secret(data, cap + 1);
-            return NULL;
-        }
-        if (n == 0)
-            break; /* shorter than it was: take what is there */
-        got += (size_t)n;
-    }
-    close(fd);
-    data[got] = '\0';
-    *len = got;
+    char why[4400];
+    char *data =
+        qkv_read_file(path, S_SECRET_FILE_MAX, private, len, why, sizeof why);
+    if (!data)
+        snprintf(err, err_size, "%s %s", what, why);
     return data;
 }
 
@@ -1836,7 +1782,7 @@ static int s_load_tokens(qkv_gateway_t *self, char *err, size_t err_size) {
         return -1;
     int rc =
         qkv_rest_tokens_parse(text, len, &self->tokens, &line, why, sizeof why);
-    s_free_secret(text, len + 1);
+    qkv_free_secret(text, len + 1);
     if (rc != 0 && line > 0)
         snprintf(err, err_size, "HTTP_TOKENS_FILE %s:%zu: %s", path, line, why);
     else if (rc != 0)
@@ -1952,8 +1898,8 @@ static int s_tls_pem(const qkv_config_t *cfg, char *pem, size_t pem_size,
     }
     if (rc != 0 && fd >= 0)
         close(fd);
-    s_free_secret(cert, cert_len + 1);
-    s_free_secret(key, key_len + 1);
+    qkv_free_secret(cert, cert_len + 1);
+    qkv_free_secret(key, key_len + 1);
     return rc;
 }
 

@@ -10,6 +10,7 @@
     mechanism, another domain, a malformed request - is refused.
 */
 #include "qkv_curve.h"
+#include "qkv_io.h"
 #include "qkv_key.h"
 #include "qkv_say.h"
 
@@ -100,23 +101,16 @@ int qkv_client_keys_parse(const char *text, size_t len, qkv_client_key_t *keys,
 
 static int s_load_client_keys(qkv_curve_t *self, const char *path, char *err,
                               size_t es) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, es, "CLIENT_KEYS: %s: %s", path, strerror(errno));
-        return -1;
-    }
-    char *text = malloc(QKV_CLIENT_KEYS_FILE_MAX + 1);
-    size_t n = text ? fread(text, 1, QKV_CLIENT_KEYS_FILE_MAX + 1, f) : 0;
-    bool failed = !text || ferror(f);
-    fclose(f);
-    if (failed || n > QKV_CLIENT_KEYS_FILE_MAX) {
-        snprintf(err, es, "CLIENT_KEYS: %s: %s", path,
-                 failed ? "cannot read it" : "larger than 1 MiB");
-        free(text);
+    size_t n;
+    char why[4400];
+    char *text = qkv_read_file(path, QKV_CLIENT_KEYS_FILE_MAX, false, &n, why,
+                               sizeof(why));
+    if (!text) {
+        snprintf(err, es, "CLIENT_KEYS: %s", why);
         return -1;
     }
     self->clients = calloc(QKV_CLIENT_KEYS_MAX, sizeof(*self->clients));
-    char why[256] = "out of memory";
+    snprintf(why, sizeof(why), "out of memory");
     int count = self->clients ? qkv_client_keys_parse(text, n, self->clients,
                                                       QKV_CLIENT_KEYS_MAX, why,
                                                       sizeof(why))
