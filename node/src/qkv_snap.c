@@ -519,14 +519,23 @@ bool qkv_snap_saver_fork(qkv_snap_saver_t *self, qkv_store_t *store,
     pthread_mutex_unlock(&self->mutex);
     if (busy)
         return false;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return false;
     if (pid == 0) {
         /* The child: a copy of the state as of the fork, written while
            the node goes on. Only this thread exists here; it encodes,
-           writes, fsyncs and leaves without running exit handlers. */
+           writes, fsyncs and leaves without running exit handlers. It
+           dies with the node (and leaves at once if the node is already
+           gone), and keeps none of the node's descriptors: not the data
+           directory's LOCK (flock: shared with the child), nor a
+           listening socket, so a node killed mid-snapshot can start again
+           at once. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        close_range(3, ~0U, 0);
         /* the node's threads come first: on a busy machine the snapshot
            takes longer, writes do not wait for it */
         (void)setpriority(PRIO_PROCESS, 0, 19);
