@@ -388,20 +388,24 @@ uint64_t qkv_store_applied_index(qkv_store_t *self) {
     return i;
 }
 
+/* Bytes beyond keys and values; under the lock. */
+static size_t s_overhead_bytes(const qkv_store_t *self) {
+    return sizeof(*self) + (self->table_mask + 1) * sizeof(*self->table) +
+           (size_t)self->pos_cap *
+               (sizeof(*self->pos) + sizeof(*self->free_pos)) +
+           self->item_overhead;
+}
+
 size_t qkv_store_bytes(qkv_store_t *self) {
-    size_t overhead = qkv_store_overhead_bytes(self);
     pthread_rwlock_rdlock(&self->lock);
-    size_t payload = self->payload;
+    size_t bytes = s_overhead_bytes(self) + self->payload;
     pthread_rwlock_unlock(&self->lock);
-    return overhead + payload;
+    return bytes;
 }
 
 size_t qkv_store_overhead_bytes(qkv_store_t *self) {
     pthread_rwlock_rdlock(&self->lock);
-    size_t bytes =
-        sizeof(*self) + (self->table_mask + 1) * sizeof(*self->table) +
-        (size_t)self->pos_cap * (sizeof(*self->pos) + sizeof(*self->free_pos)) +
-        self->item_overhead;
+    size_t bytes = s_overhead_bytes(self);
     pthread_rwlock_unlock(&self->lock);
     return bytes;
 }
