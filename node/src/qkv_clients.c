@@ -21,9 +21,9 @@
 
     ZeroMQ drops a frame above the size limit by closing its connection;
     nothing tells which disconnect that was, so a socket monitor counts
-    every client disconnect for /metrics. The monitor also reports an
-    accept(2) that fails for want of file descriptors, which libzmq would
-    retry in a busy loop: the port is closed for a second instead.
+    every client disconnect for /metrics. The monitor also feeds the
+    port's guard (qkv_port_guard_t in qkv_sockopt.h), which closes the
+    port for a second when file descriptors run short.
 */
 #include "qkv_clients.h"
 #include "qkv_buf.h"
@@ -34,7 +34,6 @@
 #include "qkv_ring.h"
 #include "qkv_sockopt.h"
 
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,7 +43,6 @@
 #define S_PARKED_MAX 1000000     /* most reads parked */
 #define S_FRAME_SOFT (64u << 20) /* an open result frame goes out past */
 #define S_NONE UINT32_MAX
-#define S_REBIND_US 1000000 /* out of files: the port stays closed 1 s */
 
 /* A client, by routing id. */
 typedef struct {
@@ -88,8 +86,7 @@ struct qkv_clients_t {
     qkv_ring_t items;     /* qkv_citem_t of a dump chunk, never popped */
     bool items_failed;
     uint64_t cursor_secret;
-    int64_t rebind_at_us; /* out of files: the port is closed until then */
-    const qkv_fd_budget_t *fds; /* descriptors kept free */
+    qkv_port_guard_t guard; /* closes the port when descriptors run short */
 };
 
 /*  =====================================================================
@@ -562,25 +559,8 @@ void qkv_clients_applied(qkv_clients_t *self, uint64_t applied) {
     }
 }
 
-/* Binds the client port again after s_close_port; 0 when it is bound,
-   else when to try again. */
-static int64_t s_rebind(qkv_clients_t *self, int64_t now) {
-    if (!self->rebind_at_us || now < self->rebind_at_us)
-        return self->rebind_at_us;
-    char endpoint[96];
-    snprintf(endpoint, sizeof(endpoint), "tcp://%s:%d", self->cfg->bind,
-             self->cfg->client_port);
-    if (zmq_bind(self->handle, endpoint) != 0) {
-        self->rebind_at_us = now + S_REBIND_US;
-        return self->rebind_at_us;
-    }
-    self->rebind_at_us = 0;
-    qkv_info("client port: %s open again", endpoint);
-    return 0;
-}
-
 int64_t qkv_clients_expire(qkv_clients_t *self, int64_t now) {
-    int64_t next = s_rebind(self, now);
+    int64_t next = qkv_port_guard_reopen(&self->guard, now);
     for (size_t i = 0; i < self->reads.count;) {
         s_read_t *w = qkv_ring_at(&self->reads, i);
         if (w->deadline_us > now) {
@@ -659,45 +639,18 @@ static void s_frame(qkv_clients_t *self, const zmq_msg_t *id, zmq_msg_t *body,
     s_peer_release(self, peer);
 }
 
-/* More connections than the descriptor budget leaves the ZeroMQ
-   listeners, or none left at all (libzmq would retry the failing accept(2)
-   in a busy loop, and civetweb's would spin too): the endpoint is unbound
-   (its connections end, the descriptors come back) and bound again after
-   S_REBIND_US; clients reconnect by themselves. */
-static void s_close_port(qkv_clients_t *self, const char *why, int64_t now) {
-    if (self->rebind_at_us)
-        return;
-    char endpoint[96];
-    snprintf(endpoint, sizeof(endpoint), "tcp://%s:%d", self->cfg->bind,
-             self->cfg->client_port);
-    if (zmq_unbind(self->handle, endpoint) != 0)
-        return;
-    self->rebind_at_us = now + S_REBIND_US;
-    atomic_fetch_add_explicit(&self->node->client_port_closed, 1,
-                              memory_order_relaxed);
-    qkv_warn("client port: %s; closed %s and its connections for %d ms "
-             "(raise ulimit -n)",
-             why, endpoint, (int)(S_REBIND_US / 1000));
-}
-
 static void s_monitor_read(qkv_clients_t *self, int64_t now) {
     uint16_t id;
     uint32_t value;
     while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
-        if (id == ZMQ_EVENT_ACCEPTED) {
-            if (qkv_sockopt_over_budget(self->fds))
-                s_close_port(self,
-                             "more connections than the open-file limit "
-                             "leaves room for",
-                             now);
-        } else if (id == ZMQ_EVENT_DISCONNECTED) {
+        if (id == ZMQ_EVENT_DISCONNECTED)
             atomic_fetch_add_explicit(&self->node->client_disconnects, 1,
                                       memory_order_relaxed);
-        } else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
-                   (value == EMFILE || value == ENFILE)) {
-            s_close_port(self, "accept failed: out of file descriptors", now);
-        }
+        else
+            qkv_port_guard_event(&self->guard, id, value, now);
     }
+    atomic_store_explicit(&self->node->client_port_closed, self->guard.closed,
+                          memory_order_relaxed);
 }
 
 void qkv_clients_read(qkv_clients_t *self, int64_t now) {
@@ -736,7 +689,8 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
     self->cfg = cfg;
     self->door = door;
     self->leader_endpoint = leader_endpoint;
-    self->fds = fds;
+    self->guard.budget = fds;
+    self->guard.name = "client port";
     self->curve = qkv_node_curve(node) != NULL;
     self->open_peer = self->free_peer = S_NONE;
     qkv_ring_init(&self->peers, sizeof(s_peer_t));
@@ -764,6 +718,9 @@ qkv_clients_t *qkv_clients_new(qkv_node_t *node, qkv_door_t *door,
         return NULL;
     }
     self->handle = zsock_resolve(self->sock);
+    self->guard.handle = self->handle;
+    snprintf(self->guard.endpoint, sizeof(self->guard.endpoint), "tcp://%s:%d",
+             cfg->bind, cfg->client_port);
     char monitor[64];
     snprintf(monitor, sizeof(monitor), "inproc://qkv-clients-%p", (void *)self);
     if (zmq_socket_monitor(self->handle, monitor,

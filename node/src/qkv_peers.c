@@ -7,15 +7,12 @@
 #include "qkv_config.h"
 #include "qkv_hash.h"
 #include "qkv_ring.h"
-#include "qkv_say.h"
 #include "qkv_sockopt.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define S_REBIND_US 1000000 /* out of files: the port stays closed 1 s */
 
 _Static_assert(QKV_MAX_FOLLOWERS <= 64,
                "qkv_peers_flush reports peers in 64 bits");
@@ -42,11 +39,9 @@ struct qkv_peers_t {
     char ids[QKV_MAX_FOLLOWERS][128]; /* mesh: peer routing ids */
     bool curve;                       /* mesh: check User-Id */
     zsock_t *monitor;                 /* mesh: the ROUTER's accept failures */
-    char endpoint[96];                /* mesh: where the ROUTER binds */
-    int64_t rebind_at_us;             /* mesh: out of files, closed until */
-    const qkv_fd_budget_t *fds;       /* mesh: descriptors kept free */
+    qkv_port_guard_t guard;           /* mesh: closes the ROUTER's port
+                                         when descriptors run short */
     uint64_t forged;                  /* mesh: User-Id and routing id differ */
-    uint64_t closed;                  /* mesh: times the port was closed */
     int64_t min_delay_us, max_delay_us;
     uint64_t rng;      /* xorshift state for delays */
     zmq_msg_t sender;  /* follower: routing id answers go to */
@@ -122,7 +117,8 @@ qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *o, char *err,
     }
     self->mesh = true;
     self->curve = o->curve != NULL;
-    self->fds = o->fds;
+    self->guard.budget = o->fds;
+    self->guard.name = "replication port";
     self->min_delay_us = o->min_delay_us;
     self->max_delay_us = o->max_delay_us;
     self->router =
@@ -134,8 +130,9 @@ qkv_peers_t *qkv_peers_new_mesh(const qkv_mesh_opts_t *o, char *err,
         return NULL;
     }
     self->router_handle = zsock_resolve(self->router);
-    snprintf(self->endpoint, sizeof(self->endpoint), "tcp://%s:%d", o->bind,
-             o->port);
+    self->guard.handle = self->router_handle;
+    snprintf(self->guard.endpoint, sizeof(self->guard.endpoint), "tcp://%s:%d",
+             o->bind, o->port);
     char monitor[64];
     snprintf(monitor, sizeof(monitor), "inproc://qkv-peers-%p", (void *)self);
     if (zmq_socket_monitor(self->router_handle, monitor,
@@ -274,22 +271,9 @@ int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
     return 0;
 }
 
-/* Binds the replication port again, once its second is over. */
-static void s_rebind(qkv_peers_t *self, int64_t now) {
-    if (!self->rebind_at_us || now < self->rebind_at_us)
-        return;
-    if (zmq_bind(self->router_handle, self->endpoint) != 0) {
-        self->rebind_at_us = now + S_REBIND_US;
-        return;
-    }
-    self->rebind_at_us = 0;
-    qkv_info("replication port: %s open again", self->endpoint);
-}
-
 uint64_t qkv_peers_flush(qkv_peers_t *self, int64_t now, int64_t *next_due) {
     uint64_t failed = 0;
-    s_rebind(self, now);
-    *next_due = self->rebind_at_us;
+    *next_due = self->mesh ? qkv_port_guard_reopen(&self->guard, now) : 0;
     for (size_t i = 0; i < self->count; i++) {
         s_link_t *link = &self->links[i];
         const s_held_t *h;
@@ -333,38 +317,16 @@ static size_t s_peer_of(const qkv_peers_t *self, const zmq_msg_t *id) {
     return self->count;
 }
 
-/* Out of file descriptors: libzmq retries the failing accept(2) in a busy
-   loop while the pending connection waits, so the replication port is
-   unbound for S_REBIND_US instead (its connections end and give their
-   descriptors back; peers reconnect by themselves). */
-static void s_close(qkv_peers_t *self, const char *why) {
-    if (self->rebind_at_us ||
-        zmq_unbind(self->router_handle, self->endpoint) != 0)
-        return;
-    self->rebind_at_us = qkv_now_us() + S_REBIND_US;
-    self->closed++;
-    qkv_warn("replication port: %s; closed %s and its connections for %d ms "
-             "(raise ulimit -n)",
-             why, self->endpoint, (int)(S_REBIND_US / 1000));
-}
-
+/* The ROUTER's monitor: what its port guard needs. */
 static void s_monitor_read(qkv_peers_t *self) {
     uint16_t id;
     uint32_t value;
-    while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0) {
-        if (id == ZMQ_EVENT_ACCEPTED && self->fds) {
-            if (qkv_sockopt_over_budget(self->fds))
-                s_close(self, "more connections than the open-file limit "
-                              "leaves room for");
-        } else if (id == ZMQ_EVENT_ACCEPT_FAILED &&
-                   (value == EMFILE || value == ENFILE)) {
-            s_close(self, "accept failed: out of file descriptors");
-        }
-    }
+    while (qkv_sockopt_monitor_event(self->monitor, &id, &value) == 0)
+        qkv_port_guard_event(&self->guard, id, value, qkv_now_us());
 }
 
 uint64_t qkv_peers_closed(const qkv_peers_t *self) {
-    return self->closed;
+    return self->guard.closed;
 }
 
 int qkv_peers_recv(qkv_peers_t *self, size_t item, size_t *peer,

@@ -11,8 +11,10 @@
 */
 #include "qkv_sockopt.h"
 #include "qkv_curve.h"
+#include "qkv_say.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <sys/resource.h>
 
 #define S_HWM 100000
@@ -129,4 +131,42 @@ bool qkv_sockopt_over_budget(const qkv_fd_budget_t *budget) {
         open++;
     closedir(dir);
     return open + budget->reserve > (long long)rl.rlim_cur;
+}
+
+#define S_CLOSED_US 1000000 /* a guarded port stays closed a second */
+
+static void s_guard_close(qkv_port_guard_t *guard, const char *why,
+                          int64_t now) {
+    if (guard->reopen_at_us || zmq_unbind(guard->handle, guard->endpoint) != 0)
+        return;
+    guard->reopen_at_us = now + S_CLOSED_US;
+    guard->closed++;
+    qkv_warn("%s: %s; closed %s and its connections for %d ms (raise "
+             "ulimit -n)",
+             guard->name, why, guard->endpoint, S_CLOSED_US / 1000);
+}
+
+void qkv_port_guard_event(qkv_port_guard_t *guard, uint16_t event,
+                          uint32_t value, int64_t now) {
+    if (event == ZMQ_EVENT_ACCEPTED && guard->budget &&
+        qkv_sockopt_over_budget(guard->budget))
+        s_guard_close(guard,
+                      "more connections than the open-file limit leaves "
+                      "room for",
+                      now);
+    else if (event == ZMQ_EVENT_ACCEPT_FAILED &&
+             (value == EMFILE || value == ENFILE))
+        s_guard_close(guard, "accept failed: out of file descriptors", now);
+}
+
+int64_t qkv_port_guard_reopen(qkv_port_guard_t *guard, int64_t now) {
+    if (!guard->reopen_at_us || now < guard->reopen_at_us)
+        return guard->reopen_at_us;
+    if (zmq_bind(guard->handle, guard->endpoint) != 0) {
+        guard->reopen_at_us = now + S_CLOSED_US;
+        return guard->reopen_at_us;
+    }
+    guard->reopen_at_us = 0;
+    qkv_info("%s: %s open again", guard->name, guard->endpoint);
+    return 0;
 }

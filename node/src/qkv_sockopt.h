@@ -60,6 +60,29 @@ typedef struct {
    /proc/self/fd). */
 bool qkv_sockopt_over_budget(const qkv_fd_budget_t *budget);
 
+/* A bound ZeroMQ port that closes for a second when descriptors run short:
+   it accepted a connection while fewer than budget->reserve were free, or
+   accept(2) failed with EMFILE or ENFILE. Unbinding ends the port's
+   connections (clients and peers reconnect by themselves); libzmq cannot
+   stop accepting otherwise. The actor's thread only. */
+typedef struct {
+    void *handle;                  /* the bound libzmq socket */
+    char endpoint[96];             /* tcp://BIND:PORT it binds */
+    const char *name;              /* "client port", ... for the log */
+    const qkv_fd_budget_t *budget; /* NULL: only EMFILE closes it */
+    int64_t reopen_at_us;          /* closed until then; 0: open */
+    uint64_t closed;               /* times it was closed */
+} qkv_port_guard_t;
+
+/* Looks at one event of the port's monitor (ZMQ_EVENT_ACCEPTED,
+   ZMQ_EVENT_ACCEPT_FAILED; the others change nothing). */
+void qkv_port_guard_event(qkv_port_guard_t *guard, uint16_t event,
+                          uint32_t value, int64_t now);
+
+/* Binds a closed port again once its second is over. Returns when to
+   look again (0: the port is open). */
+int64_t qkv_port_guard_reopen(qkv_port_guard_t *guard, int64_t now);
+
 /* Reads one waiting event of a socket monitor (zmq_socket_monitor's
    PAIR, both of its frames): 0 with its event id and value, -1 when none
    waits. */
