@@ -850,7 +850,8 @@ static void *s_dealer(void *ctx, int port, int k, const char *id,
     return s;
 }
 
-/* Sends every frame; returns the messages sent whole. */
+/* Sends every frame, up to the first that cannot go (ZMQ_SNDTIMEO);
+   returns the messages sent whole. */
 static size_t s_send_frames(void *s, const s_frames_t *f) {
     size_t messages = 0;
     bool whole = true;
@@ -858,6 +859,9 @@ static size_t s_send_frames(void *s, const s_frames_t *f) {
         const s_mp_t *b = &f->items[i];
         int rc = zmq_send(s, b->len ? (const void *)b->data : "", b->len,
                           f->more[i] ? ZMQ_SNDMORE : 0);
+        if (rc < 0)
+            break; /* no pipe (a refused handshake): every send would wait
+                      out its ZMQ_SNDTIMEO */
         whole = whole && rc == (int)b->len;
         if (!f->more[i]) {
             messages += whole;
