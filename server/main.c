@@ -8,6 +8,7 @@
 
 #include <czmq.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,35 @@ static void s_raise_nofile(void) {
         qkv_info("open files: up to %llu", (unsigned long long)lim.rlim_cur);
 }
 
+/* CPU_LIST: every thread the node starts inherits the main thread's
+   CPUs, so they are set before any starts. A CPU this process may not
+   use stops the node. */
+static int s_pin_cpus(const qkv_config_t *cfg) {
+    if (!cfg->cpu_count)
+        return 0;
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+        qkv_error("CPU_LIST: cannot read the CPUs this process may use: %s",
+                  strerror(errno));
+        return -1;
+    }
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (CPU_ISSET(c, &cfg->cpu_set) && !CPU_ISSET(c, &allowed)) {
+            qkv_error("CPU_LIST (--cpu-list): CPU %d is not one this process "
+                      "may use (%d are)",
+                      c, CPU_COUNT(&allowed));
+            return -1;
+        }
+    if (sched_setaffinity(0, sizeof(cfg->cpu_set), &cfg->cpu_set) != 0) {
+        qkv_error("CPU_LIST (--cpu-list): cannot pin to its CPUs: %s",
+                  strerror(errno));
+        return -1;
+    }
+    qkv_info("threads pinned to %zu CPU%s (CPU_LIST)", cfg->cpu_count,
+             cfg->cpu_count == 1 ? "" : "s");
+    return 0;
+}
+
 int main(int argc, char *argv[]) {
     qkv_config_t cfg;
     char err[512];
@@ -49,6 +79,10 @@ int main(int argc, char *argv[]) {
     }
     qkv_say_set_id(cfg.node_id);
     s_raise_nofile();
+    if (s_pin_cpus(&cfg) != 0) {
+        qkv_config_clear(&cfg);
+        return 2;
+    }
 
     /* Signals are taken by sigwait below: block them before any thread
        starts, and keep czmq from installing its own handlers. */

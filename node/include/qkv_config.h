@@ -4,6 +4,7 @@
 #ifndef QKV_CONFIG_H
 #define QKV_CONFIG_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -41,6 +42,9 @@ typedef struct {
     int64_t max_delay_us;       /* MAX_DELAY_MS / MAX_DELAY */
     int replication_timeout_ms; /* REPLICATION_TIMEOUT_MS, write deadline */
     int heartbeat_ms;           /* HEARTBEAT_MS */
+    int commit_notify_ms;       /* COMMIT_NOTIFY_MS */
+    cpu_set_t cpu_set;          /* CPU_LIST, when cpu_count > 0 */
+    size_t cpu_count;           /* CPUs in cpu_set; 0: CPU_LIST unset */
     char leader_url[1024];      /* LEADER_URL, follower: 307 target; "" unset */
     int http_threads;           /* HTTP_THREADS */
     size_t max_key_bytes;       /* MAX_KEY_BYTES */

@@ -28,8 +28,10 @@
       resend interval). A refusal, a failed send, or in-flight entries
       unacknowledged for a resend interval move a peer to PROBE from its
       match index + 1.
-    - Every peer hears from the leader at least every heartbeat, and at
-      once when the commit index moved past what it was last told.
+    - Every peer hears from the leader at least every heartbeat. A new
+      commit index rides on the next APPEND with entries; a peer that gets
+      none is told by an APPEND without entries commit_notify_us after
+      the leader learned it.
     - A follower applies only what is committed and verified in the
       current term.
     - With elections (PEERS), every node starts as a follower; one that
@@ -82,17 +84,20 @@ typedef struct {
     uint64_t term;       /* leader: its term (>= 1, above every term in
                             its log); follower: the highest it saw */
 
-    int64_t heartbeat_us;  /* leader: a message to every peer this often */
-    int64_t resend_us;     /* leader: silence after which a peer is probed
-                              again; covers a round trip */
-    size_t batch_bytes;    /* leader: entry bytes per APPEND (at least one
-                              entry goes whatever its size) */
-    size_t window_bytes;   /* leader: entry bytes in flight per peer */
-    int64_t ack_repeat_us; /* follower: an ACK equal to the last one sent is
-                              left out within this time */
-    bool adopt_clusters;   /* follower: an APPEND of another cluster replaces
-                              whatever it holds (memory only, or
-                              DROP_FOREIGN_DATA); else it is refused */
+    int64_t heartbeat_us;     /* leader: a message to every peer this often */
+    int64_t resend_us;        /* leader: silence after which a peer is probed
+                                 again; covers a round trip */
+    size_t batch_bytes;       /* leader: entry bytes per APPEND (at least one
+                                 entry goes whatever its size) */
+    size_t window_bytes;      /* leader: entry bytes in flight per peer */
+    int64_t commit_notify_us; /* leader: a peer not told of a commit by an
+                                 APPEND with entries hears of it this long
+                                 after the leader learned it (0: at once) */
+    int64_t ack_repeat_us;    /* follower: an ACK equal to the last one sent is
+                                 left out within this time */
+    bool adopt_clusters;      /* follower: an APPEND of another cluster replaces
+                                 whatever it holds (memory only, or
+                                 DROP_FOREIGN_DATA); else it is refused */
 
     /* Elections (PEERS). Off: the roles above hold for ever. On: leader
        must be false; peer_count is every other node (N - 1), and

@@ -1126,6 +1126,7 @@ static int s_start(s_actor_t *self) {
         .resend_us = (hb > 100000 ? hb : 100000) + cfg->max_delay_us,
         .batch_bytes = S_BATCH_BYTES,
         .window_bytes = S_WINDOW_BYTES,
+        .commit_notify_us = (int64_t)cfg->commit_notify_ms * 1000,
         .ack_repeat_us = S_ACK_REPEAT_US,
         .elections = self->elections,
         .election_us = (int64_t)cfg->election_timeout_ms * 1000,

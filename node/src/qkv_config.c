@@ -61,6 +61,8 @@ typedef enum {
     S_MAX_BODY_BYTES,
     S_MAX_PENDING_WRITES,
     S_REQUEST_TIMEOUT_MS,
+    S_COMMIT_NOTIFY_MS,
+    S_CPU_LIST,
     S_COUNT
 } s_setting_t;
 
@@ -141,6 +143,10 @@ static const s_spec_t s_specs[S_COUNT] = {
      "writes in flight on the leader; more: overloaded (503)"},
     {"REQUEST_TIMEOUT_MS", "request-timeout-ms", "10000",
      "REST: headers and body must arrive within this; idle keep-alive too"},
+    {"COMMIT_NOTIFY_MS", "commit-notify-ms", "1",
+     "a commit reaches followers no APPEND told within this (0: at once)"},
+    {"CPU_LIST", "cpu-list", "(none: any CPU)",
+     "CPUs the node's threads run on, e.g. 0 or 0-1 or 0,2-3"},
 };
 
 #define S_MAX_DELAY_US (3600LL * 1000000) /* one hour */
@@ -661,6 +667,44 @@ static bool s_bytes(const char *v, uint64_t *out) {
     return true;
 }
 
+/* CPU_LIST: comma-separated CPU numbers and ranges (0, 0-1, 0,2-3). */
+static int s_cpu_list(qkv_config_t *cfg, const char *v, char *err, size_t es) {
+    CPU_ZERO(&cfg->cpu_set);
+    cfg->cpu_count = 0;
+    const char *p = v;
+    for (;;) {
+        char *end;
+        if (*p < '0' || *p > '9')
+            break;
+        unsigned long lo = strtoul(p, &end, 10), hi = lo;
+        p = end;
+        if (*p == '-') {
+            if (p[1] < '0' || p[1] > '9')
+                break;
+            hi = strtoul(p + 1, &end, 10);
+            p = end;
+        }
+        if (hi < lo || hi >= CPU_SETSIZE)
+            return s_fail(err, es,
+                          "CPU_LIST (--cpu-list): '%s': CPUs go from 0 to %d, "
+                          "ranges low-high",
+                          v, CPU_SETSIZE - 1);
+        for (unsigned long c = lo; c <= hi; c++)
+            if (!CPU_ISSET(c, &cfg->cpu_set)) {
+                CPU_SET(c, &cfg->cpu_set);
+                cfg->cpu_count++;
+            }
+        if (*p == '\0')
+            return 0;
+        if (*p != ',')
+            break;
+        p++;
+    }
+    return s_fail(err, es,
+                  "CPU_LIST (--cpu-list): '%s' is not a list of CPUs such as "
+                  "0 or 0-1 or 0,2-3",
+                  v);
+}
 /* CURVE and the client keys, REST tokens and TLS, and the limits. */
 static int s_security(qkv_config_t *cfg, const s_raw_t *raw, bool peers,
                       char *err, size_t es) {
@@ -730,6 +774,12 @@ static int s_security(qkv_config_t *cfg, const s_raw_t *raw, bool peers,
                       err, es))
         return -1;
     cfg->request_timeout_ms = (int)n;
+    if (s_int_setting(raw, S_COMMIT_NOTIFY_MS, 0, 1000, 1, &n, err, es))
+        return -1;
+    cfg->commit_notify_ms = (int)n;
+    v = s_value(raw, S_CPU_LIST);
+    if (v && s_cpu_list(cfg, v, err, es))
+        return -1;
     return 0;
 }
 

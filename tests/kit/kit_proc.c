@@ -303,6 +303,8 @@ static char **s_clean_env(void) {
                                        "MAX_BODY_BYTES=",
                                        "MAX_PENDING_WRITES=",
                                        "REQUEST_TIMEOUT_MS=",
+                                       "COMMIT_NOTIFY_MS=",
+                                       "CPU_LIST=",
                                        NULL};
     size_t n = 0;
     while (environ[n])

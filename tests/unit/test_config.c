@@ -117,6 +117,8 @@ static void test_defaults(void) {
     CU_ASSERT(cfg.max_delay_us == 0);
     CU_ASSERT_EQUAL(cfg.replication_timeout_ms, 5000);
     CU_ASSERT_EQUAL(cfg.heartbeat_ms, 100);
+    CU_ASSERT_EQUAL(cfg.commit_notify_ms, 1);
+    CU_ASSERT_EQUAL(cfg.cpu_count, 0);
     CU_ASSERT_STRING_EQUAL(cfg.leader_url, "");
     CU_ASSERT_EQUAL(cfg.http_threads, 64);
     CU_ASSERT(cfg.max_key_bytes == 4096);
@@ -342,6 +344,24 @@ static void test_security_settings(void) {
     qkv_config_clear(&cfg);
 }
 
+/* COMMIT_NOTIFY_MS and CPU_LIST: the speed settings. */
+static void test_speed_settings(void) {
+    qkv_config_t cfg;
+    expect_ok(&cfg, ENV({"COMMIT_NOTIFY_MS", "0"}, {"CPU_LIST", "0,2-3,3"}),
+              NOARGS);
+    CU_ASSERT_EQUAL(cfg.commit_notify_ms, 0);
+    CU_ASSERT_EQUAL(cfg.cpu_count, 3);
+    CU_ASSERT(CPU_ISSET(0, &cfg.cpu_set) && !CPU_ISSET(1, &cfg.cpu_set) &&
+              CPU_ISSET(2, &cfg.cpu_set) && CPU_ISSET(3, &cfg.cpu_set));
+    qkv_config_clear(&cfg);
+    expect_ok(&cfg, NOENV,
+              ARGS("--commit-notify-ms", "1000", "--cpu-list", "1023"));
+    CU_ASSERT_EQUAL(cfg.commit_notify_ms, 1000);
+    CU_ASSERT_EQUAL(cfg.cpu_count, 1);
+    CU_ASSERT(CPU_ISSET(1023, &cfg.cpu_set));
+    qkv_config_clear(&cfg);
+}
+
 /* CLIENT_KEYS files: read and write lines, comments; each bad line named. */
 static void test_client_keys_file(void) {
     static const struct {
@@ -413,8 +433,15 @@ static void test_bad_security_settings(void) {
         expect_bad_both("MAX_BODY_BYTES", "--max-body-bytes", bad[i]);
         expect_bad_both("MAX_PENDING_WRITES", "--max-pending-writes", bad[i]);
         expect_bad_both("REQUEST_TIMEOUT_MS", "--request-timeout-ms", bad[i]);
+        if (strcmp(bad[i], "0") != 0)
+            expect_bad_both("COMMIT_NOTIFY_MS", "--commit-notify-ms", bad[i]);
     }
     expect_bad_both("REQUEST_TIMEOUT_MS", "--request-timeout-ms", "99");
+    expect_bad_both("COMMIT_NOTIFY_MS", "--commit-notify-ms", "1001");
+    const char *cpus[] = {"a",  "1-0",  "0,",   ",0",  "0-",
+                          "-1", "0-1x", "1024", "0 1", NULL};
+    for (size_t i = 0; cpus[i]; i++)
+        expect_bad_both("CPU_LIST", "--cpu-list", cpus[i]);
     expect_bad_both("MAX_BODY_BYTES", "--max-body-bytes", "63");
 }
 
@@ -638,6 +665,8 @@ static void test_usage(void) {
         {"SYNCING_READS", "--syncing-reads"},
         {"REPAIR_LOG", "--repair-log"},
         {"DROP_FOREIGN_DATA", "--drop-foreign-data"},
+        {"COMMIT_NOTIFY_MS", "--commit-notify-ms"},
+        {"CPU_LIST", "--cpu-list"},
         {NULL, NULL}};
     char *text = NULL;
     size_t size = 0;
@@ -809,6 +838,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_durability_settings),
         KIT_TEST(test_bad_durability_settings),
         KIT_TEST(test_security_settings),
+        KIT_TEST(test_speed_settings),
         KIT_TEST(test_bad_security_settings),
         KIT_TEST(test_client_keys_file),
         KIT_TEST(test_peers),

@@ -525,6 +525,83 @@ static void test_commit_news_and_heartbeats(void) {
     qkv_core_destroy(&l);
 }
 
+/* COMMIT_NOTIFY_MS: a commit rides on the next APPEND with entries; a
+   peer that gets none hears of it notify_us after the leader learned it,
+   never later (next_due says when), and never twice. */
+static void test_commit_news_delayed(void) {
+    const int64_t notify = 1000;
+    static const struct {
+        const char *name;
+        bool more;     /* a second write comes before the notice is due */
+        int64_t at;    /* when the leader next looks (after the commit) */
+        size_t bare;   /* APPENDs without entries peer 1 gets then */
+        uint64_t told; /* the commit index peer 1 has heard by then */
+    } cases[] = {
+        {"too early: nothing", false, notify - 1, 0, 0},
+        {"due: a bare notice", false, notify, 1, 1},
+        {"late: a bare notice", false, notify + 500, 1, 1},
+        {"a write rides first", true, notify - 1, 0, 1},
+        {"a write rode: nothing more", true, notify, 0, 1},
+    };
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+        qkv_core_config_t cfg = {.leader = true,
+                                 .peer_count = 2,
+                                 .write_quorum = 1,
+                                 .cluster_id = CLUSTER,
+                                 .term = 1,
+                                 .heartbeat_us = HB,
+                                 .resend_us = RESEND,
+                                 .batch_bytes = 1 << 20,
+                                 .window_bytes = 1 << 20,
+                                 .commit_notify_us = notify,
+                                 .ack_repeat_us = 10000};
+        qkv_core_t *l = qkv_core_new(&cfg);
+        CU_ASSERT_FATAL(l != NULL);
+        s_propose(l, "k");
+        qkv_core_ready_t rd;
+        s_ready(l, 0, &rd);
+        qkv_msg_t ack = s_ack(true, 1, 0, 0);
+        qkv_core_step_ack(l, 0, &ack, 10); /* peer 0: commit 1 at 10 */
+        s_ready(l, 10, &rd);
+        CU_ASSERT_EQUAL(rd.apply_to, 1);
+        CU_ASSERT_EQUAL(rd.msg_count, 0); /* nobody is told yet */
+        CU_ASSERT(qkv_core_next_due(l) == 10 + notify);
+        uint64_t told = 0;
+        size_t bare = 0;
+        const qkv_core_msg_t *m[4];
+        if (cases[c].more) {
+            s_propose(l, "k2");
+            s_ready(l, 20, &rd);
+            CU_ASSERT_EQUAL_FATAL(s_appends(&rd, 1, m, 4), 1);
+            CU_ASSERT(s_count(m[0]) == 1 && m[0]->commit_index == 1);
+            told = m[0]->commit_index;
+        }
+        s_ready(l, 10 + cases[c].at, &rd);
+        size_t n = s_appends(&rd, 1, m, 4);
+        for (size_t i = 0; i < n; i++) {
+            bare += s_count(m[i]) == 0;
+            if (m[i]->commit_index > told)
+                told = m[i]->commit_index;
+        }
+        if (bare != cases[c].bare || told != cases[c].told)
+            fprintf(stderr, "case '%s': %zu bare, told %llu\n", cases[c].name,
+                    bare, (unsigned long long)told);
+        CU_ASSERT_EQUAL(bare, cases[c].bare);
+        CU_ASSERT_EQUAL(told, cases[c].told);
+        /* told once in all, and then quiet until the heartbeat */
+        s_ready(l, 10 + 2 * notify, &rd);
+        n = s_appends(&rd, 1, m, 4);
+        for (size_t i = 0; i < n; i++) {
+            bare += s_count(m[i]) == 0;
+            CU_ASSERT(m[i]->commit_index == 1);
+        }
+        CU_ASSERT(bare == (cases[c].more ? 0u : 1u));
+        s_ready(l, 10 + 2 * notify + 1, &rd);
+        CU_ASSERT_EQUAL(s_appends(&rd, 1, m, 4), 0);
+        qkv_core_destroy(&l);
+    }
+}
+
 static void test_refusal_probes(void) {
     qkv_core_t *l = s_leader(1, 1, 1 << 20, 1 << 20);
     for (int k = 0; k < 5; k++)
@@ -1060,6 +1137,7 @@ static int s_add_suites(void) {
         KIT_TEST(test_commit_never_decreases),
         KIT_TEST(test_batches_and_window),
         KIT_TEST(test_commit_news_and_heartbeats),
+        KIT_TEST(test_commit_news_delayed),
         KIT_TEST(test_refusal_probes),
         KIT_TEST(test_probe_resent),
         KIT_TEST(test_stall_resends),
