@@ -104,6 +104,7 @@ typedef struct {
     qkv_encoder_t *encoder; /* reused for every replication frame */
     qkv_decoder_t *decoder; /* reused for every replication frame */
     int timer_fd;           /* armed for the next timer */
+    int64_t timer_due;      /* ... which is then; 0 disarmed */
     int64_t peers_due;      /* next held frame due; 0 none */
     qkv_fd_budget_t fds;    /* descriptors kept free (ZeroMQ ports) */
     char leader_endpoint[QKV_MAX_ENDPOINT + 1]; /* where clients go to
@@ -933,12 +934,15 @@ static long s_arm_timer(s_actor_t *self, int64_t now) {
     qkv_clients_flush(self->clients); /* answers the expiries gave */
     if (due && due <= now)
         return 0;
+    if (due == self->timer_due)
+        return -1; /* armed for it already: a busy loop saves the call */
     struct itimerspec its = {{0, 0}, {0, 0}};
     if (due) {
         its.it_value.tv_sec = due / 1000000;
         its.it_value.tv_nsec = (due % 1000000) * 1000;
     }
     timerfd_settime(self->timer_fd, TFD_TIMER_ABSTIME, &its, NULL);
+    self->timer_due = due;
     return -1;
 }
 
