@@ -17,6 +17,16 @@
 #   gets a fresh directory of its own in PERF_DATA_PARENT, deleted by
 #   stop_all.
 
+# Roles: the local cluster's default, PEERS with elections (node0 on
+# PERF_BASE is asked to lead, and cluster_start waits until it does);
+# QKV_ELECTIONS=0 gives the static leader and followers. With a
+# simulated delay, ELECTION_TIMEOUT_MS defaults to 500 + 2 x MAX_DELAY_MS,
+# so that delayed heartbeats never look like a dead leader.
+QKV_ELECTIONS=${QKV_ELECTIONS:-1}
+export QKV_ELECTIONS
+# PERF_CPU_LIST (e.g. 0 or 0-1) pins the script and all it starts to
+# those CPUs, qkv nodes (CPU_LIST), Redis and qkv-bench alike, so that
+# both systems are measured pinned the same way.
 PERF_BASE=${PERF_BASE:-18000}
 REDIS_BASE=${REDIS_BASE:-16379}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,6 +73,15 @@ perf_begin() {
     mkdir -p "$OUT"
     trap stop_all EXIT INT TERM
     perf_build
+    if [ -n "${PERF_CPU_LIST:-}" ]; then
+        # everything this script starts inherits it: qkv nodes, Redis, the
+        # load generator; the nodes also get it as CPU_LIST
+        taskset -pc "$PERF_CPU_LIST" $$ >/dev/null ||
+            die "PERF_CPU_LIST=$PERF_CPU_LIST: taskset refused it"
+        CPU_LIST=$PERF_CPU_LIST
+        export CPU_LIST
+        echo "perf: pinned to CPUs $PERF_CPU_LIST (nodes, Redis, qkv-bench)" >&2
+    fi
 }
 
 # metric URL NAME: the value of a node's /metrics sample NAME.
@@ -88,12 +107,24 @@ cluster_start() {
         data_root=$DATA_RUN_DIR
         echo "perf: qkv data in $data_root, FSYNC=${FSYNC:-always}" >&2
     fi
+    cs_extra=""
+    if [ "$QKV_ELECTIONS" = 1 ] && [ -z "${ELECTION_TIMEOUT_MS:-}" ]; then
+        cs_extra="--election-timeout-ms $((500 + 2 * $3))"
+    fi
     qkv_launch "$NODE_BIN" 127.0.0.1 "$PERF_BASE" $((PERF_BASE - 1000)) \
         $((PERF_BASE + 1000)) "${4:-5}" "$1" "$2" "$3" \
-        "${REPLICATION_TIMEOUT_MS:-5000}" "" "$RUN_DIR" "$data_root" ||
-        die "could not start the cluster"
+        "${REPLICATION_TIMEOUT_MS:-5000}" "$cs_extra" "$RUN_DIR" \
+        "$data_root" || die "could not start the cluster"
     PIDS="$PIDS $QKV_PIDS"
     qkv_wait 20 || die "cluster did not come up"
+    # the scripts drive node0 (PERF_BASE) as the leader
+    cs_tries=0
+    until curl -s -m 1 "http://127.0.0.1:$PERF_BASE/health" |
+        grep -q '"role":"leader"'; do
+        cs_tries=$((cs_tries + 1))
+        [ $cs_tries -gt 100 ] && die "node0 did not become the leader"
+        sleep 0.1
+    done
 }
 
 # redis_start REPLICAS: a master on REDIS_BASE and replicas after it, each

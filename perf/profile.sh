@@ -6,7 +6,10 @@
 # voluntary and involuntary switches per operation) and a table, and the
 # leader's replication counters (entries per APPEND frame, APPENDs per ACK).
 # With --redis, the same for a Redis master and five replicas under SET +
-# WAIT q. Results go to perf/results/NAME/profile.jsonl.
+# WAIT q. With --reads, the clients read instead, from one follower (every
+# key written first), against GET on one Redis replica; only that
+# follower or replica (and the leader or master) is profiled.
+# Results go to perf/results/NAME/profile.jsonl.
 #
 # Counts come from /proc, so nothing is sampled and nothing slows the run;
 # the numbers include the load generator's own use, reported apart.
@@ -14,6 +17,7 @@ set -eu
 . "$(dirname "$0")/lib.sh"
 
 MODE=http CLIENTS=10 OPS=100000 KEYS=100 QUORUM=3 DEPTH=1 REDIS=0 NAME=""
+READS=0
 
 usage() {
     cat <<USAGE
@@ -23,7 +27,9 @@ usage: perf/profile.sh [options]
   --ops N               writes (100000)
   --keys N              distinct keys (100)
   --quorum N            WRITE_QUORUM, and WAIT N for Redis (3)
-  --depth N             zmq: requests in flight per client (1)
+  --depth N             zmq: requests in flight per client; Redis:
+                        commands per round trip (1)
+  --reads               reads from one follower (Redis: one replica)
   --redis               also profile Redis SET+WAIT
   --name NAME           results folder under perf/results (timestamp)
 USAGE
@@ -38,6 +44,7 @@ while [ $# -gt 0 ]; do
     --quorum) QUORUM=$2; shift 2 ;;
     --depth) DEPTH=$2; shift 2 ;;
     --redis) REDIS=1; shift ;;
+    --reads) READS=1; shift ;;
     --name) NAME=$2; shift 2 ;;
     -h | --help) usage; exit 0 ;;
     *) usage >&2; exit 2 ;;
@@ -112,17 +119,40 @@ run() { # SYSTEM BENCH-ARGS... ; roles from ROLES
     rm -f "$OUT/before.txt" "$OUT/after.txt"
 }
 
+# follower_caught_up URL: waits until the follower applied everything
+# the leader committed.
+follower_caught_up() {
+    fc_tries=0
+    until curl -s -m 1 "$1/health" | grep -q '"behind":0[,}]'; do
+        fc_tries=$((fc_tries + 1))
+        [ $fc_tries -gt 100 ] && die "follower $1 did not catch up"
+        sleep 0.05
+    done
+}
+
 cluster_start "$QUORUM" 0 0
 ROLES="" i=0
 for pid in $PIDS; do # followers first, the leader last (lib.sh)
     i=$((i + 1))
-    if [ $i -le 5 ]; then ROLES="$ROLES follower:$pid"; else ROLES="$ROLES leader:$pid"; fi
+    if [ $i -eq 6 ]; then
+        ROLES="$ROLES leader:$pid"
+    elif [ $READS -eq 0 ] || [ $i -eq 1 ]; then
+        ROLES="$ROLES follower:$pid"
+    fi
 done
+port=$PERF_BASE rw=""
+if [ $READS -eq 1 ]; then
+    "$BENCH_BIN" --clients 1 --ops "$KEYS" --keys "$KEYS" --sequential \
+        --mode http --target "127.0.0.1:$PERF_BASE" >/dev/null
+    follower_caught_up "http://127.0.0.1:$((PERF_BASE + 1))"
+    port=$((PERF_BASE + 1)) rw="--read-ratio 1"
+fi
+# shellcheck disable=SC2086 # rw: split on purpose
 if [ "$MODE" = zmq ]; then
-    run qkv --mode zmq --depth "$DEPTH" \
-        --target "tcp://127.0.0.1:$((PERF_BASE - 1000))"
+    run qkv --mode zmq --depth "$DEPTH" $rw \
+        --target "tcp://127.0.0.1:$((port - 1000))"
 else
-    run qkv --mode http --target "127.0.0.1:$PERF_BASE"
+    run qkv --mode http $rw --target "127.0.0.1:$port"
 fi
 leader="http://127.0.0.1:$PERF_BASE" follower="http://127.0.0.1:$((PERF_BASE + 1))"
 awk -v e="$(metric "$leader" qkv_repl_entries_sent_total)" \
@@ -139,16 +169,29 @@ if [ $REDIS -eq 1 ]; then
     ROLES="" i=0
     for pid in $PIDS; do # the master first (lib.sh)
         i=$((i + 1))
-        if [ $i -eq 1 ]; then ROLES="$ROLES master:$pid"; else ROLES="$ROLES replica:$pid"; fi
+        if [ $i -eq 1 ]; then
+            ROLES="$ROLES master:$pid"
+        elif [ $READS -eq 0 ] || [ $i -eq 2 ]; then
+            ROLES="$ROLES replica:$pid"
+        fi
     done
-    run redis --mode redis --target "127.0.0.1:$REDIS_BASE"
+    port=$REDIS_BASE
+    if [ $READS -eq 1 ]; then
+        "$BENCH_BIN" --clients 1 --ops "$KEYS" --keys "$KEYS" --sequential \
+            --mode redis --quorum 5 --target "127.0.0.1:$REDIS_BASE" >/dev/null
+        port=$((REDIS_BASE + 1))
+    fi
+    # shellcheck disable=SC2086 # rw: split on purpose
+    run redis --mode redis --depth "$DEPTH" $rw --target "127.0.0.1:$port"
     stop_all
 fi
 
 # the table: per system and role, summed over threads (replicas and
 # followers: the mean of one)
 echo
-awk '
+nf=5
+[ $READS -eq 0 ] || nf=1
+awk -v nf="$nf" '
     /"cpu_us_per_op"/ {
         match($0, /"system":"[^"]*"/); s = substr($0, RSTART + 10, RLENGTH - 11)
         match($0, /"role":"[^"]*"/); r = substr($0, RSTART + 8, RLENGTH - 9)
@@ -156,11 +199,12 @@ awk '
         match($0, /"cpu_us_per_op":[0-9.]+/); c = substr($0, RSTART + 16, RLENGTH - 16)
         v = 0
         if (match($0, /"switches_per_op":[0-9.]+/)) v = substr($0, RSTART + 18, RLENGTH - 18)
-        n = (r == "follower" || r == "replica") ? 5 : 1
+        n = (r == "follower" || r == "replica") ? nf : 1
         printf "%-6s %-9s %-18s %8.1f %8.2f\n", s, r, t, c / n, v / n
     }' "$OUT/profile.jsonl" |
     sort | awk 'BEGIN {
         printf "%-6s %-9s %-18s %8s %8s\n", "system", "role", "thread", "us/op", "sw/op"
-        print "       (follower and replica rows: one of five)"
+        print (nf == 5 ? "       (follower and replica rows: one of five)" \
+                       : "       (follower and replica: the one read from)")
     } { print }'
 echo "results: $OUT/profile.jsonl"

@@ -1,7 +1,8 @@
 /*  qkv_bench.c - the load generator: drives a running qkv cluster over
     HTTP (keep-alive, one connection per client) or over the zmq-native
     protocol (one DEALER per client, a pipelining depth), or a Redis
-    master with SET + WAIT, and prints one JSON line per run.
+    master with SET + WAIT (--depth SETs and one WAIT per round trip), and
+    prints one JSON line per run.
 
     Security, to measure what it costs: HTTP with a bearer token and over
     TLS (OpenSSL, one session per connection, kept alive; the server's
@@ -53,7 +54,8 @@ typedef struct {
     int value_size;
     double read_ratio;   /* 0..1 */
     double duration_s;   /* cap; 0 = none */
-    int depth;           /* zmq: requests in flight per client */
+    int depth;           /* zmq: requests in flight per client; redis:
+                            commands per round trip */
     bool untagged;       /* zmq: writes without client_id/client_seq */
     int quorum;          /* redis: WAIT numreplicas; a label otherwise */
     int wait_timeout_ms; /* redis: WAIT timeout */
@@ -322,53 +324,84 @@ static int s_resp(s_conn_t *conn, s_rbuf_t *b, long *num) {
     return type;
 }
 
+/* Redis: rounds of --depth commands (GET or SET, as --read-ratio draws
+   them) sent together, followed by one WAIT when the round holds a SET,
+   and every reply read before the next round; each operation's latency is
+   its round's. At depth 1 that is SET + WAIT per write, GET per read. A
+   GET of a missing key (nil) counts as not_found, as on qkv. */
 static void s_run_redis(s_client_t *c) {
+    const s_opts_t *o = c->o;
     s_conn_t conn;
-    if (s_connect(&conn, c->o->host, c->o->port) != 0) {
+    if (s_connect(&conn, o->host, o->port) != 0) {
         c->failed[F_CONNECT] += c->quota;
         return;
     }
     s_rbuf_t *b = calloc(1, sizeof *b);
-    size_t req_size = (size_t)c->o->value_size + 512;
+    size_t cmd_size = (size_t)o->value_size + 256;
+    size_t req_size = cmd_size * (size_t)o->depth + 128;
     char *req = malloc(req_size);
+    bool *reads = malloc((size_t)o->depth * sizeof *reads);
+    int *type = malloc((size_t)o->depth * sizeof *type);
+    long *len = malloc((size_t)o->depth * sizeof *len);
     char wait_cmd[96];
     char q[16], t[16];
-    snprintf(q, sizeof q, "%d", c->o->quorum);
-    snprintf(t, sizeof t, "%d", c->o->wait_timeout_ms);
-    snprintf(wait_cmd, sizeof wait_cmd,
-             "*3\r\n$4\r\nWAIT\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n", strlen(q), q,
-             strlen(t), t);
+    snprintf(q, sizeof q, "%d", o->quorum);
+    snprintf(t, sizeof t, "%d", o->wait_timeout_ms);
+    int wait_len = snprintf(wait_cmd, sizeof wait_cmd,
+                            "*3\r\n$4\r\nWAIT\r\n$%zu\r\n%s\r\n$%zu\r\n%s\r\n",
+                            strlen(q), q, strlen(t), t);
     double start = s_now_ms();
-    for (long i = 0; i < c->quota && !s_over_time(c->o, start); i++) {
-        char key[96];
-        int klen = s_key(c, key, sizeof key);
-        bool read = s_is_read(c);
-        int n = read ? snprintf(req, req_size,
-                                "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", klen, key)
-                     : snprintf(req, req_size,
-                                "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n"
-                                "%s",
-                                klen, key, c->o->value_size, c->value,
-                                wait_cmd);
-        double t0 = s_now_ms();
-        long acks = 0;
-        int r1 = s_write_all(&conn, req, (size_t)n) == 0
-                     ? s_resp(&conn, b, NULL)
-                     : -1;
-        int r2 = read || r1 < 0 ? r1 : s_resp(&conn, b, &acks);
-        double ms = s_now_ms() - t0;
-        if (r1 < 0 || r2 < 0) {
-            c->failed[F_IO]++;
-            break;
-        } else if (r1 == '-' || r2 == '-') {
-            c->failed[F_PROTOCOL]++;
-        } else if (!read && acks < c->o->quorum) {
-            c->failed[F_QUORUM]++;
-        } else {
-            c->lat_ms[c->ok++] = ms;
+    long i = 0;
+    while (i < c->quota && !s_over_time(o, start)) {
+        int m = c->quota - i < o->depth ? (int)(c->quota - i) : o->depth;
+        size_t n = 0;
+        bool writes = false;
+        for (int j = 0; j < m; j++) {
+            char key[96];
+            int klen = s_key(c, key, sizeof key);
+            reads[j] = s_is_read(c);
+            writes |= !reads[j];
+            n += (size_t)(
+                reads[j]
+                    ? snprintf(req + n, req_size - n,
+                               "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", klen, key)
+                    : snprintf(req + n, req_size - n,
+                               "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n",
+                               klen, key, o->value_size, c->value));
         }
+        if (writes) {
+            memcpy(req + n, wait_cmd, (size_t)wait_len);
+            n += (size_t)wait_len;
+        }
+        double t0 = s_now_ms();
+        bool io = s_write_all(&conn, req, n) != 0;
+        for (int j = 0; j < m && !io; j++)
+            io = (type[j] = s_resp(&conn, b, &len[j])) < 0;
+        long acks = 0;
+        int wait_type = 0;
+        if (writes && !io)
+            io = (wait_type = s_resp(&conn, b, &acks)) < 0;
+        double ms = s_now_ms() - t0;
+        if (io) {
+            c->failed[F_IO] += m;
+            break;
+        }
+        for (int j = 0; j < m; j++) {
+            if (type[j] == '-' || (!reads[j] && wait_type == '-'))
+                c->failed[F_PROTOCOL]++;
+            else if (reads[j] && type[j] == '$' && len[j] < 0)
+                c->failed[F_NOT_FOUND]++;
+            else if (!reads[j] && acks < o->quorum)
+                c->failed[F_QUORUM]++;
+            else
+                c->lat_ms[c->ok++] = ms;
+        }
+        i += m;
     }
     s_close(&conn);
+    free(reads);
+    free(type);
+    free(len);
     free(req);
     free(b);
 }
@@ -420,10 +453,14 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
     long sent = 0, done = 0;
     uint64_t client_id = 1 + s_rand(c) % QKV_CLIENT_ID_MAX;
     double start = s_now_ms();
+    /* After a reply, every reply already here is taken before the freed
+       slots are refilled, all in one request frame: a pipelining client
+       sends in rounds, as Redis's rounds of --depth commands do. */
+    bool drain = false;
     while (done < sent || (sent < c->quota && !s_over_time(o, start))) {
         int n = 0;
         double now = s_now_ms();
-        while (nfree && sent < c->quota && !s_over_time(o, start)) {
+        while (!drain && nfree && sent < c->quota && !s_over_time(o, start)) {
             int slot = free_slots[--nfree];
             qkv_creq_t *r = &batch[n++];
             memset(r, 0, sizeof *r);
@@ -455,10 +492,12 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
         }
         zmq_msg_t msg;
         zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, sock, n ? ZMQ_DONTWAIT : 0) < 0) {
+        if (zmq_msg_recv(&msg, sock, n || drain ? ZMQ_DONTWAIT : 0) < 0) {
             zmq_msg_close(&msg);
-            if (zmq_errno() == EAGAIN && n)
+            if (zmq_errno() == EAGAIN && (n || drain)) {
+                drain = false;
                 continue;
+            }
             c->failed[F_TIMEOUT] += sent - done;
             break;
         }
@@ -488,6 +527,7 @@ static void s_run_zmq(s_client_t *c, void *ctx) {
             done++;
         }
         zmq_msg_close(&msg);
+        drain = true;
     }
     free(slots);
     free(free_slots);
@@ -544,8 +584,10 @@ static void s_usage(FILE *out) {
             "  --value-size N           value bytes (10)\n"
             "  --read-ratio F           share of reads, 0..1 (0)\n"
             "  --duration S             stop after S seconds (no cap)\n"
-            "  --depth N                zmq: requests in flight per client "
-            "(1)\n"
+            "  --depth N                zmq: requests in flight per client;\n"
+            "                           redis: commands per round trip, "
+            "one WAIT after\n"
+            "                           a round's SETs (1)\n"
             "  --quorum N               redis: WAIT N; else a label (0)\n"
             "  --wait-timeout-ms N      redis: WAIT timeout (5000)\n"
             "  --label TEXT             copied into the JSON line\n"
