@@ -9,10 +9,10 @@
     machine (qkv_state.c) applies committed entries to the store and the
     client sessions. This file is the loop around them. Each turn:
 
-    1. Wait in zmq_poll for the pipe, the timer (a timerfd: zmq_poll's own
-       timeout has only millisecond resolution, simulated delays need
-       better), the client ROUTER, the inbox of REST writes (an eventfd)
-       and the replication sockets.
+    1. Wait (qkv_wait: zmq_poll's work with a tenth of its system calls)
+       for the pipe, the timer (a timerfd: a poll timeout has only
+       millisecond resolution, simulated delays need better), the client ROUTER,
+   the inbox of REST writes (an eventfd) and the replication sockets.
     2. Events: client frames (reads answered, writes to the door); REST
        writes from the inbox to the door; ACKs (leader) or APPENDs
        (follower) to the core.
@@ -24,7 +24,7 @@
     5. Answer what passed its deadline; send the open answer frames;
        publish status for other threads.
 
-    Nothing blocks and nothing sleeps but zmq_poll. The leader's whole log
+    Nothing blocks and nothing sleeps but qkv_wait. The leader's whole log
     stays in memory; a follower keeps only what it has not applied yet.
 */
 #include "qkv_clients.h"
@@ -35,6 +35,7 @@
 #include "qkv_peers.h"
 #include "qkv_snap.h"
 #include "qkv_state.h"
+#include "qkv_wait.h"
 #include "qkv_wal.h"
 
 #include <errno.h>
@@ -549,14 +550,18 @@ static void s_save_installed(s_actor_t *self) {
     qkv_buf_free(&self->recv_image);
 }
 
-/* Reads what waits on replication socket item (bounded). */
-static void s_read_peers(s_actor_t *self, size_t item, int64_t now) {
+/* Reads what waits on replication socket item (bounded). Returns true
+   when it read all there was. */
+static bool s_read_peers(s_actor_t *self, size_t item, int64_t now) {
+    bool drained = false;
     for (int n = 0; n < S_READS_PER_TURN; n++) {
         size_t peer;
         zmq_msg_t frame;
         int rc = qkv_peers_recv(self->peers, item, &peer, &frame);
-        if (rc < 0)
+        if (rc < 0) {
+            drained = true;
             break;
+        }
         if (rc == 1)
             s_on_frame(self, peer, &frame, now);
         else if (rc == 0)
@@ -567,6 +572,7 @@ static void s_read_peers(s_actor_t *self, size_t item, int64_t now) {
                           qkv_peers_forged(self->peers), memory_order_relaxed);
     atomic_store_explicit(&self->node->repl_port_closed,
                           qkv_peers_closed(self->peers), memory_order_relaxed);
+    return drained;
 }
 
 /*  =====================================================================
@@ -920,7 +926,7 @@ static void s_end_turn(s_actor_t *self, int64_t now) {
     s_publish(self);
 }
 
-/* The zmq_poll timeout for the next timer: 0 when one is due, else -1
+/* The wait's timeout for the next timer: 0 when one is due, else -1
    with the timerfd armed for it. */
 static long s_arm_timer(s_actor_t *self, int64_t now) {
     int64_t due = qkv_core_next_due(self->core);
@@ -1316,6 +1322,16 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
     size_t peer_items =
         qkv_peers_poll_items(self->peers, items + I_PEERS, QKV_MAX_FOLLOWERS);
     int count = I_PEERS + (int)peer_items;
+    qkv_wait_t *wait = qkv_wait_new(items, (size_t)count);
+    if (!wait) {
+        snprintf(node->start_error, sizeof(node->start_error),
+                 "out of memory starting replication");
+        s_stop(self);
+        free(self);
+        zsock_signal(pipe, 1);
+        return;
+    }
+    bool mesh = self->cfg->peers != NULL;
     zsock_signal(pipe, 0);
     /* a first turn with no event: a leader's term entry is written (and,
        alone, commits) without waiting for something to wake the loop */
@@ -1323,7 +1339,13 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
 
     for (;;) {
         long timeout = s_arm_timer(self, qkv_now_us());
-        if (zmq_poll(items, count, timeout) < 0 && zmq_errno() != EINTR)
+        /* sent on since the last wait: answers to clients, and with
+           static roles APPENDs or ACKs on the sockets they come back on */
+        if (qkv_clients_take_sent(self->clients))
+            qkv_wait_touched(wait, I_CLIENTS);
+        for (size_t i = 0; !mesh && i < peer_items; i++)
+            qkv_wait_touched(wait, I_PEERS + i);
+        if (qkv_wait(wait, timeout) < 0 && errno != EINTR)
             break;
         if (items[I_PIPE].revents & ZMQ_POLLIN) {
             char *command = zstr_recv(pipe);
@@ -1338,8 +1360,10 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
             (void)rc; /* EAGAIN: re-armed since it fired */
         }
         int64_t now = qkv_now_us();
-        if ((items[I_CLIENTS].revents | items[I_MONITOR].revents) & ZMQ_POLLIN)
-            qkv_clients_read(self->clients, now);
+        if (((items[I_CLIENTS].revents | items[I_MONITOR].revents) &
+             ZMQ_POLLIN) &&
+            qkv_clients_read(self->clients, now))
+            qkv_wait_drained(wait, I_CLIENTS);
         if (items[I_WAL].revents & ZMQ_POLLIN)
             qkv_core_durable_to(
                 self->core,
@@ -1350,10 +1374,12 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
             s_take_inbox(self, now);
 
         for (size_t i = 0; i < peer_items; i++)
-            if (items[I_PEERS + i].revents & ZMQ_POLLIN)
-                s_read_peers(self, i, now);
+            if ((items[I_PEERS + i].revents & ZMQ_POLLIN) &&
+                s_read_peers(self, i, now))
+                qkv_wait_drained(wait, I_PEERS + i);
         s_end_turn(self, now);
     }
+    qkv_wait_destroy(&wait);
     s_stop(self);
     free(self);
 }

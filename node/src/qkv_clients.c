@@ -68,6 +68,7 @@ struct qkv_clients_t {
     bool curve;                  /* CURVE: clients' keys say what they may */
     zsock_t *sock;               /* ROUTER on CLIENT_PORT */
     void *handle;                /* its libzmq socket */
+    bool sent;                   /* answers went out on it since asked */
     zsock_t *monitor;            /* PAIR receiving its disconnect events */
     qkv_encoder_t *encoder;      /* the open result frame */
     qkv_decoder_t *decoder;      /* request frames */
@@ -185,6 +186,7 @@ void qkv_clients_flush(qkv_clients_t *self) {
     if (data && zmq_send(self->handle, p->id, p->id_len,
                          ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(self->handle, data, size, ZMQ_DONTWAIT);
+    self->sent = true;
     s_peer_release(self, self->open_peer);
     self->open_peer = S_NONE;
     self->open_count = 0;
@@ -653,17 +655,24 @@ static void s_monitor_read(qkv_clients_t *self, int64_t now) {
                           memory_order_relaxed);
 }
 
-void qkv_clients_read(qkv_clients_t *self, int64_t now) {
+bool qkv_clients_read(qkv_clients_t *self, int64_t now) {
     s_monitor_read(self, now);
     for (int i = 0; i < S_FRAMES_PER_READ; i++) {
         zmq_msg_t id, body;
         int rc = qkv_router_recv(self->handle, &id, &body);
         if (rc < 0)
-            return;
+            return true;
         s_frame(self, &id, &body, rc == 1, now);
         zmq_msg_close(&body);
         zmq_msg_close(&id);
     }
+    return false;
+}
+
+bool qkv_clients_take_sent(qkv_clients_t *self) {
+    bool sent = self->sent;
+    self->sent = false;
+    return sent;
 }
 
 /*  =====================================================================

@@ -40,8 +40,11 @@ size_t qkv_clients_poll_items(qkv_clients_t *self, zmq_pollitem_t *items);
 
 /* Counts the disconnects reported, then reads and serves waiting request
    frames (at most a bounded number per call, so the actor's other
-   sockets stay served). */
-void qkv_clients_read(qkv_clients_t *self, int64_t now);
+   sockets stay served). Returns true when it read all there was. */
+bool qkv_clients_read(qkv_clients_t *self, int64_t now);
+
+/* Whether answers went out on the client socket since the last call. */
+bool qkv_clients_take_sent(qkv_clients_t *self);
 
 /* The door's answer to a write of this endpoint's (origin->proto is
    QKV_PROTO_ZMQ). */
