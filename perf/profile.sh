@@ -202,7 +202,7 @@ awk -v nf="$nf" '
         n = (r == "follower" || r == "replica") ? nf : 1
         printf "%-6s %-9s %-18s %8.1f %8.2f\n", s, r, t, c / n, v / n
     }' "$OUT/profile.jsonl" |
-    sort | awk 'BEGIN {
+    sort | awk -v nf="$nf" 'BEGIN {
         printf "%-6s %-9s %-18s %8s %8s\n", "system", "role", "thread", "us/op", "sw/op"
         print (nf == 5 ? "       (follower and replica rows: one of five)" \
                        : "       (follower and replica: the one read from)")
