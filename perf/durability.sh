@@ -37,6 +37,9 @@
 # appendfsync always at each quorum (the target: >= 1.0x at q=3) and qkv
 # FSYNC=never / DATA_DIR=none (the target: within 10 %).
 set -eu
+# The static roles, as this study has always been measured (and as its
+# recovery times mean: a restarted leader serves without an election).
+QKV_ELECTIONS=${QKV_ELECTIONS:-0}
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/json.sh"
 

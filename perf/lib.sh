@@ -109,7 +109,7 @@ cluster_start() {
     fi
     cs_extra=""
     if [ "$QKV_ELECTIONS" = 1 ] && [ -z "${ELECTION_TIMEOUT_MS:-}" ]; then
-        cs_extra="--election-timeout-ms $((500 + 2 * $3))"
+        cs_extra="--election-timeout-ms $((500 + 2 * ${3:-0}))"
     fi
     qkv_launch "$NODE_BIN" 127.0.0.1 "$PERF_BASE" $((PERF_BASE - 1000)) \
         $((PERF_BASE + 1000)) "${4:-5}" "$1" "$2" "$3" \
