@@ -64,6 +64,8 @@ static int s_parse(int argc, char **argv, char *err, size_t err_size) {
         FUZZ_CHECK(cfg.min_delay_us >= 0 &&
                    cfg.min_delay_us <= cfg.max_delay_us);
         FUZZ_CHECK(cfg.fsync >= 0 && cfg.fsync <= 2);
+        FUZZ_CHECK(cfg.commit_notify_ms >= 0 && cfg.commit_notify_ms <= 1000);
+        FUZZ_CHECK(cfg.cpu_count == (size_t)CPU_COUNT(&cfg.cpu_set));
         FUZZ_CHECK(memchr(cfg.node_id, '\0', sizeof(cfg.node_id)) &&
                    memchr(cfg.bind, '\0', sizeof(cfg.bind)) &&
                    memchr(cfg.leader_url, '\0', sizeof(cfg.leader_url)) &&

@@ -377,10 +377,12 @@ static void s_config(void) {
                 "CURVE=on\nCURVE_KEY_DIR=/k\nCLIENT_KEYS=/c\n"
                 "HTTP_TOKENS_FILE=/t\nTLS_CERT_FILE=/c.pem\n"
                 "TLS_KEY_FILE=/k.pem\nMAX_MEMORY=64M\nMAX_BODY_BYTES=4096\n"
-                "MAX_PENDING_WRITES=5\nREQUEST_TIMEOUT_MS=500\n");
-    s_seed_text("fuzz_config", "client_keys", -1,
-                "# clients\nwrite rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 app\n"
-                "read Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\n");
+                "MAX_PENDING_WRITES=5\nREQUEST_TIMEOUT_MS=500\n"
+                "COMMIT_NOTIFY_MS=0\nCPU_LIST=0,2-3\n");
+    s_seed_text(
+        "fuzz_config", "client_keys", -1,
+        "# clients\nwrite rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7 app\n"
+        "read Yne@$w-vo<fVvi]a<NY6T1ed:M$fCG*[IaLV{hID\n");
 }
 
 /*  =====================================================================
