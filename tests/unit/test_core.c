@@ -32,18 +32,23 @@
 /*  ---------------------------------------------------------------------
     Helpers */
 
+static qkv_core_config_t s_leader_config(size_t peers, size_t quorum,
+                                         size_t batch, size_t window) {
+    return (qkv_core_config_t){.leader = true,
+                               .peer_count = peers,
+                               .write_quorum = quorum,
+                               .cluster_id = CLUSTER,
+                               .term = 1,
+                               .heartbeat_us = HB,
+                               .resend_us = RESEND,
+                               .batch_bytes = batch,
+                               .window_bytes = window,
+                               .ack_repeat_us = 10000};
+}
+
 static qkv_core_t *s_leader(size_t peers, size_t quorum, size_t batch,
                             size_t window) {
-    qkv_core_config_t cfg = {.leader = true,
-                             .peer_count = peers,
-                             .write_quorum = quorum,
-                             .cluster_id = CLUSTER,
-                             .term = 1,
-                             .heartbeat_us = HB,
-                             .resend_us = RESEND,
-                             .batch_bytes = batch,
-                             .window_bytes = window,
-                             .ack_repeat_us = 10000};
+    qkv_core_config_t cfg = s_leader_config(peers, quorum, batch, window);
     qkv_core_t *core = qkv_core_new(&cfg);
     CU_ASSERT_FATAL(core != NULL);
     return core;
@@ -544,17 +549,8 @@ static void test_commit_news_delayed(void) {
         {"a write rode: nothing more", true, notify, 0, 1},
     };
     for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
-        qkv_core_config_t cfg = {.leader = true,
-                                 .peer_count = 2,
-                                 .write_quorum = 1,
-                                 .cluster_id = CLUSTER,
-                                 .term = 1,
-                                 .heartbeat_us = HB,
-                                 .resend_us = RESEND,
-                                 .batch_bytes = 1 << 20,
-                                 .window_bytes = 1 << 20,
-                                 .commit_notify_us = notify,
-                                 .ack_repeat_us = 10000};
+        qkv_core_config_t cfg = s_leader_config(2, 1, 1 << 20, 1 << 20);
+        cfg.commit_notify_us = notify;
         qkv_core_t *l = qkv_core_new(&cfg);
         CU_ASSERT_FATAL(l != NULL);
         s_propose(l, "k");
