@@ -26,7 +26,11 @@ QKV_ELECTIONS=${QKV_ELECTIONS:-1}
 export QKV_ELECTIONS
 # PERF_CPU_LIST (e.g. 0 or 0-1) pins the script and all it starts to
 # those CPUs, qkv nodes (CPU_LIST), Redis and qkv-bench alike, so that
-# both systems are measured pinned the same way.
+# both systems are measured pinned the same way. PERF_CPU_LAYOUT=spread
+# instead gives each server a CPU of its own, in turn: the leader (node0)
+# and the Redis master CPU 0, follower or replica i CPU i mod the CPUs
+# there are (qkv through CPU_LIST, Redis through taskset); qkv-bench is
+# not pinned.
 PERF_BASE=${PERF_BASE:-18000}
 REDIS_BASE=${REDIS_BASE:-16379}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -111,6 +115,10 @@ cluster_start() {
     if [ "$QKV_ELECTIONS" = 1 ] && [ -z "${ELECTION_TIMEOUT_MS:-}" ]; then
         cs_extra="--election-timeout-ms $((500 + 2 * ${3:-0}))"
     fi
+    if [ "${PERF_CPU_LAYOUT:-}" = spread ]; then
+        QKV_CPU_LISTS=$(spread_cpus "${4:-5}")
+        export QKV_CPU_LISTS
+    fi
     qkv_launch "$NODE_BIN" 127.0.0.1 "$PERF_BASE" $((PERF_BASE - 1000)) \
         $((PERF_BASE + 1000)) "${4:-5}" "$1" "$2" "$3" \
         "${REPLICATION_TIMEOUT_MS:-5000}" "$cs_extra" "$RUN_DIR" \
@@ -125,6 +133,17 @@ cluster_start() {
         [ $cs_tries -gt 100 ] && die "node0 did not become the leader"
         sleep 0.1
     done
+}
+
+# spread_cpus N: CPU lists for a leader and N followers, one CPU each,
+# in turn over the CPUs there are.
+spread_cpus() {
+    sc_i=0 sc_out=""
+    while [ $sc_i -le "$1" ]; do
+        sc_out="$sc_out $((sc_i % $(nproc)))"
+        sc_i=$((sc_i + 1))
+    done
+    echo "$sc_out"
 }
 
 # redis_start REPLICAS: a master on REDIS_BASE and replicas after it, each
@@ -143,8 +162,12 @@ redis_start() {
         mkdir "$REDIS_DATA_RUN_DIR/redis$i" || die "cannot make a Redis directory"
         rs_of=""
         [ $i -eq 0 ] || rs_of="--replicaof 127.0.0.1 $REDIS_BASE"
-        # shellcheck disable=SC2086 # rs_of, REDIS_EXTRA: split on purpose
-        redis-server --port $port --bind 127.0.0.1 --save '' \
+        rs_pin=""
+        if [ "${PERF_CPU_LAYOUT:-}" = spread ]; then
+            rs_pin="taskset -c $((i % $(nproc)))"
+        fi
+        # shellcheck disable=SC2086 # rs_pin, rs_of, REDIS_EXTRA: split on purpose
+        $rs_pin redis-server --port $port --bind 127.0.0.1 --save '' \
             --dir "$REDIS_DATA_RUN_DIR/redis$i" --appendonly no \
             --daemonize no $rs_of ${REDIS_EXTRA:-} \
             >"$RUN_DIR/redis$i.log" 2>&1 &

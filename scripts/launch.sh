@@ -26,6 +26,9 @@
 #       ./qkv-data/NODE_ID under the working directory.
 #       Sets QKV_PIDS (followers first, the leader last) and QKV_NODES
 #       (NAME:PID ...).
+#       With QKV_CPU_LISTS in the environment (blank-separated CPU lists,
+#       the first for the leader or node0, the I-th after it for
+#       follower I or node I) each node gets its own --cpu-list.
 #       With QKV_ELECTIONS=1 in the environment the same ports make N + 1
 #       peers instead (PEERS: elections): node0 (REST, CLIENTS, REPL)
 #       and nodeI (REST+I, CLIENTS+I, REPL+I); every node gets --peers,
@@ -90,21 +93,30 @@ qkv_launch() {
     qkv_followers=""
     qkv_i=1
     while [ "$qkv_i" -le "$qkv_n" ]; do
-        # shellcheck disable=SC2086 # EXTRA_FLAGS: split on purpose
+        # shellcheck disable=SC2086,SC2046 # flags: split on purpose
         qkv_launch_one "follower$qkv_i" --role follower \
             --node-id "follower$qkv_i" --bind "$qkv_host" \
             --port $((qkv_rest + qkv_i)) --repl-port $((qkv_repl + qkv_i)) \
             --client-port $((qkv_clients + qkv_i)) \
             --leader-url "http://$qkv_host:$qkv_rest" \
-            --leader-endpoint "tcp://$qkv_host:$qkv_clients" $qkv_extra
+            --leader-endpoint "tcp://$qkv_host:$qkv_clients" $qkv_extra \
+            $(qkv_cpu_flag "$qkv_i")
         qkv_followers="${qkv_followers:+$qkv_followers,}tcp://$qkv_host:$((qkv_repl + qkv_i))"
         qkv_i=$((qkv_i + 1))
     done
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2086,SC2046 # flags: split on purpose
     qkv_launch_one leader --role leader --node-id leader --bind "$qkv_host" \
         --port "$qkv_rest" --client-port "$qkv_clients" \
-        --followers "$qkv_followers" $qkv_lflags $qkv_extra
+        --followers "$qkv_followers" $qkv_lflags $qkv_extra \
+        $(qkv_cpu_flag 0)
     return 0
+}
+
+# qkv_cpu_flag I: --cpu-list with the I-th (from 0) of QKV_CPU_LISTS, or
+# nothing (internal).
+qkv_cpu_flag() {
+    [ -n "${QKV_CPU_LISTS:-}" ] || return 0
+    echo "$QKV_CPU_LISTS" | awk -v i="$1" 'NF > i { print "--cpu-list", $(i + 1) }'
 }
 
 qkv_peers() {
@@ -130,9 +142,10 @@ qkv_launch_peer() {
     QKV_NODES=$qkv_kept
     qkv_role=""
     [ "$1" != 0 ] || qkv_role="--role leader"
-    # shellcheck disable=SC2086 # flags: split on purpose
+    # shellcheck disable=SC2086,SC2046 # flags: split on purpose
     qkv_launch_one "node$1" --node-id "node$1" --bind "$qkv_host" \
-        --peers "$QKV_PEERS" $qkv_role $qkv_lflags $qkv_extra
+        --peers "$QKV_PEERS" $qkv_role $qkv_lflags $qkv_extra \
+        $(qkv_cpu_flag "$1")
 }
 
 # qkv_launch_one NAME ARGS...: one node in the background (internal).
