@@ -9,10 +9,11 @@
     machine (qkv_state.c) applies committed entries to the store and the
     client sessions. This file is the loop around them. Each turn:
 
-    1. Wait (qkv_wait: zmq_poll's work with a tenth of its system calls)
-       for the pipe, the timer (a timerfd: a poll timeout has only
-       millisecond resolution, simulated delays need better), the client ROUTER,
-   the inbox of REST writes (an eventfd) and the replication sockets.
+    1. Wait (qkv_wait: zmq_poll's work with half its system calls) for
+       the pipe, the timer (a timerfd: a poll timeout has only
+       millisecond resolution, simulated delays need better), the client
+       ROUTER, the inbox of REST writes (an eventfd) and the replication
+       sockets.
     2. Events: client frames (reads answered, writes to the door); REST
        writes from the inbox to the door; ACKs (leader) or APPENDs
        (follower) to the core.

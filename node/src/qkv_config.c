@@ -705,7 +705,9 @@ static int s_cpu_list(qkv_config_t *cfg, const char *v, char *err, size_t es) {
                   "0 or 0-1 or 0,2-3",
                   v);
 }
-/* CURVE and the client keys, REST tokens and TLS, and the limits. */
+
+/* CURVE and the client keys, REST tokens and TLS, the limits, and the
+   speed settings (COMMIT_NOTIFY_MS, CPU_LIST). */
 static int s_security(qkv_config_t *cfg, const s_raw_t *raw, bool peers,
                       char *err, size_t es) {
     const char *v = s_value(raw, S_CURVE);
