@@ -1332,7 +1332,6 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
         zsock_signal(pipe, 1);
         return;
     }
-    bool mesh = self->cfg->peers != NULL;
     zsock_signal(pipe, 0);
     /* a first turn with no event: a leader's term entry is written (and,
        alone, commits) without waiting for something to wake the loop */
@@ -1344,8 +1343,10 @@ void qkv_actor_run(zsock_t *pipe, void *args) {
            static roles APPENDs or ACKs on the sockets they come back on */
         if (qkv_clients_take_sent(self->clients))
             qkv_wait_touched(wait, I_CLIENTS);
-        for (size_t i = 0; !mesh && i < peer_items; i++)
-            qkv_wait_touched(wait, I_PEERS + i);
+        uint64_t sent = qkv_peers_take_sent(self->peers);
+        for (size_t i = 0; sent; i++, sent >>= 1)
+            if (sent & 1)
+                qkv_wait_touched(wait, I_PEERS + i);
         if (qkv_wait(wait, timeout) < 0 && errno != EINTR)
             break;
         if (items[I_PIPE].revents & ZMQ_POLLIN) {

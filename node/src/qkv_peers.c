@@ -42,6 +42,7 @@ struct qkv_peers_t {
     qkv_port_guard_t guard;           /* mesh: closes the ROUTER's port
                                          when descriptors run short */
     uint64_t forged;                  /* mesh: User-Id and routing id differ */
+    uint64_t sent_items;              /* static: polled links sent on */
     int64_t min_delay_us, max_delay_us;
     uint64_t rng;      /* xorshift state for delays */
     zmq_msg_t sender;  /* follower: routing id answers go to */
@@ -224,6 +225,8 @@ size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
 
 /* Sends msg now (it is consumed either way). Returns 0 or -1. */
 static int s_send_now(qkv_peers_t *self, s_link_t *link, zmq_msg_t *msg) {
+    if (!self->mesh) /* the link is poll item link - links */
+        self->sent_items |= 1ULL << (size_t)(link - self->links);
     if (!self->leader && !self->mesh) {
         zmq_msg_t id;
         zmq_msg_init(&id);
@@ -269,6 +272,12 @@ int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
     zmq_msg_move(copy, &msg);
     *h = (s_held_t){release, copy};
     return 0;
+}
+
+uint64_t qkv_peers_take_sent(qkv_peers_t *self) {
+    uint64_t sent = self->sent_items;
+    self->sent_items = 0;
+    return sent;
 }
 
 uint64_t qkv_peers_flush(qkv_peers_t *self, int64_t now, int64_t *next_due) {

@@ -90,6 +90,13 @@ size_t qkv_peers_poll_items(qkv_peers_t *self, zmq_pollitem_t *items,
 int qkv_peers_send(qkv_peers_t *self, size_t peer, const void *data,
                    size_t size, bool delayed, int64_t now);
 
+/* The poll items (bit i: item i) sent on since the last call: with the
+   static roles the sockets frames go out on are the ones answers come
+   back on, and a send may take the command that would have woken the
+   poll (qkv_wait_touched). The mesh sends only on sockets it does not
+   poll: always 0. */
+uint64_t qkv_peers_take_sent(qkv_peers_t *self);
+
 /* Sends the held frames that are due. Returns a mask of the peers whose
    frame could not be sent (bit i: peer i), and sets *next_due to when the
    next held frame is due (0: none). */
