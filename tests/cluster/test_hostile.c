@@ -317,19 +317,9 @@ static int s_setup(bool curve) {
                                .peers = true,
                                .node_args = plain_args};
     if (curve) {
-        snprintf(s_dir, sizeof s_dir, "%s/keys-test_hostile-%d", kit_log_dir(),
-                 (int)getpid());
-        kit_rmtree(s_dir);
-        if (mkdir(s_dir, 0700) != 0)
-            return -1;
-        for (int k = 0; k < NODES; k++) {
-            char name[16];
-            snprintf(name, sizeof name, "node%d", k);
-            if (kit_keypair(&s_node[k], s_dir, name) != 0)
-                return -1;
-            s_pubs[k] = s_node[k].pub;
-        }
-        if (kit_keypair(&s_stranger, NULL, NULL) ||
+        if (kit_node_keys("test_hostile", NODES, s_node, s_pubs, s_dir,
+                          sizeof s_dir) != 0 ||
+            kit_keypair(&s_stranger, NULL, NULL) ||
             kit_keypair(&s_client, NULL, NULL))
             return -1;
         opts.peer_keys = s_pubs;

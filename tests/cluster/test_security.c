@@ -42,19 +42,9 @@ static void s_sleep_ms(int ms) {
 }
 
 static int s_setup(void) {
-    snprintf(s_dir, sizeof s_dir, "%s/keys-test_security-%d", kit_log_dir(),
-             (int)getpid());
-    kit_rmtree(s_dir);
-    if (mkdir(s_dir, 0700) != 0)
-        return -1;
-    for (int k = 0; k < NODES; k++) {
-        char name[16];
-        snprintf(name, sizeof name, "node%d", k);
-        if (kit_keypair(&s_node[k], s_dir, name) != 0)
-            return -1;
-        s_pubs[k] = s_node[k].pub;
-    }
-    if (kit_keypair(&s_writer, NULL, NULL) ||
+    if (kit_node_keys("test_security", NODES, s_node, s_pubs, s_dir,
+                      sizeof s_dir) != 0 ||
+        kit_keypair(&s_writer, NULL, NULL) ||
         kit_keypair(&s_reader, NULL, NULL) ||
         kit_keypair(&s_stranger, NULL, NULL))
         return -1;

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 static void s_sleep_ms(int ms) {
@@ -22,6 +24,23 @@ int kit_keypair(kit_keypair_t *p, const char *dir, const char *name) {
     char path[700], err[800];
     snprintf(path, sizeof path, "%s/%s.key", dir, name);
     return qkv_key_write(path, p->sec, true, "test", err, sizeof err);
+}
+
+int kit_node_keys(const char *suite, size_t count, kit_keypair_t *keys,
+                  const char **pubs, char *dir, size_t dir_size) {
+    snprintf(dir, dir_size, "%s/keys-%s-%d", kit_log_dir(), suite,
+             (int)getpid());
+    kit_rmtree(dir);
+    if (mkdir(dir, 0700) != 0)
+        return -1;
+    for (size_t k = 0; k < count; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "node%zu", k);
+        if (kit_keypair(&keys[k], dir, name) != 0)
+            return -1;
+        pubs[k] = keys[k].pub;
+    }
+    return 0;
 }
 
 /* The PEERS the kit gives a cluster (s_setup_peers in kit_cluster.c),

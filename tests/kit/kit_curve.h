@@ -23,6 +23,13 @@ typedef struct {
    (mode 0600, as qkv keygen writes it). 0 or -1. */
 int kit_keypair(kit_keypair_t *p, const char *dir, const char *name);
 
+/* A fresh key folder for a PEERS cluster of count nodes, dir =
+   LOG_DIR/keys-SUITE-PID (mode 0700, emptied first): node k's pair in
+   keys[k], its secret in dir/nodek.key, and pubs[k] pointing at its
+   public key (for kit_cluster_opts_t.peer_keys). 0 or -1. */
+int kit_node_keys(const char *suite, size_t count, kit_keypair_t *keys,
+                  const char **pubs, char *dir, size_t dir_size);
+
 /* What a forger needs of a PEERS cluster the kit started (nodes node0 ..
    nodeN, WRITE_QUORUM 1): node k's cluster id, term and last index from
    its /health, and the cluster hash the nodes compute. */
