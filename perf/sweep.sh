@@ -136,25 +136,6 @@ bench() { # SYSTEM QUORUM REPEAT ARGS...
         tee -a "$OUT/results.jsonl"
 }
 
-# roles: LEADER_I and FOLLOWER_I, the offsets (0..5) from PERF_BASE (REST)
-# and PERF_BASE - 1000 (clients) of the node whose /health says it leads
-# and of the first that follows. The static layout puts the leader on
-# PERF_BASE; with QKV_ELECTIONS=1 it is whichever node won.
-roles() {
-    LEADER_I="" FOLLOWER_I="" ro_i=0
-    while [ $ro_i -le 5 ]; do
-        ro_role=$(curl -s -m 1 "http://127.0.0.1:$((PERF_BASE + ro_i))/health" |
-            grep -o '"role":"[a-z]*"' | head -n 1)
-        case $ro_role in
-        *'"leader"') [ -n "$LEADER_I" ] || LEADER_I=$ro_i ;;
-        *'"follower"') [ -n "$FOLLOWER_I" ] || FOLLOWER_I=$ro_i ;;
-        esac
-        ro_i=$((ro_i + 1))
-    done
-    [ -n "$LEADER_I" ] || die "no node's /health says it leads"
-    [ -n "$FOLLOWER_I" ] || die "no node's /health says it follows"
-}
-
 if [ -n "$POINTS" ]; then
     # has P: whether point P was asked for
     has() {
@@ -236,12 +217,11 @@ if [ -n "$POINTS" ]; then
                 export FSYNC
             fi
             cluster_start "$Q" "$MIN_DELAY" "$MAX_DELAY"
-            roles
-            echo "sweep: leader on REST port $((PERF_BASE + LEADER_I)), follower on $((PERF_BASE + FOLLOWER_I))" >&2
-            L_REST=127.0.0.1:$((PERF_BASE + LEADER_I))
-            L_ZMQ=tcp://127.0.0.1:$((PERF_BASE - 1000 + LEADER_I))
-            F_REST=127.0.0.1:$((PERF_BASE + FOLLOWER_I))
-            F_ZMQ=tcp://127.0.0.1:$((PERF_BASE - 1000 + FOLLOWER_I))
+            # cluster_start: the leader on PERF_BASE, a follower after it
+            L_REST=127.0.0.1:$PERF_BASE
+            L_ZMQ=tcp://127.0.0.1:$((PERF_BASE - 1000))
+            F_REST=127.0.0.1:$((PERF_BASE + 1))
+            F_ZMQ=tcp://127.0.0.1:$((PERF_BASE - 1000 + 1))
             ! has 1 || prun 1 qkv "$QKV_DUR" "$OPS_WRITES" --mode http --target "$L_REST"
             ! has 2 || prun 2 qkv "$QKV_DUR" "$OPS_ONE" --mode http --clients 1 --target "$L_REST"
             ! has 3 || prun 3 qkv "$QKV_DUR" "$OPS_WRITES" --mode zmq --depth 1 --target "$L_ZMQ"
@@ -249,7 +229,7 @@ if [ -n "$POINTS" ]; then
             if [ $READS -eq 1 ]; then
                 # every key written once, then the follower caught up
                 prun preload qkv "$QKV_DUR" "$KEYS" --mode http --clients 1 --sequential --target "$L_REST"
-                caught_up $((PERF_BASE + FOLLOWER_I))
+                caught_up $((PERF_BASE + 1))
             fi
             ! has 5 || prun 5a qkv "$QKV_DUR" "$OPS_READS" --mode http --read-ratio 1 --target "$F_REST"
             ! has 5 || prun 5b qkv "$QKV_DUR" "$OPS_PIPELINED_READS" --mode zmq --read-ratio 1 --depth "$PIPE" --target "$F_ZMQ"
@@ -279,8 +259,7 @@ if [ -n "$POINTS" ]; then
             FSYNC=always
             export FSYNC
             cluster_start "$Q" "$MIN_DELAY" "$MAX_DELAY"
-            roles
-            prun 7 qkv "FSYNC=always" "$OPS_FSYNC" --mode http --target "127.0.0.1:$((PERF_BASE + LEADER_I))"
+            prun 7 qkv "FSYNC=always" "$OPS_FSYNC" --mode http --target "127.0.0.1:$PERF_BASE"
             stop_all
             unset FSYNC
             if [ $REDIS -eq 1 ]; then
@@ -384,13 +363,11 @@ r=1
 while [ $r -le "$REPEAT" ]; do
     for q in $QUORUMS; do
         cluster_start "$q" "$MIN_DELAY" "$MAX_DELAY"
-        roles
         if [ "$MODE" = zmq ]; then
             bench qkv "$q" "$r" --mode zmq --depth "$DEPTH" \
-                --target "tcp://127.0.0.1:$((PERF_BASE - 1000 + LEADER_I))"
+                --target "tcp://127.0.0.1:$((PERF_BASE - 1000))"
         else
-            bench qkv "$q" "$r" --mode http \
-                --target "127.0.0.1:$((PERF_BASE + LEADER_I))"
+            bench qkv "$q" "$r" --mode http --target "127.0.0.1:$PERF_BASE"
         fi
         stop_all
         if [ $REDIS -eq 1 ]; then
